@@ -1,0 +1,165 @@
+"""Command line: ``python -m profile_core <command>`` — the same core the app uses."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+def cmd_demo_data(a: argparse.Namespace) -> int:
+    from profile_core.synth import generate_portfolio, write_portfolio
+
+    paths = write_portfolio(generate_portfolio(a.customers, a.seed), a.out, fmt=a.format)
+    for table, path in paths.items():
+        print(f"{table}: {path}")
+    return 0
+
+
+def cmd_load(a: argparse.Namespace) -> int:
+    from profile_core.ingest import load_into_workspace
+    from profile_core.store import Workspace
+
+    files = [(Path(f).name, Path(f)) for f in a.files]
+    ws = Workspace(a.workspace)
+    try:
+        result = load_into_workspace(files, ws, dataset=a.dataset)
+    finally:
+        ws.close()
+    report = result.report.to_frame(a.lang)
+    if len(report):
+        print(report.to_string(index=False))
+    print(result.report.summary(a.lang))
+    if result.version is not None:
+        print(f"dataset {a.dataset!r} version {result.version}: "
+              + ", ".join(f"{k}={len(v)}" for k, v in result.tables.items()))
+    return 0 if result.report.ok else 1
+
+
+def cmd_features(a: argparse.Namespace) -> int:
+    from profile_core.pipeline import feature_frame
+
+    frame = feature_frame(a.data, workspace=a.workspace)
+    _write_frame(frame, a.out)
+    print(f"{len(frame)} customers × {frame.shape[1]} columns → {a.out}")
+    return 0
+
+
+def _write_frame(frame, out: str) -> None:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    if out.endswith(".parquet"):
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False, encoding="utf-8-sig")
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from profile_core.pipeline import train_and_save
+
+    summary = train_and_save(
+        a.data, a.out, arch=a.arch, weighting=a.weighting, epochs=a.epochs, seed=a.seed,
+        device=a.device, baselines=a.baselines, workspace=a.workspace, progress=True,
+    )
+    _print_json(summary)
+    return 0
+
+
+def cmd_score(a: argparse.Namespace) -> int:
+    from profile_core.pipeline import score
+
+    n = score(a.bundle, a.data, a.out, workspace=a.workspace, chunk_size=a.chunk_size)
+    print(f"scored {n} customers → {a.out}")
+    return 0
+
+
+def cmd_explain(a: argparse.Namespace) -> int:
+    from profile_core.pipeline import explain_cli
+
+    return explain_cli(a.bundle, a.data, customer=a.customer, global_out=a.global_out,
+                       workspace=a.workspace, lang=a.lang)
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(f"profile_core.bench.{a.which}")
+    kwargs = {k: v for k, v in vars(a).items() if k in {"dataset", "seeds", "quick"} and v is not None}
+    result = module.run(**kwargs)
+    _print_json(result)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m profile_core", description="客户全景画像 / Customer Panorama")
+    p.add_argument("--lang", default="zh", choices=["zh", "en"])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("demo-data", help="generate the synthetic demo portfolio")
+    s.add_argument("--customers", type=int, default=2000)
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--out", default="data/demo")
+    s.add_argument("--format", default="parquet", choices=["parquet", "csv"])
+    s.set_defaults(func=cmd_demo_data)
+
+    data_help = "a folder of table files, one flat file, or workspace:NAME"
+    s = sub.add_parser("load", help="files → workspace, printing the validation report")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--workspace", default="workspace.duckdb")
+    s.add_argument("--dataset", default="main")
+    s.set_defaults(func=cmd_load)
+
+    s = sub.add_parser("features", help="write the one-row-per-customer feature table")
+    s.add_argument("--data", required=True, help=data_help)
+    s.add_argument("--workspace", default="workspace.duckdb")
+    s.add_argument("--out", default="features.parquet")
+    s.set_defaults(func=cmd_features)
+
+    s = sub.add_parser("train", help="train a multi-task model and save a bundle")
+    s.add_argument("--data", required=True, help=data_help)
+    s.add_argument("--workspace", default="workspace.duckdb")
+    s.add_argument("--arch", default="shared-bottom", choices=["shared-bottom", "mmoe", "ple"])
+    s.add_argument("--weighting", default="uncertainty", choices=["fixed", "uncertainty", "gradnorm", "dwa"])
+    s.add_argument("--epochs", type=int, default=None)
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--baselines", action="store_true", help="also train single-task MLPs and LightGBM")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("score", help="bundle + data → predictions per customer for all tasks")
+    s.add_argument("--bundle", required=True)
+    s.add_argument("--data", required=True, help=data_help)
+    s.add_argument("--workspace", default="workspace.duckdb")
+    s.add_argument("--out", required=True, help=".csv or .parquet")
+    s.add_argument("--chunk-size", type=int, default=50_000)
+    s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("explain", help="print a customer's card and reason codes, or global importance")
+    s.add_argument("--bundle", required=True)
+    s.add_argument("--data", default="data/demo", help=data_help)
+    s.add_argument("--workspace", default="workspace.duckdb")
+    s.add_argument("--customer")
+    s.add_argument("--global", dest="global_out", metavar="OUT", help="write per-task importance (CSV)")
+    s.set_defaults(func=cmd_explain)
+
+    s = sub.add_parser("bench", help="benchmarks; results in benchmarks/results/")
+    s.add_argument("which", choices=["ingest", "train", "explain", "accuracy", "perf"])
+    s.add_argument("--dataset", choices=["taiwan", "census"])
+    s.add_argument("--seeds", type=int)
+    s.add_argument("--quick", action="store_true", default=None)
+    s.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
