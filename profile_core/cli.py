@@ -23,12 +23,18 @@ def cmd_demo_data(a: argparse.Namespace) -> int:
 
 def cmd_load(a: argparse.Namespace) -> int:
     from profile_core.ingest import load_into_workspace
+    from profile_core.mapping import Mapping, MappingError, store_for
     from profile_core.store import Workspace
 
     files = [(Path(f).name, Path(f)) for f in a.files]
+    try:
+        mapping = Mapping.load(a.mapping) if a.mapping else None
+    except MappingError as e:
+        print(e.message(a.lang))
+        return 2
     ws = Workspace(a.workspace)
     try:
-        result = load_into_workspace(files, ws, dataset=a.dataset)
+        result = load_into_workspace(files, ws, dataset=a.dataset, mapping=mapping, store=store_for(a.workspace))
     finally:
         ws.close()
     report = result.report.to_frame(a.lang)
@@ -111,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+")
     s.add_argument("--workspace", default="workspace.duckdb")
     s.add_argument("--dataset", default="main")
+    s.add_argument("--mapping", help="a saved column mapping (YAML/JSON) to apply before validation")
     s.set_defaults(func=cmd_load)
 
     s = sub.add_parser("features", help="write the one-row-per-customer feature table")

@@ -46,3 +46,137 @@ def feature_frame(data: str | Path, *, workspace: str | Path = "workspace.duckdb
     from profile_core.features import build_features_from_frames
 
     return build_features_from_frames(read_tables(data, workspace=workspace))
+
+
+def data_fingerprint(frame: pd.DataFrame) -> str:
+    """Stable content hash of a feature frame (recorded in bundles, keys caches)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(",".join(map(str, frame.columns)).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=False).values.tobytes())
+    return h.hexdigest()[:16]
+
+
+def train_and_save(
+    data: str | Path | pd.DataFrame,
+    out: str | Path,
+    *,
+    arch: str = "shared-bottom",
+    weighting: str = "uncertainty",
+    epochs: int | None = None,
+    seed: int = 42,
+    device: str = "auto",
+    baselines: bool = False,
+    workspace: str | Path = "workspace.duckdb",
+    progress: bool = False,
+    callback: Callable | None = None,
+) -> dict:
+    """Train the default tasks on ``data`` and write a bundle to ``out``; returns a JSON-able summary."""
+    from profile_core.baselines import comparison_table, run_baselines
+    from profile_core.bundle import save_bundle
+    from profile_core.tasks import default_tasks
+    from profile_core.train import TrainConfig, fit
+
+    frame = data if isinstance(data, pd.DataFrame) else feature_frame(data, workspace=workspace)
+    tasks = [t for t in default_tasks() if t.label in frame.columns and frame[t.label].notna().any()]
+    config = TrainConfig(arch=arch, weighting=weighting, seed=seed, device=device,
+                         **({"max_epochs": epochs} if epochs else {}))
+    bar = _progress_bar(config.max_epochs) if progress else None
+
+    def report(epoch_report) -> None:
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(val_loss=f"{epoch_report.val_loss:.4f}")
+        if callback is not None:
+            callback(epoch_report)
+
+    result = fit(frame, tasks, config, callback=report)
+    if bar is not None:
+        bar.close()
+    path = save_bundle(result, out, data_fingerprint=data_fingerprint(frame))
+    summary = {"bundle": str(path), "device": result.device, "metrics": result.metrics}
+    if baselines:
+        table = comparison_table({"MTL": result.metrics["test"],
+                                  **run_baselines(frame, tasks, config, result.split)})
+        summary["comparison"] = table.to_dict(orient="records")
+    return summary
+
+
+def _progress_bar(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="epochs", unit="epoch")
+
+
+def scored_frame(bundle, frame: pd.DataFrame, *, chunk_size: int = 50_000) -> pd.DataFrame:
+    """Every task's prediction per customer, plus scorecard points and the PD grade when there is a PD head."""
+    from profile_core.profile import PD_TASK, pd_grade, scorecard_points
+
+    parts = [bundle.predict(frame.iloc[i:i + chunk_size]) for i in range(0, len(frame), chunk_size)]
+    out = pd.concat(parts, ignore_index=True) if parts else bundle.predict(frame)
+    pd_col = f"{PD_TASK}_prob"
+    if pd_col in out.columns:
+        out["points"] = scorecard_points(out[pd_col].to_numpy()).round(0)
+        out["pd_grade"] = [pd_grade(p) for p in out[pd_col]]
+    return out
+
+
+def score(bundle_path: str | Path, data: str | Path, out: str | Path, *,
+          workspace: str | Path = "workspace.duckdb", chunk_size: int = 50_000) -> int:
+    from profile_core.bundle import load_bundle
+
+    scores = scored_frame(load_bundle(bundle_path), feature_frame(data, workspace=workspace),
+                          chunk_size=chunk_size)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        scores.to_parquet(out, index=False)
+    else:
+        scores.to_csv(out, index=False, encoding="utf-8-sig")
+    return len(scores)
+
+
+def explain_cli(bundle_path: str | Path, data: str | Path, *, customer: str | None, global_out: str | None,
+                workspace: str | Path = "workspace.duckdb", lang: str = "zh", role: str = "analyst") -> int:
+    """Print one customer's card and reason codes, and/or write per-task global importance."""
+    from profile_core.bundle import load_bundle
+    from profile_core.explain import HeadExplainer, global_importance, to_attributes
+    from profile_core.features import build_features_from_frames
+    from profile_core.privacy import Policy
+    from profile_core.profile import CardContext
+
+    bundle = load_bundle(bundle_path)
+    tables = read_tables(data, workspace=workspace)
+    features = build_features_from_frames(tables)
+    explainer = HeadExplainer(bundle, features)
+    if global_out:
+        expl = to_attributes(explainer.explain(features), bundle.preprocessor, features)
+        table = global_importance(expl)
+        Path(global_out).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(global_out, index=False, encoding="utf-8-sig")
+        print(table.head(15).to_string(index=False))
+    if customer:
+        context = CardContext(tables, features, bundle.predict(features), explainer=explainer)
+        card = context.card(customer, policy=Policy(role), lang=lang)
+        print(format_card(card))
+    return 0
+
+
+def format_card(card) -> str:
+    """A plain-text rendering of a ProfileCard for the terminal."""
+    from profile_core.i18n import t
+
+    lang = card.lang
+    o = card.outputs
+    lines = [f"== {card.customer_id}  " + "  ".join(f"{v}" for v in card.identity.values() if v not in (None, "")),
+             f"{t('card.points', lang)}: {o.points:.0f}   PD: {o.pd:.2%}   {t('card.grade', lang)}: {o.grade}"
+             if o.pd is not None else "",
+             "  ".join(tag.text(lang) for tag in card.tags)]
+    for task, rc in card.reasons.items():
+        lines.append(f"-- {task}")
+        lines += [f"  ↑ {r.sentence}" for r in rc.up]
+        lines += [f"  ↓ {r.sentence}" for r in rc.down]
+    lines += [f"! {w.text}" for w in card.warnings]
+    lines.append(card.notice)
+    return "\n".join(line for line in lines if line)

@@ -56,7 +56,8 @@ class Table:
 
 
 CUSTOMER_ID = Column("customer_id", "id", "客户ID", "Customer ID", True,
-                     ("客户id", "客户编号", "顾客ID", "客户号", "cust_id", "customerid", "client_id", "id"))
+                     ("客户id", "客户编号", "顾客ID", "客户号", "客户代码", "cust_id", "customerid", "client_id", "id",
+                      "customer_no", "customer_number", "cust_no", "client_no", "client_number"))
 
 CUSTOMERS = Table("customers", "客户", "Customers", (
     CUSTOMER_ID,
@@ -64,7 +65,7 @@ CUSTOMERS = Table("customers", "客户", "Customers", (
     Column("id_number", "text", "证件号码", "ID number", aliases=("身份证号", "身份证号码", "证件号", "id_no"),
            personal=True),
     Column("phone", "text", "手机号", "Phone", aliases=("手机号码", "电话", "联系电话", "mobile"), personal=True),
-    Column("gender", "category", "性别", "Gender", aliases=("sex",)),
+    Column("gender", "category", "性别", "Gender", aliases=("sex", "性別")),
     Column("age", "int", "年龄", "Age"),
     Column("occupation", "category", "职业", "Occupation", aliases=("job",)),
     Column("education", "category", "学历", "Education", aliases=("教育程度",)),
@@ -77,9 +78,12 @@ CUSTOMERS = Table("customers", "客户", "Customers", (
 
 TRANSACTIONS = Table("transactions", "交易", "Transactions", (
     CUSTOMER_ID,
-    Column("txn_time", "datetime", "交易时间", "Transaction time", True, ("交易日期", "time", "txn_date", "date")),
-    Column("amount", "float", "交易金额", "Amount", True, ("金额", "amt")),
-    Column("direction", "category", "收支", "Direction", aliases=("收支方向", "借贷", "in_out"),
+    Column("txn_time", "datetime", "交易时间", "Transaction time", True,
+           ("交易日期", "time", "txn_date", "date", "记账日期", "交易日", "txn_dt", "trans_date", "booking_date",
+            "posting_date", "value_date")),
+    Column("amount", "float", "交易金额", "Amount", True,
+           ("金额", "amt", "发生额", "交易额", "txn_amount", "transaction_amount", "trans_amount")),
+    Column("direction", "category", "收支", "Direction", aliases=("收支方向", "借贷", "借贷标志", "in_out", "debit_credit", "dc_flag"),
            values=("in", "out")),
     Column("channel", "category", "渠道", "Channel", aliases=("交易渠道",)),
     Column("category", "category", "类别", "Category", aliases=("交易类别", "交易类型", "type")),
@@ -109,6 +113,22 @@ CREDIT_RECORDS = Table("credit_records", "信用记录", "Credit records", (
     Column("inquiries", "int", "查询次数", "Credit inquiries", aliases=("征信查询次数",)),
 ), category="credit", time_column="as_of", aliases=("信用", "信用记录", "征信", "credit"))
 
+#: Account → customer links (not a stored table): one customer may hold many accounts, one account may have
+#: several holders, each with a role. Events keyed by ``account_id`` are resolved to customers through it.
+ACCOUNT_ID = Column("account_id", "id", "账户ID", "Account ID", True,
+                    ("账号", "账户", "账户号", "账户编号", "卡号", "account", "account_id", "account_no",
+                     "account_number", "acct", "acct_id", "acct_no", "acc_id", "iban"))
+HOLDER_ROLE = Column("holder_role", "category", "持有人角色", "Holder role",
+                     aliases=("角色", "持有人类型", "关系", "role", "holder_type", "relation", "disposition", "type"))
+ACCOUNT_LINKS = Table("account_links", "账户关联", "Account links", (ACCOUNT_ID, CUSTOMER_ID, HOLDER_ROLE),
+                      category="basic", aliases=("账户关联", "账户客户关系", "accounts", "account_links", "links",
+                                                 "disp", "holders"))
+#: Holder-role words → canonical role (compared lower-case). Events go to the ``owner`` by default.
+HOLDER_ROLES = {"owner": "owner", "持有人": "owner", "户主": "owner", "主": "owner", "本人": "owner",
+                "primary": "owner", "main": "owner", "holder": "owner", "主账户人": "owner",
+                "disponent": "disponent", "user": "disponent", "授权人": "disponent", "代理人": "disponent",
+                "附属": "disponent", "secondary": "disponent", "authorised": "disponent", "authorized": "disponent"}
+
 TABLES: dict[str, Table] = {t.name: t for t in (CUSTOMERS, TRANSACTIONS, BEHAVIORS, CREDIT_RECORDS)}
 EVENT_TABLES = ("transactions", "behaviors", "credit_records")
 
@@ -121,7 +141,8 @@ LABELS: dict[str, Column] = {
 
 RISK_LEVELS = ("A", "B", "C", "D", "E")  # A = lowest risk
 DIRECTION_VALUES = {"in": "in", "out": "out", "收入": "in", "支出": "out", "入": "in", "出": "out",
-                    "credit": "in", "debit": "out", "贷": "in", "借": "out", "+": "in", "-": "out"}
+                    "credit": "in", "debit": "out", "贷": "in", "借": "out", "+": "in", "-": "out",
+                    "c": "in", "d": "out", "cr": "in", "dr": "out", "inflow": "in", "outflow": "out"}
 GENDER_VALUES = {"男": "男", "女": "女", "m": "男", "f": "女", "male": "男", "female": "女", "1": "男", "2": "女"}
 
 

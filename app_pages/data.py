@@ -1,0 +1,51 @@
+"""数据 · Data: upload the four tables or one flat file, read the validation report, preview the tables."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import cache, keys, loading, state, widgets
+from ui.state import tr
+
+widgets.page_header("data.title", "data.caption")
+
+with st.container(border=True):
+    st.subheader(tr("data.upload.header"))
+    st.caption(tr("data.upload.help"))
+    uploaded = st.file_uploader(tr("data.upload.label"), type=loading.UPLOAD_TYPES, accept_multiple_files=True,
+                                key=keys.UPLOAD)
+    name_col, load_col, demo_col = st.columns([2, 1, 1], vertical_alignment="bottom")
+    dataset_name = name_col.text_input(tr("data.upload.dataset"), value="main", key=keys.UPLOAD_DATASET,
+                                       help=tr("data.upload.dataset_help"))
+    if load_col.button(tr("data.upload.button"), type="primary", key=keys.UPLOAD_BUTTON, disabled=not uploaded,
+                       width="stretch"):
+        with st.spinner(tr("data.upload.loading")):
+            if loading.handle_upload(uploaded, dataset_name).ok:
+                st.rerun()  # the sidebar shows the new active dataset
+    if demo_col.button(tr("data.demo_button"), key=keys.DEMO_BUTTON, width="stretch"):
+        with st.spinner(tr("app.loading_demo")):
+            if loading.load_demo().ok:
+                st.rerun()
+
+last = st.session_state.get(keys.LAST_LOAD)
+if last is not None:
+    widgets.validation_report(last)
+
+datasets = cache.datasets()
+if datasets.empty:
+    st.info(tr("common.no_data"))
+    st.stop()
+
+names = datasets["name"].tolist()
+active = state.active_dataset() if state.active_dataset() in names else names[0]
+if st.session_state.get(keys.DATASET_SELECT) != active:  # follow loads made since the last run
+    st.session_state[keys.DATASET_SELECT] = active
+choice = st.selectbox(tr("data.active_select"), names, key=keys.DATASET_SELECT,
+                      on_change=lambda: state.set_active_dataset(st.session_state[keys.DATASET_SELECT]))
+meta = datasets.set_index("name").loc[choice]
+st.caption(tr("data.dataset_meta", version=int(meta["version"]), loaded=str(meta["loaded_at"])[:19],
+              source=str(meta["source"])[:80], kind=tr(f"data.kind.{meta['kind']}"),
+              fingerprint=str(meta["fingerprint"])[:12]))
+
+rows = st.number_input(tr("data.preview_rows"), min_value=5, max_value=200, value=10, step=5, key=keys.PREVIEW_ROWS)
+widgets.table_previews(cache.masked_tables(), rows=int(rows))

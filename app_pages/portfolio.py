@@ -1,0 +1,71 @@
+"""组合概览 · Portfolio: predicted score, PD and grade distributions; grades by RM / city / occupation;
+observed default rate by grade with a monotonicity check."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from profile_core import charts
+from ui import cache, keys, model_view, scoring, state, widgets
+from ui.state import tr
+
+widgets.page_header("portfolio.title", "portfolio.caption")
+if not (widgets.need_data() and widgets.need_bundle()):
+    st.stop()
+
+lang = state.lang()
+try:
+    bundle, scored = cache.active_portfolio()
+    scored = cache.visible(scored)  # an RM sees only their own customers
+except Exception as exc:  # noqa: BLE001 — a bundle trained on other columns: say so, point to the model page
+    st.error(tr("portfolio.predict_failed", detail=model_view.error_text(exc)))
+    st.stop()
+if scored.empty:
+    st.info(tr("portfolio.no_customers"))
+    st.stop()
+
+m1, m2, m3, m4 = st.columns(4)
+m1.metric(tr("portfolio.customers"), f"{len(scored):,}")
+m2.metric(tr("portfolio.mean_score"), f"{scored['score'].mean():.0f}" if scored["score"].notna().any() else "—")
+m3.metric(tr("portfolio.mean_pd"), f"{scored['pd'].mean():.2%}" if scored["pd"].notna().any() else "—")
+high = scored["grade"].isin(["D", "E"]).mean() if scored["grade"].notna().any() else None
+m4.metric(tr("portfolio.high_risk"), f"{high:.1%}" if high is not None else "—")
+st.caption(tr("portfolio.bundle_caption", bundle=bundle.name, source=tr(f"portfolio.grade_source.{scored['grade_source'].iloc[0] or 'none'}")))
+
+left, right = st.columns(2)
+with left:
+    widgets.chart(charts.plot_histogram(scored, column="score", by="grade", title=tr("portfolio.score_dist"),
+                                        x_title=tr("portfolio.score"), lang=lang), key="portfolio-score-hist")
+with right:
+    widgets.chart(charts.plot_histogram(scored, column="pd", title=tr("portfolio.pd_dist"),
+                                        x_title=tr("portfolio.pd"), lang=lang, color="#C0392B"),
+                  key="portfolio-pd-hist")
+
+st.subheader(tr("portfolio.grades"))
+groups = [c for c in scoring.GROUP_COLUMNS if c in scored.columns]
+g1, g2 = st.columns([1, 2])
+with g1:
+    widgets.chart(charts.plot_grade_counts(scored, title=tr("portfolio.grade_counts"), lang=lang),
+                  key="portfolio-grade-counts")
+with g2:
+    if groups:
+        by = st.selectbox(tr("portfolio.group_by"), groups, key=keys.GROUP_BY,
+                          format_func=state.labeller("portfolio.groups."))
+        widgets.chart(charts.plot_grade_counts(scored, by=by, x_title=tr(f"portfolio.groups.{by}"),
+                                               title=tr("portfolio.grade_by", group=tr(f"portfolio.groups.{by}")),
+                                               lang=lang), key="portfolio-grade-by")
+
+st.subheader(tr("portfolio.default_by_grade"))
+table = charts.default_rate_table(scored, pd_column="pd")
+monotonic = charts.is_monotonic(table["rate"]) if len(table) else None
+badge = {True: ("portfolio.monotonic_ok", "green"), False: ("portfolio.monotonic_bad", "red"),
+         None: ("portfolio.monotonic_na", "gray")}[monotonic]
+st.badge(tr(badge[0]), color=badge[1], icon=":material/trending_up:")
+d1, d2 = st.columns([2, 1])
+with d1:
+    widgets.chart(charts.plot_default_rate_by_grade(table, lang=lang), key="portfolio-default-rate")
+with d2:
+    config = {c: st.column_config.NumberColumn(tr(f"portfolio.table.{c}"), format="percent")
+              if c in ("rate", "pd_mean") else st.column_config.Column(tr(f"portfolio.table.{c}"))
+              for c in table.columns}
+    st.dataframe(table, hide_index=True, column_config=config, key="portfolio-default-table")

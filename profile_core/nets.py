@@ -1,0 +1,205 @@
+"""Multi-task networks: SharedBottom (the reference design), MMoE and PLE.
+
+Every net maps ``x`` (B, n_features) to ``{task: logits}`` with (B, 1) for regression/binary and (B, K) for
+multiclass. Activations are fresh ``nn.ReLU`` modules (never functional, in-place or reused) so that SHAP's
+DeepExplainer can hook them; ``net.head(task)`` wraps one head as a single-output module for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    input_dim: int
+    outputs: dict[str, int]  # task name → output width
+    hidden: tuple[int, ...] = (128, 64)  # shared tower (SharedBottom) / each expert (MMoE, PLE)
+    head_hidden: tuple[int, ...] = (32,)  # each task tower before its output layer
+    n_experts: int = 4  # MMoE
+    n_shared_experts: int = 2  # PLE, per level
+    n_task_experts: int = 1  # PLE, per task and level
+    n_levels: int = 1  # PLE extraction (CGC) layers
+    dropout: float = 0.1
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["hidden"], d["head_hidden"] = list(self.hidden), list(self.head_hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NetConfig:
+        return cls(**{**d, "hidden": tuple(d["hidden"]), "head_hidden": tuple(d["head_hidden"])})
+
+
+def mlp(in_dim: int, sizes: tuple[int, ...], dropout: float) -> nn.Sequential:
+    """Linear → ReLU (→ Dropout) per size; a fresh ReLU module each time."""
+    layers: list[nn.Module] = []
+    for size in sizes:
+        layers += [nn.Linear(in_dim, size), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        in_dim = size
+    return nn.Sequential(*layers)
+
+
+def _last_linear(module: nn.Module) -> nn.Linear:
+    return [m for m in module.modules() if isinstance(m, nn.Linear)][-1]
+
+
+class Head(nn.Module):
+    """A task tower: hidden layers then one Linear to the task's logits."""
+
+    def __init__(self, in_dim: int, hidden: tuple[int, ...], out_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.tower = mlp(in_dim, hidden, dropout)
+        self.out = nn.Linear(hidden[-1] if hidden else in_dim, out_dim)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.out(self.tower(h))
+
+
+class HeadOutput(nn.Module):
+    """``x → net(x)[task]``: one head of a multi-task net as a single-tensor module (for SHAP)."""
+
+    def __init__(self, net: MultiTaskNet, task: str) -> None:
+        super().__init__()
+        self.net, self.task = net, task
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)[self.task]
+
+
+class MultiTaskNet(nn.Module):
+    name: ClassVar[str] = ""
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.task_names = list(config.outputs)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def head(self, task: str) -> HeadOutput:
+        if task not in self.config.outputs:
+            raise KeyError(task)
+        return HeadOutput(self, task)
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Weights of the last shared layer(s): what GradNorm balances gradient norms on."""
+        raise NotImplementedError
+
+    def _heads(self, in_dim: int) -> nn.ModuleDict:
+        c = self.config
+        return nn.ModuleDict({t: Head(in_dim, c.head_hidden, k, c.dropout) for t, k in c.outputs.items()})
+
+
+class SharedBottom(MultiTaskNet):
+    """Hard parameter sharing: one shared FC tower, one head tower per task."""
+
+    name = "shared-bottom"
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__(config)
+        self.bottom = mlp(config.input_dim, config.hidden, config.dropout)
+        self.heads = self._heads(config.hidden[-1])
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        h = self.bottom(x)
+        return {t: head(h) for t, head in self.heads.items()}
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [_last_linear(self.bottom).weight]
+
+
+def _gate(in_dim: int, n: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, n), nn.Softmax(dim=-1))
+
+
+def _mix(gate: Tensor, experts: Tensor) -> Tensor:
+    """Gate (B, n) weighted sum of expert outputs (B, n, H) → (B, H)."""
+    return torch.bmm(gate.unsqueeze(1), experts).squeeze(1)
+
+
+class MMoE(MultiTaskNet):
+    """Multi-gate mixture of experts (Ma et al. 2018): shared experts, one softmax gate per task."""
+
+    name = "mmoe"
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.experts = nn.ModuleList(mlp(c.input_dim, c.hidden, c.dropout) for _ in range(c.n_experts))
+        self.gates = nn.ModuleDict({t: _gate(c.input_dim, c.n_experts) for t in c.outputs})
+        self.heads = self._heads(c.hidden[-1])
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        experts = torch.stack([e(x) for e in self.experts], dim=1)
+        return {t: self.heads[t](_mix(self.gates[t](x), experts)) for t in self.task_names}
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [_last_linear(e).weight for e in self.experts]
+
+
+class CGC(nn.Module):
+    """One PLE extraction layer: shared experts + per-task experts, a gate per task (and one for the shared
+    path when another layer follows)."""
+
+    def __init__(self, in_dim: int, config: NetConfig, last: bool) -> None:
+        super().__init__()
+        c, tasks = config, list(config.outputs)
+        self.shared = nn.ModuleList(mlp(in_dim, c.hidden, c.dropout) for _ in range(c.n_shared_experts))
+        self.task_experts = nn.ModuleDict({
+            t: nn.ModuleList(mlp(in_dim, c.hidden, c.dropout) for _ in range(c.n_task_experts)) for t in tasks})
+        self.task_gates = nn.ModuleDict({t: _gate(in_dim, c.n_task_experts + c.n_shared_experts) for t in tasks})
+        n_all = c.n_shared_experts + len(tasks) * c.n_task_experts
+        self.shared_gate = None if last else _gate(in_dim, n_all)
+
+    def forward(self, task_in: dict[str, Tensor], shared_in: Tensor) -> tuple[dict[str, Tensor], Tensor | None]:
+        shared = [e(shared_in) for e in self.shared]
+        own = {t: [e(task_in[t]) for e in experts] for t, experts in self.task_experts.items()}
+        task_out = {t: _mix(self.task_gates[t](task_in[t]), torch.stack(own[t] + shared, dim=1)) for t in own}
+        if self.shared_gate is None:
+            return task_out, None
+        every = shared + [h for t in own for h in own[t]]
+        return task_out, _mix(self.shared_gate(shared_in), torch.stack(every, dim=1))
+
+
+class PLE(MultiTaskNet):
+    """Progressive layered extraction (Tang et al. 2020): ``n_levels`` CGC layers, then task heads."""
+
+    name = "ple"
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__(config)
+        c = config
+        dims = [c.input_dim] + [c.hidden[-1]] * (c.n_levels - 1)
+        self.levels = nn.ModuleList(CGC(d, c, last=i == c.n_levels - 1) for i, d in enumerate(dims))
+        self.heads = self._heads(c.hidden[-1])
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        task_h, shared_h = {t: x for t in self.task_names}, x
+        for level in self.levels:
+            task_h, shared_h = level(task_h, shared_h)
+        return {t: self.heads[t](task_h[t]) for t in self.task_names}
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [_last_linear(e).weight for e in self.levels[-1].shared]
+
+
+ARCHITECTURES: dict[str, type[MultiTaskNet]] = {cls.name: cls for cls in (SharedBottom, MMoE, PLE)}
+
+
+def build_net(arch: str, config: NetConfig) -> MultiTaskNet:
+    if arch not in ARCHITECTURES:
+        raise KeyError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    c = config
+    if not c.hidden or min(c.hidden) < 1 or c.n_experts < 1 or c.n_shared_experts < 1 or c.n_task_experts < 1 \
+            or c.n_levels < 1 or not 0 <= c.dropout < 1:
+        raise ValueError(f"bad network configuration: {c}")
+    return ARCHITECTURES[arch](config)

@@ -1,0 +1,468 @@
+"""The panorama card of one customer, as data: identity (masked by policy), model outputs with scorecard
+points and grades, the attribute table by category, tags, monthly flows, a login heat map, recent
+transactions, reason codes and heads-disagree warnings. A renderer in ``ui/`` draws it.
+
+``CardContext`` does the portfolio-wide work once (tables indexed by customer, percentile ranks, tag
+inputs); ``CardContext.card(customer_id, policy=...)`` then builds a card in milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from profile_core.explain import (
+    Explanation,
+    HeadExplainer,
+    ReasonCodes,
+    format_value,
+    reason_codes,
+    to_attributes,
+)
+from profile_core.features import LOGIN_VALUES, MOBILE_VALUES, feature_info
+from profile_core.i18n import t
+from profile_core.privacy import Policy, mask_counterparty
+from profile_core.schema import CATEGORIES, RISK_LEVELS, personal_columns
+
+# --- scorecard ------------------------------------------------------------------------------------------
+
+BASE_POINTS, BASE_ODDS, PDO = 600.0, 50.0, 40.0  # 600 points at 50:1 good:bad, +40 points per doubling
+FACTOR = PDO / math.log(2)
+OFFSET = BASE_POINTS - FACTOR * math.log(BASE_ODDS)
+POINTS_RANGE = (300.0, 850.0)
+PD_BANDS = (0.01, 0.03, 0.08, 0.20)  # A < 1% ≤ B < 3% ≤ C < 8% ≤ D < 20% ≤ E
+GRADES = RISK_LEVELS
+
+SCORE_TASK, PD_TASK, LEVEL_TASK = "credit_score", "default", "risk_level"
+TOP_SHARE = 0.30  # "credit score in the top 30%" for the heads-disagree warning
+GRADE_GAP = 2  # risk head and PD grade this many grades apart → warning
+
+
+def scorecard_points(pd_: float | np.ndarray) -> float | np.ndarray:
+    """points = offset + factor·ln(odds), odds = (1−PD)/PD good:bad; clipped to 300–850."""
+    p = np.asarray(pd_, dtype=float)
+    with np.errstate(divide="ignore"):
+        points = OFFSET + FACTOR * (np.log1p(-p) - np.log(p))
+    out = np.clip(points, *POINTS_RANGE)
+    return float(out) if out.ndim == 0 else out
+
+
+def pd_grade(pd_: float) -> str:
+    """A–E from the PD bands (<1%, 1–3%, 3–8%, 8–20%, ≥20%); a band's lower edge belongs to it."""
+    return GRADES[int(np.searchsorted(PD_BANDS, float(pd_), side="right"))]
+
+
+# --- tags -----------------------------------------------------------------------------------------------
+
+# Thresholds of the tag rules (features of profile_core.features; shares are 0–1).
+NEW_MONTHS = 12
+DORMANT_DAYS = 90
+GROWING_TREND = 1.2  # monthly transaction count, last 3 months vs last 12 months
+HIGH_UTIL = 0.7
+MANY_INQUIRIES_3M = 3
+NIGHT_TXN_SHARE, NIGHT_LOGIN_SHARE = 0.10, 0.20
+STABLE_INCOME, VOLATILE_INCOME = 0.25, 0.60  # std/mean of monthly inflow
+SAVER_RATIO, SPENDER_RATIO = 0.70, 1.0  # outflow / inflow
+ACTIVE_LOGINS = 6  # per month, last 3 months
+MAIN_CHANNEL_SHARE = 0.5
+CHANNEL_GROUPS: dict[str, tuple[str, ...]] = {  # recognised channel values (lower-cased)
+    "mobile": (*MOBILE_VALUES, "第三方支付", "third-party payment", "wechat", "alipay", "微信", "支付宝"),
+    "web": ("网上银行", "网银", "web", "online", "online banking", "internet banking", "pc"),
+    "offline": ("柜面", "柜台", "网点", "counter", "branch", "atm", "pos"),
+}
+TONES = ("good", "neutral", "warn", "bad")
+RECENT_COLUMNS = ["txn_time", "amount", "direction", "channel", "category", "counterparty"]
+
+
+@dataclass(frozen=True)
+class Tag:
+    family: str  # value | lifecycle | channel | product | risk | income | spending | engagement
+    key: str  # message key
+    zh: str
+    en: str
+    tone: str  # good | neutral | warn | bad
+
+    def text(self, lang: str = "zh") -> str:
+        return self.zh if lang == "zh" else self.en
+
+
+def _tag(family: str, name: str, tone: str, **values: Any) -> Tag:
+    key = f"profile.tag.{family}.{name}"
+    return Tag(family, key, t(key, "zh", **values), t(key, "en", **values), tone)
+
+
+def _col(frame: pd.DataFrame, name: str) -> pd.Series:
+    return pd.to_numeric(frame[name], errors="coerce") if name in frame.columns \
+        else pd.Series(np.nan, index=frame.index)
+
+
+def _tertile(s: pd.Series) -> pd.Series:
+    """1–3 by portfolio tertile (missing → 1)."""
+    return (np.ceil(s.rank(pct=True) * 3).clip(1, 3)).fillna(1)
+
+
+def _tag_inputs(features: pd.DataFrame, transactions: pd.DataFrame | None, behaviors: pd.DataFrame | None
+                ) -> pd.DataFrame:
+    """Per-customer inputs of the tag rules, computed once for the portfolio (index customer_id)."""
+    f = features
+    count_12m = _col(f, "txn_in_count_12m") + _col(f, "txn_out_count_12m")
+    count_3m = _col(f, "txn_in_count_3m") + _col(f, "txn_out_count_3m")
+    amount = _col(f, "txn_in_amount_12m") + _col(f, "txn_out_amount_12m")
+    recency = _col(f, "days_since_last_txn")
+    out = pd.DataFrame({
+        "rfm": _tertile(-recency) + _tertile(count_12m) + _tertile(amount),
+        "tenure": _col(f, "tenure_months"), "recency": recency, "count_12m": count_12m,
+        "trend": (count_3m / 3) / (count_12m / 12).replace(0, np.nan),
+        "util": _col(f, "util_latest"), "dpd_3m": _col(f, "max_dpd_3m"), "inquiries_3m": _col(f, "inquiries_3m"),
+        "night_txn": _col(f, "night_txn_share_12m"), "night_login": _col(f, "night_login_share_12m"),
+        "volatility": _col(f, "inflow_volatility_12m"), "spend_ratio": _col(f, "spend_income_ratio_12m"),
+        "logins": _col(f, "login_per_month_3m"), "loans": _col(f, "loan_count_latest"),
+    })
+    out.index = f["customer_id"].astype("str").to_numpy()
+    out["channel"], out["channel_share"], out["product"] = None, np.nan, None
+    if transactions is not None and len(transactions) and "channel" in transactions.columns:
+        ch = transactions["channel"].astype("str").str.strip().str.lower()
+        group = pd.Series(None, index=ch.index, dtype=object)
+        for name, values in CHANNEL_GROUPS.items():
+            group[ch.isin([v.lower() for v in values])] = name
+        counts = pd.crosstab(transactions["customer_id"].astype("str"), group.fillna("other"))
+        shares = counts.div(counts.sum(axis=1), axis=0)
+        main = shares.drop(columns="other", errors="ignore")
+        if main.shape[1]:
+            out.loc[main.index, "channel"] = main.idxmax(axis=1)
+            out.loc[main.index, "channel_share"] = main.max(axis=1)
+    if behaviors is not None and len(behaviors) and "product" in behaviors.columns:
+        b = behaviors[behaviors["product"].notna()]
+        if len(b):
+            counts = b.groupby([b["customer_id"].astype("str").rename("cid"), b["product"].rename("product")],
+                               sort=True).size().rename("n").reset_index()
+            top = counts.sort_values("n", ascending=False, kind="stable").drop_duplicates("cid").set_index("cid")
+            out.loc[top.index.intersection(out.index), "product"] = top["product"]
+    return out
+
+
+def _tags(row: pd.Series) -> list[Tag]:
+    tags: list[Tag] = []
+    rfm = row["rfm"]
+    tags.append(_tag("value", "high", "good") if rfm >= 8 else _tag("value", "mid", "neutral") if rfm >= 5
+                else _tag("value", "low", "neutral"))
+    if row["tenure"] < NEW_MONTHS:
+        tags.append(_tag("lifecycle", "new", "neutral"))
+    elif not row["count_12m"] > 0 or row["recency"] > DORMANT_DAYS:
+        tags.append(_tag("lifecycle", "dormant", "warn"))
+    elif row["trend"] >= GROWING_TREND:
+        tags.append(_tag("lifecycle", "growing", "good"))
+    else:
+        tags.append(_tag("lifecycle", "mature", "neutral"))
+    if row["channel"] is not None and row["channel_share"] >= MAIN_CHANNEL_SHARE:
+        tags.append(_tag("channel", str(row["channel"]), "neutral"))
+    elif row["channel"] is not None:
+        tags.append(_tag("channel", "mixed", "neutral"))
+    if row["product"] is not None:
+        tags.append(_tag("product", "interest", "neutral", product=row["product"]))
+    if row["loans"] > 0:
+        tags.append(_tag("product", "loans", "neutral", n=int(row["loans"])))
+    risk = [_tag("risk", "high_util", "bad") if row["util"] >= HIGH_UTIL else None,
+            _tag("risk", "recent_dpd", "bad") if row["dpd_3m"] > 0 else None,
+            _tag("risk", "inquiries", "warn") if row["inquiries_3m"] >= MANY_INQUIRIES_3M else None,
+            _tag("risk", "night", "warn") if row["night_txn"] >= NIGHT_TXN_SHARE
+            or row["night_login"] >= NIGHT_LOGIN_SHARE else None]
+    risk = [r for r in risk if r is not None]
+    has_credit = not (pd.isna(row["util"]) and pd.isna(row["dpd_3m"]))
+    tags += risk or ([_tag("risk", "clean", "good")] if has_credit else [])
+    if row["volatility"] <= STABLE_INCOME:
+        tags.append(_tag("income", "stable", "good"))
+    elif row["volatility"] >= VOLATILE_INCOME:
+        tags.append(_tag("income", "volatile", "warn"))
+    elif not pd.isna(row["volatility"]):
+        tags.append(_tag("income", "moderate", "neutral"))
+    if row["spend_ratio"] >= SPENDER_RATIO:
+        tags.append(_tag("spending", "spender", "warn"))
+    elif row["spend_ratio"] <= SAVER_RATIO:
+        tags.append(_tag("spending", "saver", "good"))
+    elif not pd.isna(row["spend_ratio"]):
+        tags.append(_tag("spending", "balanced", "neutral"))
+    if row["logins"] >= ACTIVE_LOGINS:
+        tags.append(_tag("engagement", "active", "good"))
+    elif row["logins"] == 0:
+        tags.append(_tag("engagement", "none", "neutral"))
+    return tags
+
+
+# --- the card -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CardWarning:
+    key: str
+    text: str
+
+
+@dataclass
+class CardOutputs:
+    credit_score: float | None  # model prediction
+    pd: float | None  # probability of default
+    points: float | None  # scorecard points from PD
+    pd_grade: str | None  # A–E from the PD bands
+    risk_level: str | None  # the risk head's predicted level (when the model has one)
+    risk_probs: dict[str, float] = field(default_factory=dict)
+    grade: str | None = None  # shown: the risk head's level if present, else the PD grade
+    grade_source: str | None = None  # "risk_level" | "pd"
+    credit_score_percentile: float | None = None  # among the portfolio's predictions, 0–100
+
+
+@dataclass
+class ProfileCard:
+    customer_id: str
+    lang: str
+    identity: dict[str, Any]  # masked by the policy
+    outputs: CardOutputs
+    attributes: pd.DataFrame  # category, category_zh, category_en, attribute, name, value, raw, percentile
+    tags: list[Tag]
+    monthly_flows: pd.DataFrame  # month, inflow, outflow (12 months to as_of)
+    login_heatmap: pd.DataFrame  # index weekday 0–6 (Monday 0), columns hour 0–23, login counts
+    recent_transactions: pd.DataFrame  # last 10; counterparty masked
+    reasons: dict[str, ReasonCodes]
+    warnings: list[CardWarning]
+    as_of: str
+    notice: str  # 模型辅助，人工决策
+
+
+def _by_customer(frame: pd.DataFrame | None) -> dict[str, np.ndarray]:
+    if frame is None or not len(frame):
+        return {}
+    return {str(k): v for k, v in frame.groupby(frame["customer_id"].astype("str"), sort=False).indices.items()}
+
+
+def _datetimes(frame: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
+    if frame is None or column not in frame.columns or pd.api.types.is_datetime64_any_dtype(frame[column]):
+        return frame
+    out = frame.copy()
+    out[column] = pd.to_datetime(out[column], errors="coerce")
+    return out
+
+
+def _is_in(direction: pd.Series, amount: pd.Series) -> np.ndarray:
+    d = direction.astype("str").str.strip().str.lower()
+    return np.where(d.isin(["in", "收入", "入", "credit", "贷", "+"]), True,
+                    np.where(d.isin(["out", "支出", "出", "debit", "借", "-"]), False, amount.to_numpy() > 0))
+
+
+class CardContext:
+    """Portfolio-wide state for fast cards: built once per (tables, features, predictions, explanation).
+
+    ``explanation``: an attribute-level ``Explanation`` of the portfolio (reason codes are looked up; an
+    input-level one is aggregated with the explainer's preprocessor); for customers it does not cover,
+    ``explainer`` (a ``HeadExplainer``) is run on the one customer when the card is built.
+    """
+
+    def __init__(self, tables: Mapping[str, pd.DataFrame], features: pd.DataFrame,
+                 predictions: pd.DataFrame | None = None, *, explanation: Explanation | None = None,
+                 explainer: HeadExplainer | None = None, as_of: str | None = None) -> None:
+        self.customers = tables["customers"].copy()
+        self.customers.index = self.customers["customer_id"].astype("str").to_numpy()
+        self.transactions = _datetimes(tables.get("transactions"), "txn_time")
+        self.behaviors = _datetimes(tables.get("behaviors"), "event_time")
+        self._txn_rows, self._beh_rows = _by_customer(self.transactions), _by_customer(self.behaviors)
+        self.features = features.set_index(features["customer_id"].astype("str").to_numpy())
+        self._row_of = {cid: i for i, cid in enumerate(self.features.index)}
+        self.explainer = explainer
+        self._inputs = None if explainer is None else explainer.preprocessor.transform(features)
+        self.as_of = pd.Timestamp(as_of or features.attrs.get("as_of") or self._last_event_date()).normalize()
+        self._attribute_columns = [c for c in features.columns
+                                   if c not in personal_columns() | {"customer_id", "rm_id"}]
+        self._percentile = self._percentiles(self.features[self._attribute_columns])
+        self._tag_inputs = _tag_inputs(features, self.transactions, self.behaviors)
+        self._months = pd.period_range(end=self.as_of.to_period("M"), periods=12, freq="M")
+        self._txn_month, self._txn_in, self._txn_out = self._flow_arrays()
+        self._recent_columns = [c for c in RECENT_COLUMNS if self.transactions is not None
+                                and c in self.transactions.columns]
+        self._txn_ns = np.zeros(0, np.int64) if self.transactions is None else \
+            self.transactions["txn_time"].to_numpy().astype("datetime64[ns]").astype(np.int64)
+        self._login_slot = self._login_slots()
+        self._attribute_meta = [(c, feature_info(c)) for c in self._attribute_columns]
+        self.predictions = None
+        if predictions is not None:
+            self.predictions = predictions.set_index(predictions["customer_id"].astype("str").to_numpy())
+        self._score_pct = None
+        if self.predictions is not None and f"{SCORE_TASK}_pred" in self.predictions.columns:
+            self._score_pct = self._percentiles(self.predictions[[f"{SCORE_TASK}_pred"]])[f"{SCORE_TASK}_pred"]
+        if explanation is not None and explanation.level != "attribute":
+            if explainer is None:
+                raise ValueError("pass an attribute-level explanation (explain.to_attributes) or the explainer")
+            explanation = to_attributes(explanation, explainer.preprocessor, features)
+        self.explanation = explanation
+
+    def _last_event_date(self) -> pd.Timestamp:
+        times = [f[c].max() for f, c in ((self.transactions, "txn_time"), (self.behaviors, "event_time"))
+                 if f is not None and len(f)]
+        return max(times) if times else pd.Timestamp.today()
+
+    @staticmethod
+    def _percentiles(frame: pd.DataFrame) -> pd.DataFrame:
+        """Share of customers with a strictly lower value, 0–100, per numeric column (NaN elsewhere)."""
+        out = pd.DataFrame(index=frame.index)
+        for col in frame.columns:
+            s = frame[col]
+            if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+                out[col] = 100 * (s.rank(method="min") - 1) / max(int(s.notna().sum()), 1)
+        return out
+
+    # -- pieces ------------------------------------------------------------------------------------------
+
+    def _identity(self, row: pd.Series, policy: Policy) -> dict[str, Any]:
+        shown = policy.mask_identity(row)
+        keep = ("customer_id", "name", "id_number", "phone", "gender", "age", "city", "occupation", "education",
+                "marital_status", "rm_id", "open_date")
+        identity = {k: shown[k].item() if isinstance(shown[k], np.generic) else shown[k] for k in keep if k in shown}
+        if "open_date" in identity and not pd.isna(identity["open_date"]):
+            identity["open_date"] = str(pd.Timestamp(identity["open_date"]).date())
+        tenure = self.features.at[row.name, "tenure_months"] \
+            if row.name in self._row_of and "tenure_months" in self.features.columns else None
+        identity["tenure_months"] = None if tenure is None or pd.isna(tenure) else int(tenure)
+        return identity
+
+    def _outputs(self, cid: str) -> CardOutputs:
+        if self.predictions is None or cid not in self.predictions.index:
+            return CardOutputs(None, None, None, None, None)
+        p = self.predictions.loc[cid]
+
+        def num(col: str) -> float | None:
+            return float(p[col]) if col in p.index and not pd.isna(p[col]) else None
+
+        pd_ = num(f"{PD_TASK}_prob")
+        level = p.get(f"{LEVEL_TASK}_pred")
+        level = None if level is None or pd.isna(level) else str(level)
+        probs = {c[len(f"{LEVEL_TASK}_prob_"):]: float(p[c]) for c in p.index
+                 if str(c).startswith(f"{LEVEL_TASK}_prob_")}
+        grade_pd = pd_grade(pd_) if pd_ is not None else None
+        pct = float(self._score_pct[cid]) if self._score_pct is not None and not pd.isna(self._score_pct[cid]) \
+            else None
+        return CardOutputs(credit_score=num(f"{SCORE_TASK}_pred"), pd=pd_,
+                           points=scorecard_points(pd_) if pd_ is not None else None, pd_grade=grade_pd,
+                           risk_level=level, risk_probs=probs, grade=level or grade_pd,
+                           grade_source="risk_level" if level else "pd" if grade_pd else None,
+                           credit_score_percentile=pct)
+
+    def _attributes(self, cid: str, lang: str) -> pd.DataFrame:
+        cols = ["category", "category_zh", "category_en", "attribute", "name", "value", "raw", "percentile"]
+        if cid not in self.features.index:
+            return pd.DataFrame(columns=cols)
+        row, pct = self.features.loc[cid], self._percentile.loc[cid]
+        rows = []
+        for col, info in self._attribute_meta:
+            raw = row[col]
+            if info.kind == "date" and not pd.isna(raw):
+                raw = str(pd.Timestamp(raw).date())
+            rows.append((info.category, *CATEGORIES.get(info.category, (info.category, info.category)), col,
+                         info.zh if lang == "zh" else info.en, format_value(raw, info, lang), raw,
+                         float(pct[col]) if col in pct.index and not pd.isna(pct[col]) else np.nan))
+        out = pd.DataFrame(rows, columns=cols)
+        order = {k: i for i, k in enumerate(CATEGORIES)}
+        out["raw"] = out["raw"].astype(object)
+        return out.sort_values("category", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+
+    def _flow_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per transaction: month slot 0–11 in the card's 12 months (-1 outside), inflow, outflow."""
+        txns = self.transactions
+        if txns is None or not len(txns):
+            return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+        signed = pd.to_numeric(txns["amount"], errors="coerce").fillna(0.0)
+        direction = txns["direction"] if "direction" in txns.columns else pd.Series("", index=txns.index)
+        is_in = _is_in(direction, signed)
+        amount = signed.abs().to_numpy()
+        time = txns["txn_time"]
+        first = self._months[0]
+        slot = ((time.dt.year - first.year) * 12 + time.dt.month - first.month).to_numpy(dtype=float, na_value=-1)
+        slot = np.where((slot >= 0) & (slot < 12), slot, -1).astype(np.int64)
+        return slot, np.where(is_in, amount, 0.0), np.where(is_in, 0.0, amount)
+
+    def _login_slots(self) -> np.ndarray:
+        """Per behaviour event: weekday·24 + hour for logins, -1 for anything else."""
+        b = self.behaviors
+        if b is None or not len(b):
+            return np.zeros(0, np.int64)
+        login = b["event_type"].astype("str").str.strip().str.lower().isin(LOGIN_VALUES) & b["event_time"].notna()
+        slot = (b["event_time"].dt.day_of_week * 24 + b["event_time"].dt.hour).to_numpy(dtype=float, na_value=-1)
+        return np.where(login.to_numpy(), slot, -1).astype(np.int64)
+
+    def _monthly_flows(self, cid: str) -> pd.DataFrame:
+        rows = self._txn_rows.get(cid, np.zeros(0, np.int64))
+        slot = self._txn_month[rows]
+        keep = slot >= 0
+        inflow = np.bincount(slot[keep], weights=self._txn_in[rows][keep], minlength=12)
+        outflow = np.bincount(slot[keep], weights=self._txn_out[rows][keep], minlength=12)
+        return pd.DataFrame({"month": self._months.astype("str"), "inflow": inflow, "outflow": outflow})
+
+    def _login_heatmap(self, cid: str) -> pd.DataFrame:
+        slot = self._login_slot[self._beh_rows.get(cid, np.zeros(0, np.int64))]
+        counts = np.bincount(slot[slot >= 0], minlength=7 * 24).reshape(7, 24)
+        return pd.DataFrame(counts, index=pd.RangeIndex(7, name="weekday"), columns=pd.RangeIndex(24, name="hour"))
+
+    def _recent(self, cid: str, n: int = 10) -> pd.DataFrame:
+        rows = self._txn_rows.get(cid)
+        if rows is None or self.transactions is None:
+            return pd.DataFrame(columns=RECENT_COLUMNS)
+        rows = rows[np.argsort(-self._txn_ns[rows], kind="stable")[:n]]
+        out = self.transactions.iloc[rows][self._recent_columns].reset_index(drop=True)
+        if "counterparty" in out.columns:
+            out["counterparty"] = out["counterparty"].map(mask_counterparty).astype("str")
+        return out
+
+    def _reasons(self, cid: str, lang: str, top: int) -> dict[str, ReasonCodes]:
+        expl = self.explanation
+        if (expl is None or cid not in expl.customer_ids) and self.explainer is not None \
+                and self._inputs is not None and cid in self._row_of:
+            one = self.explainer.explain_inputs(self._inputs[[self._row_of[cid]]], [cid])
+            expl = to_attributes(one, self.explainer.preprocessor, self.features.loc[[cid]])
+        if expl is None or cid not in expl.customer_ids:
+            return {}
+        raw = self.features.loc[[cid]].reset_index(drop=True)
+        return {task: reason_codes(expl, raw, cid, task, lang=lang, top=top, population=self.features)
+                for task in expl.values}
+
+    def _warnings(self, out: CardOutputs, has_events: bool, lang: str) -> list[CardWarning]:
+        found: list[tuple[str, dict[str, Any]]] = []
+        worse = GRADES[-2:]
+        if out.credit_score_percentile is not None and out.pd_grade in worse \
+                and out.credit_score_percentile >= 100 * (1 - TOP_SHARE):
+            found.append(("profile.warn.score_vs_pd", {"top": round(100 * TOP_SHARE), "grade": out.pd_grade,
+                                                       "pd": f"{100 * (out.pd or 0):.1f}%"}))
+        if out.risk_level in GRADES and out.pd_grade in GRADES \
+                and abs(GRADES.index(out.risk_level) - GRADES.index(out.pd_grade)) >= GRADE_GAP:
+            found.append(("profile.warn.level_vs_pd", {"level": out.risk_level, "grade": out.pd_grade,
+                                                       "pd": f"{100 * (out.pd or 0):.1f}%"}))
+        if not has_events:
+            found.append(("profile.warn.no_events", {}))
+        return [CardWarning(key, t(key, lang, **values)) for key, values in found]
+
+    # -- the card ----------------------------------------------------------------------------------------
+
+    def card(self, customer_id: str, *, policy: Policy, lang: str = "zh", top_reasons: int = 4) -> ProfileCard:
+        """The card of ``customer_id`` as ``policy`` may see it (``privacy.AccessDenied`` otherwise)."""
+        cid = str(customer_id)
+        if cid not in self.customers.index:
+            raise KeyError(t("profile.unknown_customer", "en", customer=cid))
+        row = self.customers.loc[cid]
+        policy.check(row)
+        outputs = self._outputs(cid)
+        has_events = cid in self._txn_rows or cid in self._beh_rows
+        tags = _tags(self._tag_inputs.loc[cid]) if cid in self._tag_inputs.index else []
+        return ProfileCard(
+            customer_id=cid, lang=lang, identity=self._identity(row, policy), outputs=outputs,
+            attributes=self._attributes(cid, lang), tags=tags, monthly_flows=self._monthly_flows(cid),
+            login_heatmap=self._login_heatmap(cid), recent_transactions=self._recent(cid),
+            reasons=self._reasons(cid, lang, top_reasons), warnings=self._warnings(outputs, has_events, lang),
+            as_of=str(self.as_of.date()), notice=t("app.notice", lang))
+
+
+def build_profile_card(customer_id: str, *, tables: Mapping[str, pd.DataFrame], features: pd.DataFrame,
+                       predictions: pd.DataFrame | None, explanation: Explanation | None = None,
+                       policy: Policy, lang: str = "zh") -> ProfileCard:
+    """One card, building the portfolio context on the way; for many cards build a ``CardContext`` once."""
+    return CardContext(tables, features, predictions, explanation=explanation).card(customer_id, policy=policy,
+                                                                                   lang=lang)

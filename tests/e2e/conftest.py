@@ -1,0 +1,118 @@
+"""Fixtures for the browser tests: a Streamlit server on a free port over temporary data, and Playwright
+driving Debian's /usr/bin/chromium (never a downloaded browser)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"streamlit did not become healthy at {url} within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def e2e_data(tmp_path_factory):
+    """A 300-customer demo portfolio and a 1-epoch demo bundle in a temporary folder."""
+    from profile_core.bundle import save_bundle
+    from profile_core.features import build_features_from_frames
+    from profile_core.pipeline import data_fingerprint
+    from profile_core.synth import generate_portfolio, write_portfolio
+    from profile_core.tasks import default_tasks
+    from profile_core.train import TrainConfig, fit
+
+    root = tmp_path_factory.mktemp("e2e")
+    portfolio = generate_portfolio(300, seed=7)
+    write_portfolio(portfolio, root / "demo")
+    frame = build_features_from_frames(portfolio.tables())
+    result = fit(frame, default_tasks(), TrainConfig(max_epochs=1, seed=1))
+    save_bundle(result, root / "bundles" / "demo", name="demo", data_fingerprint=data_fingerprint(frame))
+    return {"root": root, "portfolio": portfolio}
+
+
+@pytest.fixture(scope="session")
+def server(e2e_data):
+    """``streamlit run app.py`` on a free port with a temporary workspace; yields the base URL."""
+    root = e2e_data["root"]
+    port = _free_port()
+    env = {**os.environ,
+           "PROFILE_WORKSPACE": str(root / "ws.duckdb"), "PROFILE_DEMO_DATA": str(root / "demo"),
+           "PROFILE_DEMO_BUNDLE": str(root / "bundles" / "demo"), "PROFILE_MODELS": str(root / "models")}
+    log = open(root / "streamlit.log", "wb")  # closed in the finally below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        print((root / "streamlit.log").read_text(errors="replace")[-3000:])
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing (make test installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,121 @@
+"""AppTest of ui/mapping_step.py: files in, correct a column, choose labels, confirm → a Mapping that loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from profile_core.ingest import load_into_workspace
+from profile_core.mapping import Mapping
+from profile_core.store import Workspace
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "mapping"
+
+
+def script(files, store, lang):
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path.cwd()))
+    import streamlit as st
+
+    from ui.mapping_step import render_mapping_step
+
+    result = render_mapping_step(files, lang=lang, key_prefix="m", store=store)
+    if result is not None:
+        st.session_state["result"] = result
+
+
+def app(files, store=None, lang="en") -> AppTest:
+    at = AppTest.from_function(script, args=(files, store, lang), default_timeout=30)
+    return at.run()
+
+
+def flat_file() -> tuple[str, bytes]:
+    rows = ["CUST_NO,SEX,INCOME_EUR,REMARK,BAD,SCORE_BAND,VIP"] + [
+        f"K{i:03d},{1 + i % 2},\"{1000 + i},5\",note {i},{i % 2},{'HML'[i % 3]},{'YN'[i % 2]}" for i in range(40)]
+    return "applicants.csv", ("\n".join(rows) + "\n").encode()
+
+
+@pytest.fixture(autouse=True)
+def _cwd(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+def test_correct_a_column_choose_labels_confirm_and_load(tmp_path) -> None:
+    files = [flat_file()]
+    at = app(files, store=str(tmp_path / "mappings"))
+    assert not at.exception
+    assert at.selectbox(key="m-0-table").value == "customers"
+    overview = at.dataframe[0].value
+    assert overview["Source column"].tolist() == ["CUST_NO", "SEX", "INCOME_EUR", "REMARK", "BAD", "SCORE_BAND", "VIP"]
+    assert "Read as: encoding utf-8, separator ," in " ".join(c.value for c in at.caption)
+
+    at.selectbox(key="m-0-column").set_value("VIP").run()  # correct one column: VIP is no feature here
+    at.selectbox(key="m-0-6-target").set_value("__ignore__").run()
+    assert at.dataframe[0].value.iloc[6]["Role"] == "ignored"
+
+    at.multiselect(key="m-0-labels").set_value(["BAD", "SCORE_BAND"]).run()  # choose labels and kinds
+    at.selectbox(key="m-0-5-label-kind").set_value("multiclass").run()
+    assert at.selectbox(key="m-0-4-label-kind").value == "binary"
+
+    at.text_input(key="m-save-name").set_value("applicants").run()
+    at.button(key="m-confirm").click().run()
+    assert not at.exception and not at.error
+    result = at.session_state["result"]
+    assert isinstance(result, Mapping) and result.name == "applicants"
+    assert result.labels() == {"BAD": "binary", "SCORE_BAND": "multiclass"}
+    assert (tmp_path / "mappings" / "applicants.yaml").exists()
+
+    with Workspace(":memory:") as ws:
+        loaded = load_into_workspace(files, ws, "apps", result)
+        assert loaded.report.ok, loaded.report.summary("en")
+        flat = ws.read_table("apps", "customers")
+        assert loaded.labels == {"BAD": "binary", "SCORE_BAND": "multiclass"}
+    assert "VIP" not in flat and "REMARK" not in flat  # REMARK: proposed as free text
+    assert flat["gender"].tolist()[:2] == ["男", "女"] and flat["income"].iloc[0] == 1000.5
+
+    again = app(files, store=str(tmp_path / "mappings"))  # the same header next time: the saved mapping
+    assert any("applicants" in i.value for i in again.info)
+    again.button(key="m-confirm").click().run()
+    assert again.session_state["result"].labels() == result.labels()
+
+
+def test_missing_required_field_blocks_confirm_in_both_languages() -> None:
+    rows = "KUNDE;BUCHUNG;BETRAG\r" + "\r".join(f"K{i % 3};2024-01-{i + 1:02d};{i},5" for i in range(12)) + "\r"
+    files = [("customers.csv", b"CUST_NO,AGE\nK0,30\nK1,40\nK2,50\n"), ("umsatz.csv", rows.encode())]
+    for lang, names in (("zh", "“客户ID”（customer_id）"), ("en", '"customer_id" (客户ID)')):
+        at = app(files, lang=lang)
+        at.selectbox(key="m-1-table").set_value("transactions").run()
+        assert any(names in e.value for e in at.error), [e.value for e in at.error]
+        at.button(key="m-confirm").click().run()
+        assert "result" not in at.session_state
+    at.selectbox(key="m-1-column").set_value("KUNDE").run()
+    at.selectbox(key="m-1-0-target").set_value("customer_id").run()
+    assert not at.error
+    at.button(key="m-confirm").click().run()
+    result = at.session_state["result"]
+    with Workspace(":memory:") as ws:
+        loaded = load_into_workspace(files, ws, "x", result)
+        assert loaded.report.ok and ws.read_table("x", "transactions")["amount"].tolist()[:2] == [0.5, 1.5]
+
+
+def test_account_links_and_code_edit() -> None:
+    files = [(n, (FIXTURES / n).read_bytes()) for n in ("customers_coded.csv", "accounts.csv",
+                                                         "txn_by_account_semicolon_cr.csv")]
+    at = app(files)
+    assert [at.selectbox(key=f"m-{i}-table").value for i in range(3)] == ["customers", "account_links",
+                                                                          "transactions"]
+    assert at.multiselect(key="m-link-roles").value == ["owner"]
+    at.selectbox(key="m-0-column").set_value("CITY_CD").run()
+    at.text_input(key="m-0-5-codes").set_value("BJ=北京; SH=上海; GZ=广州").run()
+    at.button(key="m-confirm").click().run()
+    result = at.session_state["result"]
+    assert result.tables[0].column("CITY_CD").codes == {"BJ": "北京", "SH": "上海", "GZ": "广州"}
+    with Workspace(":memory:") as ws:
+        loaded = load_into_workspace(files, ws, "bank", result)
+        assert loaded.report.ok
+        assert ws.read_table("bank", "customers")["city"].tolist() == ["北京", "上海", "广州", "上海"]
+        assert len(ws.read_table("bank", "transactions")) == 4

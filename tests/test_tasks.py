@@ -1,0 +1,98 @@
+"""Task specs, label encoding and per-task metrics."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from profile_core.schema import RISK_LEVELS
+from profile_core.tasks import (
+    EngineError,
+    TaskSpec,
+    default_tasks,
+    encode_labels,
+    infer_task,
+    label_stats,
+    task_metrics,
+    with_label_stats,
+)
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "credit_score": [600.0, 700.0, np.nan, 650.0],
+        "default_flag": [0, 1, np.nan, 0],
+        "risk_level": ["A", "E", None, "C"],
+        "segment": ["x", "y", "y", "x"],
+    })
+
+
+def test_default_tasks_are_the_reference_three():
+    reg, binary, grade = default_tasks()
+    assert (reg.name, reg.kind, reg.loss, reg.out_dim) == ("credit_score", "regression", "mse", 1)
+    assert (binary.name, binary.label, binary.kind, binary.loss) == ("default", "default_flag", "binary", "bce")
+    assert (grade.kind, grade.classes, grade.n_classes, grade.ordered, grade.loss) == (
+        "multiclass", RISK_LEVELS, 5, True, "ce")
+    assert grade.display("zh") == "风险等级" and grade.display("en") == "Risk level"
+
+
+def test_spec_validation_and_round_trip():
+    with pytest.raises(EngineError, match="does not fit a binary task"):
+        TaskSpec("d", "default_flag", "binary", loss="mse")
+    with pytest.raises(EngineError) as err:
+        TaskSpec("a.b", "x", "regression")
+    assert "句点" in err.value.message("zh")
+    spec = TaskSpec("g", "grade", "multiclass", classes=("lo", "hi"), weight=2.0, mean=1.0)
+    assert spec.n_classes == 2 and TaskSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_infer_task(frame):
+    assert infer_task(frame, "credit_score").kind == "regression"
+    d = infer_task(frame, "default_flag")
+    assert (d.name, d.kind) == ("default", "binary")
+    r = infer_task(frame, "risk_level")
+    assert r.kind == "multiclass" and r.classes == RISK_LEVELS and r.ordered
+    s = infer_task(frame, "segment")
+    assert s.kind == "binary" and s.classes == ("x", "y")
+    assert infer_task(frame, "segment", kind="multiclass").kind == "multiclass"
+    with pytest.raises(EngineError):
+        infer_task(frame, "nope")
+
+
+def test_encode_labels_marks_missing_and_standardises(frame):
+    tasks = with_label_stats(default_tasks(), frame)
+    y = encode_labels(frame, tasks)
+    assert y["credit_score"].dtype == np.float32 and np.isnan(y["credit_score"][2])
+    labelled = y["credit_score"][~np.isnan(y["credit_score"])]
+    assert abs(labelled.mean()) < 1e-6 and abs(labelled.std() - 1) < 1e-6
+    assert label_stats(tasks)["credit_score"]["mean"] == pytest.approx(650.0)
+    raw = encode_labels(frame, tasks, standardize=False)["credit_score"]
+    np.testing.assert_allclose(raw, [600, 700, np.nan, 650])
+    np.testing.assert_array_equal(y["default"], np.array([0, 1, np.nan, 0], dtype=np.float32))
+    assert y["risk_level"].tolist() == [0, 4, -1, 2] and y["risk_level"].dtype == np.int64
+    x = encode_labels(pd.DataFrame({"segment": ["y", "x", "z", None]}), [infer_task(frame, "segment")])
+    assert np.isnan(x["segment"][2:]).all() and x["segment"][:2].tolist() == [1.0, 0.0]
+
+
+def test_metrics_perfect_constant_and_missing():
+    reg, binary, grade = default_tasks()
+    y = np.array([600.0, 700.0, np.nan, 650.0])
+    m = task_metrics(reg, y, np.array([600.0, 700.0, 123.0, 650.0]))
+    assert m["n"] == 3 and m["rmse"] == 0 and m["mae"] == 0 and m["r2"] == 1
+
+    yb = np.array([0, 1, np.nan, 1, 0], dtype=np.float32)
+    m = task_metrics(binary, yb, np.array([0.1, 0.9, 0.5, 0.8, 0.2]))
+    assert (m["auc"], m["ks"], m["n"]) == (1.0, 1.0, 4)
+    assert 0 < m["logloss"] < 0.3 and 0 < m["brier"] < 0.05
+    assert task_metrics(binary, yb, np.full(5, 0.4))["auc"] == 0.5
+    assert math.isnan(task_metrics(binary, np.zeros(3), np.full(3, 0.1))["auc"])
+
+    yg = np.array([0, 4, -1, 2])
+    probs = np.eye(5)[[0, 4, 1, 2]] * 0.96 + 0.01
+    m = task_metrics(grade, yg, probs)
+    assert m["accuracy"] == 1 and m["macro_f1"] == 1 and m["qwk"] == pytest.approx(1) and m["n"] == 3
+    off_by_one = task_metrics(grade, yg, np.eye(5)[[1, 3, 0, 3]])["qwk"]
+    far = task_metrics(grade, yg, np.eye(5)[[4, 0, 0, 0]])["qwk"]
+    assert far < off_by_one < 1

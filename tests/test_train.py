@@ -1,0 +1,176 @@
+"""The trainer: every architecture learns, masks, determinism, callbacks, cancellation, device, split."""
+
+import json
+import math
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from profile_core.bench.train import run as run_bench
+from profile_core.bench.train import synthetic_frame
+from profile_core.nets import ARCHITECTURES
+from profile_core.tasks import EngineError, default_tasks, encode_labels
+from profile_core.train import (
+    EpochReport,
+    TrainConfig,
+    fit,
+    masked_losses,
+    predict,
+    resolve_device,
+    split_indices,
+)
+from profile_core.weighting import WEIGHTINGS, build_weighting
+
+TASKS = default_tasks()
+SMALL = dict(hidden=(32, 16), head_hidden=(8,), n_experts=2, batch_size=128, lr=3e-3, device="cpu", num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return synthetic_frame(1500, n_features=12, seed=3, n_categorical=1)
+
+
+def beats_constant(result, frame) -> None:
+    test = frame.iloc[result.split["test"]]
+    m = result.metrics["test"]
+    assert m["credit_score"]["rmse"] < test["credit_score"].std()
+    assert m["default"]["auc"] > 0.6
+    assert m["risk_level"]["accuracy"] > test["risk_level"].value_counts(normalize=True).max()
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_every_architecture_beats_a_constant_predictor(frame, arch):
+    result = fit(frame, TASKS, TrainConfig(arch=arch, max_epochs=12, **SMALL))
+    beats_constant(result, frame)
+    assert result.model.name == arch and not result.model.training
+    assert set(result.metrics) == {"val", "test"} and result.device == "cpu"
+    assert result.feature_names[-2:] == ["c0=hi", "c0=lo"] and result.samples_per_second > 0
+    best = min(r.val_loss for r in result.history)
+    assert result.history[result.best_epoch - 1].val_loss == best  # best epoch's weights restored
+
+
+def test_missing_labels_are_masked_out(frame):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    half = frame.copy()
+    for col in ("credit_score", "default_flag", "risk_level"):
+        half.loc[rng.random(len(half)) < 0.5, col] = np.nan
+    y = {k: torch.as_tensor(v) for k, v in encode_labels(half, TASKS).items()}
+    y["credit_score"] = torch.nan_to_num(y["credit_score"], nan=np.nan)
+    logits = {"credit_score": torch.randn(len(half), 1), "default": torch.randn(len(half), 1),
+              "risk_level": torch.randn(len(half), 5)}
+    got = masked_losses(logits, y, TASKS)
+    keep = ~torch.isnan(y["credit_score"])
+    torch.testing.assert_close(got["credit_score"], ((logits["credit_score"][keep, 0] - y["credit_score"][keep]) ** 2).mean())
+    keep = y["risk_level"] >= 0
+    torch.testing.assert_close(got["risk_level"], torch.nn.functional.cross_entropy(logits["risk_level"][keep],
+                                                                                     y["risk_level"][keep]))
+    result = fit(half, TASKS, TrainConfig(max_epochs=8, **SMALL))  # trains on the labelled half of each task
+    assert all(math.isfinite(v) for r in result.history for v in r.train_losses.values())
+    assert result.metrics["test"]["default"]["n"] < len(result.split["test"])
+    assert result.metrics["test"]["default"]["auc"] > 0.6
+
+
+@pytest.mark.parametrize("weighting", sorted(WEIGHTINGS))
+def test_batch_without_labels_for_a_task_gives_zero_gradient_from_it(weighting):
+    torch.manual_seed(0)
+    from profile_core.nets import NetConfig, build_net
+
+    net = build_net("shared-bottom", NetConfig(3, {t.name: t.out_dim for t in TASKS}, hidden=(4,), head_hidden=()))
+    out = net(torch.randn(6, 3))
+    y = {"credit_score": torch.randn(6), "default": torch.full((6,), float("nan")),
+         "risk_level": torch.full((6,), -1, dtype=torch.long)}
+    losses = masked_losses(out, y, TASKS)
+    assert set(losses) == {"credit_score"}
+    total, weights = build_weighting(weighting, TASKS).backward(losses, net.shared_parameters())
+    assert torch.isfinite(total) and set(weights) == {t.name for t in TASKS}
+    for task in ("default", "risk_level"):
+        grad = net.heads[task].out.weight.grad
+        assert grad is None or not grad.any()
+    assert net.heads["credit_score"].out.weight.grad.abs().sum() > 0
+
+
+def test_same_seed_same_result_and_callbacks(frame):
+    reports: list[EpochReport] = []
+    config = TrainConfig(max_epochs=3, weighting="uncertainty", **SMALL)
+    a = fit(frame, TASKS, config, callback=reports.append)
+    b = fit(frame, TASKS, config)
+    assert a.metrics == b.metrics
+    assert [r.val_loss for r in a.history] == [r.val_loss for r in b.history]
+    for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    assert [r.epoch for r in reports] == [1, 2, 3]
+    r = reports[-1]
+    assert set(r.train_losses) == set(r.val_losses) == set(r.weights) == set(r.val_metrics) == {t.name for t in TASKS}
+    assert {"rmse", "auc", "qwk"} <= set(r.val_metrics["credit_score"]) | set(r.val_metrics["default"]) | set(
+        r.val_metrics["risk_level"])
+    assert r.seconds > 0 and r.samples_per_second > 0
+    # uncertainty weights moved from their init (½ for regression, 1 for classification)
+    assert r.weights["credit_score"] != 0.5 and r.weights["default"] != 1.0
+    json.dumps(r.to_dict())
+    frame_hist = a.history_frame()
+    assert len(frame_hist) == 3 and {"val_loss", "weight.default", "risk_level.qwk"} <= set(frame_hist.columns)
+    c = fit(frame, TASKS, config.model_copy(update={"seed": 7}))
+    assert c.metrics != a.metrics
+
+
+def test_cancel_stops_after_the_current_epoch(frame):
+    cancel = threading.Event()
+
+    def on_epoch(report: EpochReport) -> None:
+        if report.epoch == 2:
+            cancel.set()
+
+    result = fit(frame, TASKS, TrainConfig(max_epochs=30, **SMALL), callback=on_epoch, cancel=cancel)
+    assert result.cancelled and len(result.history) == 2 and result.best_epoch in (1, 2)
+    assert "test" in result.metrics
+
+
+def test_predict_outputs(frame):
+    result = fit(frame, TASKS, TrainConfig(max_epochs=4, **SMALL))
+    preds = predict(result.model, result.preprocessor.transform(frame), result.tasks)
+    assert abs(preds["credit_score"].mean() - frame["credit_score"].mean()) < frame["credit_score"].std()
+    assert ((preds["default"] > 0) & (preds["default"] < 1)).all()
+    np.testing.assert_allclose(preds["risk_level"].sum(axis=1), 1, atol=1e-5)
+    out = result.predict(frame.head(3))
+    assert list(out.columns) == ["customer_id", "credit_score_pred", "default_prob", "risk_level_pred",
+                                 *[f"risk_level_prob_{c}" for c in "ABCDE"]]
+    assert set(out["risk_level_pred"]) <= set("ABCDE")
+    assert result.label_stats["credit_score"]["std"] > 1
+
+
+def test_split_is_disjoint_complete_and_stratified(frame):
+    s = split_indices(frame, TASKS, seed=1, val=0.2, test=0.2)
+    rows = np.concatenate([s["train"], s["val"], s["test"]])
+    assert len(rows) == len(frame) == len(set(rows.tolist()))
+    rate = frame["default_flag"].mean()
+    for part in s.values():
+        assert abs(frame["default_flag"].iloc[part].mean() - rate) < 0.02
+    assert np.array_equal(split_indices(frame, TASKS, seed=1, val=0.2, test=0.2)["val"], s["val"])
+    assert len(split_indices(frame, TASKS, val=0.2, test=0.0)["test"]) == 0
+
+
+def test_device_and_config_checks(frame):
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
+    if not torch.cuda.is_available():
+        with pytest.raises(EngineError, match="not available"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError):
+        TrainConfig(arch="transformer")
+    with pytest.raises(ValueError):
+        TrainConfig(weighting="magic")
+    with pytest.raises(ValueError):
+        TrainConfig(val_fraction=0.0)
+    with pytest.raises(EngineError, match="not in the data"):
+        fit(frame.drop(columns="risk_level"), TASKS, TrainConfig(max_epochs=1, **SMALL))
+    with pytest.raises(EngineError, match="unknown task"):
+        fit(frame, TASKS, TrainConfig(max_epochs=1, task_weights={"nope": 2.0}, **SMALL))
+
+
+def test_bench_runs_small(tmp_path):
+    out = run_bench(n=2000, n_features=8, epochs=1, out_dir=tmp_path, batch_size=512, num_threads=1)
+    assert out["samples_per_second"] > 0 and out["mtl_over_three_single"] > 0
+    assert json.loads((tmp_path / "train.json").read_text())["rows"] == 2000

@@ -1,0 +1,181 @@
+"""The only place with Streamlit caching: thin wrappers around profile_core calls.
+
+Keys: frames are cached by (workspace path, dataset, dataset fingerprint); bundles by (path, weights sha);
+predictions by (dataset fingerprint, bundle sha). Arguments Streamlit must not hash carry a leading ``_``.
+A new load changes the fingerprint, so stale entries are never served (``max_entries`` bounds them).
+
+DuckDB: one :class:`~profile_core.store.Workspace` (one connection) per file and process, shared by all
+sessions; every use goes through :func:`workspace` as a context manager, which holds a process-wide lock
+so that two sessions (script threads) never use the connection at the same time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from profile_core.store import Workspace
+from ui import state
+
+
+@st.cache_resource(show_spinner=False)
+def _workspace(path: str) -> tuple[Workspace, threading.RLock]:
+    return Workspace(path), threading.RLock()
+
+
+@contextmanager
+def workspace(path: str | Path | None = None) -> Iterator[Workspace]:
+    """The shared workspace of ``path`` (default: this app's), locked for the duration of the block."""
+    ws, lock = _workspace(str(path or state.workspace_path()))
+    with lock:
+        yield ws
+
+
+def datasets() -> pd.DataFrame:
+    with workspace() as ws:
+        return ws.list_datasets()
+
+
+def dataset_fingerprint(name: str) -> str | None:
+    with workspace() as ws:
+        return ws.fingerprint(name) if ws.has_dataset(name) else None
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def tables(path: str, name: str, fingerprint: str) -> dict[str, pd.DataFrame]:
+    """All canonical tables of dataset ``name`` (``fingerprint`` only keys the cache)."""
+    with workspace(path) as ws:
+        return {t: ws.read_table(name, t) for t in ws.tables(name)}
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def feature_table(path: str, name: str, fingerprint: str) -> pd.DataFrame:
+    """One row per customer: features and labels (``features.build_feature_table`` over the workspace)."""
+    from profile_core.features import build_feature_table
+
+    with workspace(path) as ws:  # a flat dataset is a customers table carrying its labels: same call
+        return build_feature_table(ws.con, tables=ws.relation_names(name))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def feature_fingerprint(path: str, name: str, fingerprint: str) -> str:
+    """``pipeline.data_fingerprint`` of the feature table (what bundles record as their training data)."""
+    from profile_core.pipeline import data_fingerprint
+
+    return data_fingerprint(feature_table(path, name, fingerprint))
+
+
+def active_feature_fingerprint() -> str | None:
+    name = state.active_dataset()
+    fp = dataset_fingerprint(name) if name else None
+    return feature_fingerprint(str(state.workspace_path()), name, fp) if fp else None
+
+
+def active_tables() -> dict[str, pd.DataFrame]:
+    name = state.active_dataset()
+    fp = dataset_fingerprint(name) if name else None
+    if not fp:
+        return {}
+    return tables(str(state.workspace_path()), name, fp)
+
+
+def rm_ids() -> list[str]:
+    """Relationship managers of the active dataset (for the sidebar's RM selector)."""
+    customers = active_tables().get("customers")
+    if customers is None or "rm_id" not in customers.columns:
+        return []
+    return sorted(str(v) for v in customers["rm_id"].dropna().unique())
+
+
+def masked_tables() -> dict[str, pd.DataFrame]:
+    """The active tables as this session's role may see them (``privacy.mask_frame``): an RM only their
+    customers, identities masked unless the policy reveals them, counterparties always masked."""
+    from profile_core.privacy import mask_frame
+
+    frames = active_tables()
+    customers = frames.get("customers")
+    owners = None
+    if customers is not None and {"customer_id", "rm_id"} <= set(customers.columns):
+        owners = dict(zip(customers["customer_id"], customers["rm_id"], strict=True))
+    policy = state.policy()
+    return {name: mask_frame(df, policy, owners=owners) for name, df in frames.items()}
+
+
+def visible(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (one row per customer, with ``rm_id``) as this session's role may see it."""
+    from profile_core.privacy import mask_frame
+
+    return mask_frame(frame, state.policy())
+
+
+def active_features() -> pd.DataFrame | None:
+    """The feature table of the active dataset, or None when no dataset is active."""
+    name = state.active_dataset()
+    fp = dataset_fingerprint(name) if name else None
+    if not fp:
+        return None
+    return feature_table(str(state.workspace_path()), name, fp)
+
+
+# ------------------------------------------------------------------ bundles and predictions
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def bundle(path: str, sha: str):
+    """A loaded model bundle (``sha`` — the manifest's weights hash — keys the cache)."""
+    from profile_core.bundle import load_bundle
+
+    return load_bundle(path)
+
+
+def active_bundle():
+    """The active bundle, loaded (cached by its weights hash); None when none is active."""
+    from profile_core.bundle import read_manifest
+
+    path = state.active_bundle()
+    if path is None:
+        return None
+    return bundle(str(path), str(read_manifest(path).get("weights_sha256", "")))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def predictions(path: str, name: str, fingerprint: str, bundle_path: str, sha: str) -> pd.DataFrame:
+    """``bundle.predict`` over the whole feature table, cached per (dataset fingerprint, bundle sha)."""
+    return bundle(bundle_path, sha).predict(feature_table(path, name, fingerprint))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def portfolio(path: str, name: str, fingerprint: str, bundle_path: str, sha: str) -> pd.DataFrame:
+    """Per-customer score, PD, grade and grouping columns (``ui.scoring.portfolio_frame``)."""
+    from ui.scoring import portfolio_frame
+
+    return portfolio_frame(predictions(path, name, fingerprint, bundle_path, sha),
+                           feature_table(path, name, fingerprint), bundle(bundle_path, sha).tasks)
+
+
+def _active_keys() -> tuple[str, str, str, str, str] | None:
+    from profile_core.bundle import read_manifest
+
+    name, bpath = state.active_dataset(), state.active_bundle()
+    fp = dataset_fingerprint(name) if name else None
+    if not fp or bpath is None:
+        return None
+    return str(state.workspace_path()), name, fp, str(bpath), str(read_manifest(bpath).get("weights_sha256", ""))
+
+
+def active_predictions() -> pd.DataFrame | None:
+    keys_ = _active_keys()
+    return predictions(*keys_) if keys_ else None
+
+
+def active_portfolio():
+    """(bundle, portfolio frame) for the active dataset and bundle; raises what loading/predicting raises."""
+    keys_ = _active_keys()
+    if keys_ is None:
+        return None, None
+    return bundle(keys_[3], keys_[4]), portfolio(*keys_)

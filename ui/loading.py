@@ -1,0 +1,145 @@
+"""Loading data into the workspace from the app: uploads, the demo portfolio, and first-start setup.
+
+Each call returns a :class:`LoadOutcome` the data page can render in either language. A failed load
+never touches the workspace (``ingest.load_into_workspace`` replaces a dataset only when validation
+passes, in one transaction), so the previous data stays active.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import streamlit as st
+
+from profile_core.ingest import ValidationReport, load_into_workspace
+from profile_core.store import check_name
+from ui import cache, keys, state
+
+log = logging.getLogger(__name__)
+
+DEMO_DATASET = "demo"
+DEMO_CUSTOMERS, DEMO_SEED = 2000, 7
+UPLOAD_TYPES = ["csv", "xlsx", "xls", "parquet"]
+
+
+@dataclass
+class LoadOutcome:
+    ok: bool
+    dataset: str
+    files: list[str] = field(default_factory=list)
+    report: ValidationReport | None = None
+    version: int | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    error_key: str | None = None  # a ui.toml message when the load failed before validation
+    error_values: dict = field(default_factory=dict)
+
+    def summary(self, lang: str) -> str:
+        """One sentence: what happened, in ``lang``."""
+        from profile_core.i18n import t
+
+        if self.error_key:
+            return t(self.error_key, lang, **self.error_values)
+        text = self.report.summary(lang) if self.report is not None else ""
+        if self.ok:
+            rows = ", ".join(f"{t('data.table.' + k, lang)} {v:,}" for k, v in self.counts.items())
+            return f"{text} {t('data.loaded', lang, dataset=self.dataset, version=self.version, rows=rows)}"
+        return text
+
+
+def load_files(files: list[tuple[str, bytes | Path]], dataset: str, *, source: str | None = None) -> LoadOutcome:
+    """Validate ``files`` and, when they pass, replace ``dataset`` with them; sets it active on success."""
+    names = [n for n, _ in files]
+    if not files:
+        return LoadOutcome(False, dataset, names, error_key="data.no_files")
+    try:
+        dataset = check_name(dataset.strip())
+    except ValueError:
+        return LoadOutcome(False, dataset, names, error_key="data.bad_dataset_name", error_values={"name": dataset})
+    with cache.workspace() as ws:
+        result = load_into_workspace(files, ws, dataset=dataset, source=source)
+    ok = result.report.ok and result.version is not None
+    outcome = LoadOutcome(ok, result.dataset, names, result.report, result.version,
+                          {k: len(v) for k, v in result.tables.items()} if ok else {})
+    if ok:
+        state.set_active_dataset(result.dataset)
+    st.session_state[keys.LAST_LOAD] = outcome
+    return outcome
+
+
+def handle_upload(uploaded: list, dataset: str = "main") -> LoadOutcome:
+    """Streamlit ``UploadedFile`` objects (or ``(name, bytes)`` pairs) → :func:`load_files`."""
+    files = [(f.name, f.getvalue()) if hasattr(f, "getvalue") else (f[0], f[1]) for f in uploaded or []]
+    return load_files(files, dataset)
+
+
+# ------------------------------------------------------------------ demo portfolio
+
+
+def demo_files() -> list[tuple[str, Path]]:
+    """The demo portfolio's table files, generating them with ``synth`` when the folder is empty."""
+    folder = state.demo_data_dir()
+    found = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    if found:
+        return [(p.name, p) for p in found]
+    from profile_core.synth import generate_portfolio, write_portfolio
+
+    portfolio = generate_portfolio(DEMO_CUSTOMERS, DEMO_SEED)
+    try:
+        paths = write_portfolio(portfolio, folder)
+    except OSError:  # read-only checkout: keep the files for this process only
+        paths = write_portfolio(portfolio, tempfile.mkdtemp(prefix="profile-demo-"))
+    return [(Path(p).name, Path(p)) for p in paths.values()]
+
+
+def load_demo() -> LoadOutcome:
+    """(Re)load the demo portfolio into the ``demo`` dataset and make it active."""
+    return load_files(demo_files(), DEMO_DATASET, source="demo")
+
+
+def list_bundles() -> list[Path]:
+    """Bundle folders (those holding a ``manifest.json``): the demo bundle first, then ``models/*``."""
+    out: list[Path] = []
+    demo = state.demo_bundle_dir()
+    if (demo / "manifest.json").is_file():
+        out.append(demo)
+    root = state.models_dir()
+    if root.is_dir():
+        for p in sorted(root.iterdir()):
+            if (p / "manifest.json").is_file() and p.resolve() not in {q.resolve() for q in out}:
+                out.append(p)
+    return out
+
+
+def bootstrap() -> None:
+    """First run of a session: load the demo data into an empty workspace and make the demo bundle active.
+    Failures are logged and leave the app usable (the data page can load data by hand)."""
+    if st.session_state.get(keys.BOOTSTRAPPED):
+        return
+    st.session_state[keys.BOOTSTRAPPED] = True
+    try:
+        with cache.workspace() as ws:  # held across check and load: two first sessions load the demo once
+            if ws.list_datasets().empty:
+                with st.spinner(state.tr("app.loading_demo")):
+                    load_demo()
+    except Exception:  # noqa: BLE001 — first start must never take the app down
+        log.exception("loading the demo portfolio failed")
+    if state.active_bundle() is None and (state.demo_bundle_dir() / "manifest.json").is_file():
+        state.set_active_bundle(state.demo_bundle_dir())
+
+
+def sync_active() -> None:
+    """Every run: the active dataset must still exist (another session may have replaced it) and the
+    active bundle folder too; otherwise fall back to ``main``, then the first dataset, or none."""
+    try:
+        names = cache.datasets()["name"].tolist()
+    except Exception:  # noqa: BLE001 — an unreadable workspace shows as "no data"
+        log.exception("reading the workspace failed")
+        names = []
+    if state.active_dataset() not in names:
+        state.set_active_dataset("main" if "main" in names else (names[0] if names else None))
+    bundle = state.active_bundle()
+    if bundle is not None and not (bundle / "manifest.json").is_file():
+        state.set_active_bundle(None)

@@ -1,0 +1,204 @@
+"""The mapping step of the data page: review and correct the proposed column mapping of uploaded files.
+
+``render_mapping_step(files, lang=..., key_prefix=...)`` draws the proposal of
+:func:`profile_core.mapping.propose_files` (saved mappings re-applied by header) and returns the confirmed
+:class:`~profile_core.mapping.Mapping` on the run its confirm button is pressed, else None. Only widgets
+here: every decision is a call into ``profile_core.mapping``. The working mapping lives in session state
+under ``{key_prefix}-state-mapping`` and is proposed again when the files change.
+
+Widget keys (for tests): ``{p}-{i}-table``, ``{p}-{i}-column``, ``{p}-{i}-{j}-target`` / ``-kind`` /
+``-date`` / ``-decimal`` / ``-codes``, ``{p}-{i}-labels``, ``{p}-{i}-{j}-label-kind``, ``{p}-link-roles``,
+``{p}-save-name``, ``{p}-confirm`` — ``i`` is the file (table) index, ``j`` the column index.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from profile_core import mapping as mp
+from profile_core.i18n import t
+from profile_core.parsing import DATE_FORMATS, codes_text, parse_codes_text
+
+_ROLES = ("owner", "disponent")
+
+
+def render_mapping_step(files: list, *, lang: str = "zh", key_prefix: str = "mapping",
+                        store: mp.MappingStore | str | Path | None = None) -> mp.Mapping | None:
+    """Draw the mapping step for ``files`` (``(name, bytes | path)`` pairs or Streamlit UploadedFiles);
+    returns the confirmed Mapping on the run the confirm button is pressed (saved to ``store`` first when
+    a name is given), else None."""
+    p = key_prefix
+    pairs = [(f.name, f.getvalue()) if hasattr(f, "getvalue") else (f[0], f[1]) for f in files or []]
+    store = mp.MappingStore(store) if isinstance(store, str | Path) else store
+    upload = mp.upload_signature(pairs)
+    if st.session_state.get(f"{p}-state-files") != upload:
+        for key in [k for k in st.session_state if str(k).startswith(f"{p}-")]:
+            del st.session_state[key]
+        proposal, unreadable = mp.propose_files(pairs, store=store)
+        st.session_state[f"{p}-state-files"] = upload
+        st.session_state[f"{p}-state-mapping"] = proposal
+        st.session_state[f"{p}-state-unreadable"] = unreadable
+    mapping: mp.Mapping = st.session_state[f"{p}-state-mapping"]
+
+    st.subheader(t("mapping.ui.header", lang))
+    st.caption(t("mapping.ui.help", lang))
+    unreadable = st.session_state[f"{p}-state-unreadable"]
+    if unreadable:
+        st.error(t("mapping.ui.unreadable", lang) + " " + " ".join(i.message(lang) for i in unreadable))
+    imported = st.file_uploader(t("mapping.ui.import", lang), type=["yaml", "yml", "json"], key=f"{p}-import")
+    if imported is not None and st.session_state.get(f"{p}-state-imported") != imported.file_id:
+        try:
+            saved = mp.Mapping.from_text(imported.getvalue().decode("utf-8-sig"), source=imported.name)
+        except mp.MappingError as e:
+            st.error(e.message(lang))
+        else:
+            _replace(p, mp.merge_saved(mapping, saved))
+            st.session_state[f"{p}-state-imported"] = imported.file_id
+            st.rerun()
+
+    for i, tm in enumerate(mapping.tables):
+        with st.container(border=True):
+            _table_block(p, i, tm, lang)
+    if any(tm.table == mp.LINK_TABLE for tm in mapping.tables):
+        _init(f"{p}-link-roles", list(mapping.link.roles))
+        st.multiselect(t("mapping.ui.link_roles", lang), _ROLES, key=f"{p}-link-roles", on_change=_on_link_roles,
+                       args=(p,))
+    code_file = st.file_uploader(t("mapping.ui.code_file", lang), type=["csv", "xlsx"], key=f"{p}-code-file")
+    if code_file is not None and st.session_state.get(f"{p}-state-codes") != code_file.file_id:
+        _replace(p, mp.apply_code_tables(_mapping(p), mp.read_code_tables(code_file.name, code_file.getvalue())))
+        st.session_state[f"{p}-state-codes"] = code_file.file_id
+        st.rerun()
+
+    mapping = _mapping(p)
+    problems = mp.problem_texts(mapping, lang)
+    for severity, text in problems:
+        (st.error if severity == "error" else st.warning)(text)
+    _init(f"{p}-save-name", mapping.name or "")
+    name = st.text_input(t("mapping.ui.save_name", lang), key=f"{p}-save-name")
+    st.download_button(t("mapping.ui.download", lang), mapping.to_yaml(), file_name=f"{name or 'mapping'}.yaml",
+                       mime="application/x-yaml", key=f"{p}-download")
+    if not st.button(t("mapping.ui.confirm", lang), type="primary", key=f"{p}-confirm"):
+        return None
+    if any(severity == "error" for severity, _ in problems):
+        st.error(t("mapping.ui.fix_first", lang))
+        return None
+    if name:
+        try:
+            path = store.save(mapping, name) if store is not None else None
+        except mp.MappingError as e:
+            st.error(e.message(lang))
+            return None
+        mapping = mapping.model_copy(update={"name": name})
+        if path is not None:
+            st.success(t("mapping.ui.saved_to", lang, path=str(path)))
+    return mapping
+
+
+def _table_block(p: str, i: int, tm: mp.TableMapping, lang: str) -> None:
+    st.markdown(f"**{tm.file}**")
+    if tm.saved_as is not None:
+        st.info(t("mapping.ui.saved", lang, name=tm.saved_as))
+    note = mp.format_note(tm, lang)
+    if note:
+        st.caption(note)
+    for text in mp.derived_notes(tm, lang):
+        st.caption(text)
+    _init(f"{p}-{i}-table", tm.table)
+    st.selectbox(t("mapping.ui.table", lang), mp.TABLE_NAMES, key=f"{p}-{i}-table",
+                 format_func=lambda v: t(f"mapping.table.{v}", lang), on_change=_on_table, args=(p, i))
+    st.dataframe(mp.proposal_frame(tm, lang), hide_index=True)
+    sources = [c.source for c in tm.columns]
+    if not sources:
+        return
+    if st.session_state.get(f"{p}-{i}-column") not in sources:  # the table was re-proposed
+        st.session_state.pop(f"{p}-{i}-column", None)
+    _init(f"{p}-{i}-column", sources[0])
+    source = st.selectbox(t("mapping.ui.column", lang), sources, key=f"{p}-{i}-column")
+    j = sources.index(source)
+    cm = tm.columns[j]
+    left, right = st.columns(2)
+    with left:
+        _init(f"{p}-{i}-{j}-target", mp.current_option(cm, tm.table))
+        st.selectbox(t("mapping.ui.target", lang), mp.target_options(tm.table), key=f"{p}-{i}-{j}-target",
+                     format_func=lambda v: mp.option_label(v, tm.table, lang), on_change=_on_target,
+                     args=(p, i, j, source))
+        if cm.role == "label":
+            _init(f"{p}-{i}-{j}-kind", cm.kind or "binary")
+            st.selectbox(t("mapping.ui.kind", lang), mp.LABEL_KINDS, key=f"{p}-{i}-{j}-kind",
+                         format_func=lambda v: t(f"mapping.kind.{v}", lang), on_change=_on_option,
+                         args=(p, i, j, source, "kind"))
+    with right:
+        _init(f"{p}-{i}-{j}-date", cm.date_format or "")
+        st.selectbox(t("mapping.ui.date_format", lang), ["", *DATE_FORMATS], key=f"{p}-{i}-{j}-date",
+                     format_func=lambda v: t("mapping.ui.date_auto", lang) if not v
+                     else DATE_FORMATS[v][0 if lang == "zh" else 1],
+                     on_change=_on_option, args=(p, i, j, source, "date_format"))
+        _init(f"{p}-{i}-{j}-decimal", cm.decimal_comma)
+        st.checkbox(t("mapping.ui.decimal_comma", lang), key=f"{p}-{i}-{j}-decimal", on_change=_on_option,
+                    args=(p, i, j, source, "decimal_comma"))
+        _init(f"{p}-{i}-{j}-codes", codes_text(cm.codes))
+        st.text_input(t("mapping.ui.codes", lang), key=f"{p}-{i}-{j}-codes", on_change=_on_option,
+                      args=(p, i, j, source, "codes"))
+    labels = [c.source for c in tm.columns if c.role == "label"]
+    _init(f"{p}-{i}-labels", labels)
+    chosen = st.multiselect(t("mapping.ui.labels", lang), sources, key=f"{p}-{i}-labels", on_change=_on_labels,
+                            args=(p, i))
+    for source in chosen:
+        j = sources.index(source)
+        _init(f"{p}-{i}-{j}-label-kind", tm.columns[j].kind or "binary")
+        st.selectbox(t("mapping.ui.label_kind", lang, column=source), mp.LABEL_KINDS, key=f"{p}-{i}-{j}-label-kind",
+                     format_func=lambda v: t(f"mapping.kind.{v}", lang), on_change=_on_labels, args=(p, i))
+
+
+# ---- state plumbing: callbacks call profile_core.mapping and drop the widget values they made stale ----
+def _init(key: str, value: object) -> None:
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def _mapping(p: str) -> mp.Mapping:
+    return st.session_state[f"{p}-state-mapping"]
+
+
+def _replace(p: str, mapping: mp.Mapping, *, keep: tuple[str, ...] = ()) -> None:
+    """Store ``mapping`` and forget the widget values of every file (except ``keep``) so they show it."""
+    st.session_state[f"{p}-state-mapping"] = mapping
+    for key in [k for k in st.session_state if str(k).startswith(f"{p}-") and "-state-" not in str(k)]:
+        if key not in keep and not str(key).endswith(("-column", "-import", "-code-file", "-save-name",
+                                                      "-download", "-confirm")):
+            del st.session_state[key]
+
+
+def _on_table(p: str, i: int) -> None:
+    _replace(p, mp.set_table(_mapping(p), i, st.session_state[f"{p}-{i}-table"]))
+
+
+def _on_target(p: str, i: int, j: int, source: str) -> None:
+    _replace(p, mp.choose_target(_mapping(p), i, source, st.session_state[f"{p}-{i}-{j}-target"]))
+
+
+def _on_option(p: str, i: int, j: int, source: str, option: str) -> None:
+    suffix = {"kind": "kind", "date_format": "date", "decimal_comma": "decimal", "codes": "codes"}[option]
+    value = st.session_state[f"{p}-{i}-{j}-{suffix}"]
+    if option == "codes":
+        value = parse_codes_text(value)
+    elif option == "date_format":
+        value = value or None
+    _replace(p, mp.update_column(_mapping(p), i, source, **{option: value}), keep=(f"{p}-{i}-{j}-{suffix}",))
+
+
+def _on_labels(p: str, i: int) -> None:
+    mapping = _mapping(p)
+    sources = [c.source for c in mapping.tables[i].columns]
+    chosen = st.session_state[f"{p}-{i}-labels"]
+    kinds = {s: st.session_state.get(f"{p}-{i}-{sources.index(s)}-label-kind")
+             or mapping.tables[i].column(s).kind or "binary" for s in chosen}
+    _replace(p, mp.set_labels(mapping, i, kinds))
+
+
+def _on_link_roles(p: str) -> None:
+    mapping = _mapping(p)
+    link = mapping.link.model_copy(update={"roles": list(st.session_state[f"{p}-link-roles"])})
+    _replace(p, mapping.model_copy(update={"link": link}), keep=(f"{p}-link-roles",))

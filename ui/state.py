@@ -1,0 +1,130 @@
+"""Where things live (paths from the environment) and what this session has chosen (language, role,
+active dataset and bundle). Read-only helpers over ``st.session_state``; keys come from ``ui.keys``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from profile_core.i18n import DEFAULT_LANG, LANGS
+from profile_core.i18n import t as _t
+from ui import keys
+
+ROOT = Path(__file__).resolve().parents[1]
+ROLES = ("rm", "analyst", "auditor", "admin")
+DEFAULT_ROLE = "analyst"  # sees the whole portfolio, identities masked
+
+
+# ------------------------------------------------------------------ paths (env overrides for tests)
+
+
+def _env_path(var: str, default: Path) -> Path:
+    value = os.environ.get(var)
+    return Path(value).expanduser() if value else default
+
+
+def workspace_path() -> Path:
+    """The DuckDB workspace file: ``$PROFILE_WORKSPACE`` or ``workspace.duckdb`` in the project root."""
+    return _env_path("PROFILE_WORKSPACE", ROOT / "workspace.duckdb")
+
+
+def models_dir() -> Path:
+    """Where bundles are saved and listed: ``$PROFILE_MODELS`` or ``models/``."""
+    return _env_path("PROFILE_MODELS", ROOT / "models")
+
+
+def demo_data_dir() -> Path:
+    """The demo portfolio files: ``$PROFILE_DEMO_DATA`` or ``data/demo``."""
+    return _env_path("PROFILE_DEMO_DATA", ROOT / "data" / "demo")
+
+
+def demo_bundle_dir() -> Path:
+    """The shipped demo bundle: ``$PROFILE_DEMO_BUNDLE`` or ``models/demo``."""
+    return _env_path("PROFILE_DEMO_BUNDLE", ROOT / "models" / "demo")
+
+
+# ------------------------------------------------------------------ session choices
+
+
+def lang() -> str:
+    value = st.session_state.get(keys.LANG, DEFAULT_LANG)
+    return value if value in LANGS else DEFAULT_LANG
+
+
+def tr(key: str, /, **values) -> str:
+    """The catalogue message ``key`` in this session's language."""
+    return _t(key, lang(), **values)
+
+
+def labeller(prefix: str):
+    """``format_func`` for widgets: value → message ``prefix + value`` in the language of *this* run
+    (format functions may be called outside the script run, where session state is unavailable)."""
+    current = lang()
+    return lambda value: _t(f"{prefix}{value}", current)
+
+
+def set_lang(value: str) -> None:
+    st.session_state[keys.LANG] = value if value in LANGS else DEFAULT_LANG
+
+
+def set_role(value: str) -> None:
+    st.session_state[keys.ROLE] = value if value in ROLES else DEFAULT_ROLE
+
+
+def role() -> str:
+    value = st.session_state.get(keys.ROLE, DEFAULT_ROLE)
+    return value if value in ROLES else DEFAULT_ROLE
+
+
+def rm_id() -> str | None:
+    return st.session_state.get(keys.RM_ID)
+
+
+def set_rm_id(value: str | None) -> None:
+    st.session_state[keys.RM_ID] = value
+
+
+def reveal() -> bool:
+    return role() == "admin" and bool(st.session_state.get(keys.REVEAL, False))
+
+
+def set_reveal(value: bool) -> None:
+    st.session_state[keys.REVEAL] = bool(value)
+
+
+def policy():
+    """The ``privacy.Policy`` of this session's role (an RM without a chosen manager sees no customer)."""
+    from profile_core.privacy import Policy
+
+    current = role()
+    if current == "rm":
+        return Policy("rm", rm_id=rm_id() or "\u2014")
+    return Policy(current, reveal=reveal())
+
+
+def active_dataset() -> str | None:
+    return st.session_state.get(keys.DATASET)
+
+
+def set_active_dataset(name: str | None) -> None:
+    st.session_state[keys.DATASET] = name
+
+
+def active_bundle() -> Path | None:
+    value = st.session_state.get(keys.BUNDLE)
+    return Path(value) if value else None
+
+
+def set_active_bundle(path: str | Path | None) -> None:
+    st.session_state[keys.BUNDLE] = str(path) if path else None
+
+
+def flash(kind: str, text: str) -> None:
+    """A message to show once at the top of the next run (survives ``st.rerun``)."""
+    st.session_state[keys.FLASH] = (kind, text)
+
+
+def pop_flash() -> tuple[str, str] | None:
+    return st.session_state.pop(keys.FLASH, None)

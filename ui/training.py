@@ -1,0 +1,240 @@
+"""The model page's glue: task choices, the training job (MTL, then optional baselines, in a worker
+thread), turning epoch reports into plottable frames, saving and listing bundles."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from profile_core.features import LABEL_COLUMNS
+from profile_core.tasks import TaskSpec, default_tasks, infer_task
+from ui import keys, state
+from ui.jobs import Job
+
+ARCHS = ("shared-bottom", "mmoe", "ple")
+WEIGHTINGS = ("fixed", "uncertainty", "gradnorm", "dwa")
+KINDS = ("regression", "binary", "multiclass")
+#: The metric shown per task kind in curves and the comparison chart, and whether higher is better.
+PRIMARY_METRIC = {"regression": ("rmse", False), "binary": ("auc", True), "multiclass": ("accuracy", True)}
+_BUNDLE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+# ------------------------------------------------------------------ tasks
+
+
+def label_options(frame: pd.DataFrame) -> list[str]:
+    """Columns a task can learn: the canonical labels present (with values) first, then other columns."""
+    if frame is None:
+        return []
+    labels = [c for c in LABEL_COLUMNS if c in frame.columns and frame[c].notna().any()]
+    others = [c for c in frame.columns if c not in labels and c != "customer_id" and c not in LABEL_COLUMNS
+              and not pd.api.types.is_datetime64_any_dtype(frame[c]) and frame[c].notna().any()]
+    return labels + others
+
+
+def default_labels(frame: pd.DataFrame) -> list[str]:
+    return [t.label for t in default_tasks() if t.label in label_options(frame)]
+
+
+def default_kind(frame: pd.DataFrame, label: str) -> str:
+    for task in default_tasks():
+        if task.label == label:
+            return task.kind
+    try:
+        return infer_task(frame, label).kind
+    except ValueError:
+        return "regression"
+
+
+def build_tasks(frame: pd.DataFrame, choices: dict[str, str]) -> list[TaskSpec]:
+    """TaskSpecs for ``{label column: kind}``: the default spec when it matches, else inferred."""
+    defaults = {t.label: t for t in default_tasks()}
+    out = []
+    for label, kind in choices.items():
+        spec = defaults.get(label)
+        out.append(spec if spec is not None and spec.kind == kind else infer_task(frame, label, kind=kind))
+    return out
+
+
+# ------------------------------------------------------------------ the job
+
+
+@dataclass
+class TrainingOutcome:
+    result: Any  # train.TrainResult
+    comparison: pd.DataFrame | None = None  # baselines.comparison_table (MTL + baselines)
+    fingerprint: str = ""  # pipeline.data_fingerprint of the training frame
+    baseline_error: str | None = None
+    saved_to: list[str] = field(default_factory=list)
+
+
+def make_target(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines: bool, fit_fn=None,
+                baselines_fn=None):
+    """``target(job)`` for :class:`ui.jobs.Job`: fit the multi-task model (epoch reports → ``job.report``,
+    ``job.cancel_event`` → stop after the epoch), then optionally the single-task baselines."""
+
+    def target(job: Job) -> TrainingOutcome:
+        from profile_core.pipeline import data_fingerprint
+
+        fit = fit_fn
+        if fit is None:
+            from profile_core.train import fit
+        job.set_phase("mtl")
+        result = fit(frame, tasks, config, callback=job.report, cancel=job.cancel_event)
+        outcome = TrainingOutcome(result=result, fingerprint=data_fingerprint(frame))
+        if baselines and not job.cancel_event.is_set():
+            job.set_phase("baselines")
+            run = baselines_fn
+            from profile_core.baselines import comparison_table, report_split
+            if run is None:
+                from profile_core.baselines import run_baselines as run
+            part = report_split(result.split)
+            try:
+                outcome.comparison = comparison_table({"MTL": result.metrics[part],
+                                                       **run(frame, tasks, config, result.split)})
+            except Exception as exc:  # noqa: BLE001 — the MTL model is still good; say what failed
+                outcome.baseline_error = f"{type(exc).__name__}: {exc}"
+        job.set_phase("done")
+        return outcome
+
+    return target
+
+
+def start_job(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines: bool, fingerprint: str | None,
+              **fns) -> Job:
+    """Start training in a worker thread and keep the job in this session (a running job is kept)."""
+    current = current_job()
+    if current is not None and current.running:
+        return current
+    meta = {"tasks": tasks, "config": config, "baselines": baselines, "dataset": state.active_dataset(),
+            "dataset_fingerprint": fingerprint}
+    job = Job(make_target(frame, tasks, config, baselines=baselines, **fns), name="train", meta=meta).start()
+    st.session_state[keys.JOB] = job
+    return job
+
+
+def current_job() -> Job | None:
+    return st.session_state.get(keys.JOB)
+
+
+def clear_job() -> None:
+    job = current_job()
+    if job is not None and job.running:
+        job.cancel()
+    st.session_state.pop(keys.JOB, None)
+
+
+# ------------------------------------------------------------------ reports → frames
+
+
+def history_long(reports: list, tasks: list[TaskSpec]) -> pd.DataFrame:
+    """Epoch reports → one row per (epoch, task, split): ``loss``, ``metric`` (the task kind's primary
+    metric, validation only) and ``weight`` — the frame ``charts.plot_training_curves`` reads."""
+    kinds = {t.name: t.kind for t in tasks}
+    rows = []
+    for r in reports:
+        for task in kinds:
+            metric_name = PRIMARY_METRIC[kinds[task]][0]
+            train_loss = r.train_losses.get(task)
+            val_loss = r.val_losses.get(task)
+            metric = (r.val_metrics.get(task) or {}).get(metric_name)
+            weight = r.weights.get(task)
+            rows.append({"epoch": r.epoch, "task": task, "split": "train", "loss": train_loss,
+                         "metric": None, "metric_name": metric_name, "weight": weight})
+            rows.append({"epoch": r.epoch, "task": task, "split": "val", "loss": val_loss,
+                         "metric": metric, "metric_name": metric_name, "weight": weight})
+    frame = pd.DataFrame(rows, columns=["epoch", "task", "split", "loss", "metric", "metric_name", "weight"])
+    for c in ("loss", "metric", "weight"):
+        frame[c] = pd.to_numeric(frame[c], errors="coerce")
+    return frame
+
+
+def comparison_long(table: pd.DataFrame, tasks: list[TaskSpec]) -> pd.DataFrame:
+    """Wide ``comparison_table`` → (model, task, metric, value) with each task's primary metric."""
+    kinds = {t.name: t.kind for t in tasks}
+    rows = []
+    if table is None or table.empty:
+        return pd.DataFrame(columns=["model", "task", "metric", "value"])
+    for rec in table.to_dict(orient="records"):
+        kind = kinds.get(rec["task"])
+        if kind is None:
+            continue
+        metric = PRIMARY_METRIC[kind][0]
+        value = rec.get(metric)
+        rows.append({"model": rec["model"], "task": rec["task"], "metric": metric,
+                     "value": None if value is None or (isinstance(value, float) and math.isnan(value)) else value})
+    return pd.DataFrame(rows, columns=["model", "task", "metric", "value"])
+
+
+def metrics_frame(metrics: dict[str, dict[str, dict[str, float | None]]], split: str) -> pd.DataFrame:
+    """``{split: {task: {metric: value}}}`` → one row per task: ``task``, ``n``, then each metric the
+    task has (a regression task has no AUC: such columns stay empty rather than printing None)."""
+    per_task = (metrics or {}).get(split) or {}
+    rows = [{"task": task, **{k: v for k, v in vals.items() if v is not None}} for task, vals in per_task.items()]
+    frame = pd.DataFrame(rows)
+    if "n" in frame:
+        frame["n"] = pd.to_numeric(frame["n"], errors="coerce").astype("Int64")
+    return frame.dropna(axis=1, how="all")
+
+
+def metrics_table(metrics: dict[str, dict[str, dict[str, float | None]]], split: str) -> pd.DataFrame:
+    """:func:`metrics_frame` for display: ``task``, ``n``, ``metrics`` (text, the task's own metrics)."""
+    frame = metrics_frame(metrics, split)
+    if frame.empty:
+        return pd.DataFrame(columns=["task", "n", "metrics"])
+    return compact_metrics(frame.assign(model="")).drop(columns="model")
+
+
+def compact_metrics(table: pd.DataFrame) -> pd.DataFrame:
+    """A wide model × task metric table → ``model``, ``task``, ``n`` and one text column listing the task's
+    own metrics ("rmse 31.2 · mae 24.0 · r2 0.41"), so regression and classification rows read cleanly."""
+    if table is None or table.empty:
+        return pd.DataFrame(columns=["model", "task", "n", "metrics"])
+    metric_cols = [c for c in table.columns if c not in ("model", "task", "n")]
+    out = table[["model", "task"]].copy()
+    if "n" in table:
+        out["n"] = pd.to_numeric(table["n"], errors="coerce").astype("Int64")
+    out["metrics"] = [
+        " · ".join(f"{c} {float(row[c]):.4g}" for c in metric_cols
+                   if row[c] is not None and not (isinstance(row[c], float) and math.isnan(row[c])))
+        for _, row in table.iterrows()]
+    return out
+
+
+# ------------------------------------------------------------------ bundles
+
+
+def valid_bundle_name(name: str) -> bool:
+    return bool(_BUNDLE_NAME.fullmatch(name or "")) and name not in {".", ".."}
+
+
+def save_result(outcome: TrainingOutcome, name: str) -> Path:
+    """Save the trained model as ``models/<name>`` (replacing an earlier bundle of that name)."""
+    from profile_core.bundle import save_bundle
+
+    path = save_bundle(outcome.result, state.models_dir() / name, name=name,
+                       data_fingerprint=outcome.fingerprint)
+    outcome.saved_to.append(str(path))
+    return path
+
+
+def manifest_summary(manifest: dict, lang: str) -> dict[str, str]:
+    """The manifest fields a person checks first, as display strings."""
+    tasks = [TaskSpec.from_dict(d) for d in manifest.get("tasks", [])]
+    config = manifest.get("config", {})
+    return {
+        "name": str(manifest.get("name", "")),
+        "tasks": ", ".join(f"{t.display(lang)} ({t.kind})" for t in tasks),
+        "arch": str(manifest.get("architecture", {}).get("name", config.get("arch", ""))),
+        "weighting": str(config.get("weighting", "")),
+        "created": str(manifest.get("created_utc", "")),
+        "fingerprint": str(manifest.get("data_fingerprint", "") or "—"),
+        "best_epoch": str(manifest.get("best_epoch", "")),
+        "device": str(manifest.get("device", "")),
+    }
