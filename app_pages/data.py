@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import cache, keys, loading, state, widgets
+from ui.mapping_step import render_mapping_step
 from ui.state import tr
 
 widgets.page_header("data.title", "data.caption")
@@ -26,6 +27,15 @@ with st.container(border=True):
         with st.spinner(tr("app.loading_demo")):
             if loading.load_demo().ok:
                 st.rerun()
+    # optional, opt-in: review and correct the proposed column mapping (exports in a bank's own layout)
+    if uploaded and st.toggle(tr("data.mapping_toggle"), key=keys.MAPPING_TOGGLE):
+        loading.repair_mapping_state(keys.MAPPING_PREFIX)
+        mapping = render_mapping_step(uploaded, lang=state.lang(), key_prefix=keys.MAPPING_PREFIX,
+                                      store=loading.mapping_store())
+        if mapping is not None:
+            with st.spinner(tr("data.upload.loading")):
+                if loading.handle_upload(uploaded, dataset_name, mapping=mapping).ok:
+                    st.rerun()
 
 last = st.session_state.get(keys.LAST_LOAD)
 if last is not None:

@@ -94,7 +94,7 @@ def train_and_save(
     result = fit(frame, tasks, config, callback=report)
     if bar is not None:
         bar.close()
-    path = save_bundle(result, out, data_fingerprint=data_fingerprint(frame))
+    path = save_bundle(result, out, name=Path(out).name, data_fingerprint=data_fingerprint(frame))
     summary = {"bundle": str(path), "device": result.device, "metrics": result.metrics}
     if baselines:
         table = comparison_table({"MTL": result.metrics["test"],

@@ -207,6 +207,27 @@ def test_upload_bad_file_keeps_previous_data(env):
     assert at.metric[0].value == "300"  # the demo data is still shown
 
 
+def test_mapping_step_declares_labels_for_the_model_page(env):
+    """A bank export in its own layout: confirm the proposed mapping with a label → the model page offers it."""
+    rows = ["CUST_NO,SEX,AGE,INCOME,BAD"] + [f"K{i:03d},{1 + i % 2},{20 + i},{1000 + 37 * i},{i % 2}"
+                                             for i in range(60)]
+    at = _app().run()
+    at.file_uploader(key=keys.UPLOAD).set_value([("applicants.csv", ("\n".join(rows) + "\n").encode(), "text/csv")])
+    at.run()
+    _ok(at)
+    at.toggle(key=keys.MAPPING_TOGGLE).set_value(True).run()
+    _ok(at)
+    p = keys.MAPPING_PREFIX
+    at.multiselect(key=f"{p}-0-labels").set_value(["BAD"]).run()
+    at.button(key=f"{p}-confirm").click().run()
+    _ok(at)
+    assert at.session_state[keys.DATASET] == "main", [e.value for e in at.error]
+    at.switch_page(str(PagePath.MODEL)).run()
+    _ok(at)
+    assert at.multiselect(key=keys.TASKS).value == ["BAD"]
+    assert at.selectbox(key=keys.TASK_KIND.format(label="BAD")).value == "binary"
+
+
 def test_load_demo_button(env):
     at = _app().run()
     at.button(key=keys.DEMO_BUTTON).click().run()

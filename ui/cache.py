@@ -84,6 +84,17 @@ def active_tables() -> dict[str, pd.DataFrame]:
     return tables(str(state.workspace_path()), name, fp)
 
 
+def dataset_labels(name: str | None) -> dict[str, str]:
+    """Label column → kind the load recorded for dataset ``name`` (``Workspace.meta(name)["labels"]``)."""
+    if not name:
+        return {}
+    with workspace() as ws:
+        if not ws.has_dataset(name):
+            return {}
+        labels = ws.meta(name).get("labels") or {}
+    return {str(k): str(v) for k, v in labels.items()}
+
+
 def rm_ids() -> list[str]:
     """Relationship managers of the active dataset (for the sidebar's RM selector)."""
     customers = active_tables().get("customers")

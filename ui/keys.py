@@ -45,6 +45,8 @@ UPLOAD_BUTTON = "data-upload-load-button"
 DEMO_BUTTON = "data-load-demo-button"
 DATASET_SELECT = "data-dataset-selectbox"
 PREVIEW_ROWS = "data-preview-rows-number-input"
+MAPPING_PREFIX = "data-mapping"  # key prefix of ui.mapping_step widgets on the data page
+MAPPING_TOGGLE = "data-map-review-toggle"  # not under MAPPING_PREFIX + "-": the step clears those keys
 
 # ------------------------------------------------------------------ model page
 TASKS = "model-tasks-multiselect"

@@ -49,8 +49,26 @@ class LoadOutcome:
         return text
 
 
-def load_files(files: list[tuple[str, bytes | Path]], dataset: str, *, source: str | None = None) -> LoadOutcome:
-    """Validate ``files`` and, when they pass, replace ``dataset`` with them; sets it active on success."""
+def mapping_store():
+    """Saved column mappings (``mappings/`` beside the workspace): a later upload with the same header gets
+    its saved mapping applied automatically."""
+    from profile_core.mapping import store_for
+
+    return store_for(state.workspace_path())
+
+
+def repair_mapping_state(prefix: str) -> None:
+    """Guard for ``ui.mapping_step``: a run interrupted between its clearing and re-filling of session state
+    (a click while the proposal is computed) can leave the file signature without the mapping; dropping
+    the signature makes the step propose again instead of failing with a KeyError."""
+    if f"{prefix}-state-mapping" not in st.session_state:
+        st.session_state.pop(f"{prefix}-state-files", None)
+
+
+def load_files(files: list[tuple[str, bytes | Path]], dataset: str, *, source: str | None = None,
+               mapping=None) -> LoadOutcome:
+    """Validate ``files`` (with ``mapping`` — a confirmed ``profile_core.mapping.Mapping`` — or the saved
+    mappings applied) and, when they pass, replace ``dataset`` with them; sets it active on success."""
     names = [n for n, _ in files]
     if not files:
         return LoadOutcome(False, dataset, names, error_key="data.no_files")
@@ -59,7 +77,8 @@ def load_files(files: list[tuple[str, bytes | Path]], dataset: str, *, source: s
     except ValueError:
         return LoadOutcome(False, dataset, names, error_key="data.bad_dataset_name", error_values={"name": dataset})
     with cache.workspace() as ws:
-        result = load_into_workspace(files, ws, dataset=dataset, source=source)
+        result = load_into_workspace(files, ws, dataset=dataset, mapping=mapping, source=source,
+                                     store=mapping_store())
     ok = result.report.ok and result.version is not None
     outcome = LoadOutcome(ok, result.dataset, names, result.report, result.version,
                           {k: len(v) for k, v in result.tables.items()} if ok else {})
@@ -69,10 +88,10 @@ def load_files(files: list[tuple[str, bytes | Path]], dataset: str, *, source: s
     return outcome
 
 
-def handle_upload(uploaded: list, dataset: str = "main") -> LoadOutcome:
+def handle_upload(uploaded: list, dataset: str = "main", mapping=None) -> LoadOutcome:
     """Streamlit ``UploadedFile`` objects (or ``(name, bytes)`` pairs) → :func:`load_files`."""
     files = [(f.name, f.getvalue()) if hasattr(f, "getvalue") else (f[0], f[1]) for f in uploaded or []]
-    return load_files(files, dataset)
+    return load_files(files, dataset, mapping=mapping)
 
 
 # ------------------------------------------------------------------ demo portfolio

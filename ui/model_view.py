@@ -53,8 +53,10 @@ def features_or_error() -> pd.DataFrame | None:
 
 
 def training_form(frame: pd.DataFrame, fingerprint: str | None, running: bool) -> None:
-    options = training.label_options(frame)
-    chosen = st.multiselect(tr("model.tasks"), options, default=training.default_labels(frame), key=keys.TASKS,
+    declared = cache.dataset_labels(state.active_dataset())
+    options = training.label_options(frame, declared)
+    chosen = st.multiselect(tr("model.tasks"), options, default=training.default_labels(frame, declared),
+                            key=keys.TASKS,
                             help=tr("model.tasks_help"),
                             format_func=_label_display(state.lang()))
     c1, c2 = st.columns(2)
@@ -68,7 +70,7 @@ def training_form(frame: pd.DataFrame, fingerprint: str | None, running: bool) -
         st.markdown(f"**{tr('model.task_settings')}**")
     for label in chosen:
         k1, k2 = st.columns(2)
-        default = training.default_kind(frame, label)
+        default = training.default_kind(frame, label, declared)
         kinds[label] = k1.selectbox(tr("model.kind", label=label), training.KINDS,
                                     index=training.KINDS.index(default), key=keys.TASK_KIND.format(label=label),
                                     format_func=state.labeller("model.kinds."))
@@ -83,7 +85,8 @@ def training_form(frame: pd.DataFrame, fingerprint: str | None, running: bool) -
     baselines = st.checkbox(tr("model.baselines"), value=False, key=keys.BASELINES, help=tr("model.baselines_help"))
     st.caption(f"{tr('model.device')}: {device_label()}")
     if st.button(tr("model.train"), type="primary", key=keys.TRAIN_BUTTON, disabled=running or not chosen):
-        _start(frame, fingerprint, kinds, weights, arch=arch, weighting=weighting, epochs=int(epochs),
+        _start(training.training_frame(frame, chosen, declared), fingerprint, kinds, weights, arch=arch,
+               weighting=weighting, epochs=int(epochs),
                batch=int(batch), lr=float(lr), seed=int(seed), baselines=baselines)
 
 

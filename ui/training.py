@@ -28,21 +28,30 @@ _BUNDLE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # ------------------------------------------------------------------ tasks
 
 
-def label_options(frame: pd.DataFrame) -> list[str]:
-    """Columns a task can learn: the canonical labels present (with values) first, then other columns."""
+def label_options(frame: pd.DataFrame, declared: dict[str, str] | None = None) -> list[str]:
+    """Columns a task can learn: the labels the load declared, then the canonical labels present (with
+    values), then any other column."""
     if frame is None:
         return []
-    labels = [c for c in LABEL_COLUMNS if c in frame.columns and frame[c].notna().any()]
-    others = [c for c in frame.columns if c not in labels and c != "customer_id" and c not in LABEL_COLUMNS
-              and not pd.api.types.is_datetime64_any_dtype(frame[c]) and frame[c].notna().any()]
-    return labels + others
+    present = [c for c in frame.columns if frame[c].notna().any()]
+    declared_cols = [c for c in (declared or {}) if c in present]
+    labels = [c for c in LABEL_COLUMNS if c in present and c not in declared_cols]
+    first = declared_cols + labels
+    others = [c for c in present if c not in first and c != "customer_id" and c not in LABEL_COLUMNS
+              and not pd.api.types.is_datetime64_any_dtype(frame[c])]
+    return first + others
 
 
-def default_labels(frame: pd.DataFrame) -> list[str]:
-    return [t.label for t in default_tasks() if t.label in label_options(frame)]
+def default_labels(frame: pd.DataFrame, declared: dict[str, str] | None = None) -> list[str]:
+    """The declared labels when the load recorded some, else the default tasks' labels present."""
+    options = label_options(frame, declared)
+    chosen = [c for c in (declared or {}) if c in options]
+    return chosen or [t.label for t in default_tasks() if t.label in options]
 
 
-def default_kind(frame: pd.DataFrame, label: str) -> str:
+def default_kind(frame: pd.DataFrame, label: str, declared: dict[str, str] | None = None) -> str:
+    if (declared or {}).get(label) in KINDS:
+        return declared[label]
     for task in default_tasks():
         if task.label == label:
             return task.kind
@@ -50,6 +59,13 @@ def default_kind(frame: pd.DataFrame, label: str) -> str:
         return infer_task(frame, label).kind
     except ValueError:
         return "regression"
+
+
+def training_frame(frame: pd.DataFrame, chosen: list[str], declared: dict[str, str] | None = None) -> pd.DataFrame:
+    """The frame handed to the trainer: a declared label that is not trained on is dropped, so it can never
+    leak in as a feature (the canonical labels are never features anyway)."""
+    drop = [c for c in (declared or {}) if c in frame.columns and c not in chosen]
+    return frame.drop(columns=drop)
 
 
 def build_tasks(frame: pd.DataFrame, choices: dict[str, str]) -> list[TaskSpec]:
@@ -75,9 +91,10 @@ class TrainingOutcome:
 
 
 def make_target(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines: bool, fit_fn=None,
-                baselines_fn=None):
+                baselines_fn=None, fingerprint: str | None = None):
     """``target(job)`` for :class:`ui.jobs.Job`: fit the multi-task model (epoch reports → ``job.report``,
-    ``job.cancel_event`` → stop after the epoch), then optionally the single-task baselines."""
+    ``job.cancel_event`` → stop after the epoch), then optionally the single-task baselines. ``fingerprint``
+    (the dataset's feature-table fingerprint, recorded in a saved bundle) defaults to the frame's own."""
 
     def target(job: Job) -> TrainingOutcome:
         from profile_core.pipeline import data_fingerprint
@@ -87,7 +104,7 @@ def make_target(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines
             from profile_core.train import fit
         job.set_phase("mtl")
         result = fit(frame, tasks, config, callback=job.report, cancel=job.cancel_event)
-        outcome = TrainingOutcome(result=result, fingerprint=data_fingerprint(frame))
+        outcome = TrainingOutcome(result=result, fingerprint=fingerprint or data_fingerprint(frame))
         if baselines and not job.cancel_event.is_set():
             job.set_phase("baselines")
             run = baselines_fn
@@ -114,7 +131,8 @@ def start_job(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines: 
         return current
     meta = {"tasks": tasks, "config": config, "baselines": baselines, "dataset": state.active_dataset(),
             "dataset_fingerprint": fingerprint}
-    job = Job(make_target(frame, tasks, config, baselines=baselines, **fns), name="train", meta=meta).start()
+    job = Job(make_target(frame, tasks, config, baselines=baselines, fingerprint=fingerprint, **fns), name="train",
+              meta=meta).start()
     st.session_state[keys.JOB] = job
     return job
 
