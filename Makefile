@@ -21,10 +21,12 @@ app: setup
 
 dev: setup
 	$(BIN)/pip install -q -e ".[dev]"
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)
+	@# browser tests: Debian's Chromium (never `playwright install`) and a CJK font for readable screenshots
+	@(command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi wqy) || \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei >/dev/null)
 
 test: dev
 	$(BIN)/python -m pytest -q
 
 lint: dev
-	$(BIN)/ruff check profile_core ui pages app.py tests
+	$(BIN)/ruff check profile_core ui app_pages app.py tests

@@ -1,53 +1,66 @@
 """客户全景画像 · Customer Panorama — the Streamlit router.
 
-Run: ``streamlit run app.py``. Wiring only: page list, sidebar (language, role, active data and model,
-the 模型辅助，人工决策 notice), first-start setup. Everything else lives in ``app_pages/``, ``ui/`` and
+Run: ``streamlit run app.py``. Wiring only: sign-in (``ui.auth``), the pages the signed-in user's role may open,
+sidebar (language, user and sign-out, active data and model, the 模型辅助，人工决策 notice), first-start setup,
+the demo banner, audit of model actions, log redaction. Everything else lives in ``app_pages/``, ``ui/`` and
 ``profile_core``. The page folder is deliberately not called ``pages/``: Streamlit runs a folder of that
 name as a legacy multipage app until some session has executed ``st.navigation``, so a deep link
-(``/portfolio``) as a fresh server's first request would run the page without this router. Environment: ``PROFILE_WORKSPACE`` (DuckDB file), ``PROFILE_MODELS``,
-``PROFILE_DEMO_DATA``, ``PROFILE_DEMO_BUNDLE``.
+(``/portfolio``) as a fresh server's first request would run the page without this router. Pages a role may
+not open are not in its navigation, so their URLs do not run for it.
+
+Environment: ``PROFILE_WORKSPACE`` (DuckDB file), ``PROFILE_MODELS``, ``PROFILE_DEMO_DATA``,
+``PROFILE_DEMO_BUNDLE``; sign-in: ``PROFILE_USERS``, ``PROFILE_DEMO``, ``PROFILE_AUTOLOGIN``,
+``PROFILE_SESSION_MINUTES``; ``PROFILE_AUDIT`` (audit log file).
 """
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
+from profile_core.audit import install_log_redaction
+from profile_core.auth import allowed
 from profile_core.i18n import LANGS, t
-from ui import cache, keys, state
+from ui import audit, auth, cache, keys, state
 from ui.keys import PagePath
 from ui.loading import bootstrap, sync_active
 
+log = logging.getLogger(__name__)
+MONITORING, AUDIT = "app_pages/monitoring.py", "app_pages/audit.py"
+#: (page, title key, icon, the permission needed to open it — profile_core.auth.PERMISSIONS)
 _PAGES = (
-    (PagePath.DATA, "nav.data", ":material/database:", True),
-    (PagePath.MODEL, "nav.model", ":material/model_training:", False),
-    (PagePath.CUSTOMERS, "nav.customers", ":material/account_circle:", False),
-    (PagePath.EXPLANATIONS, "nav.explanations", ":material/insights:", False),
-    (PagePath.PORTFOLIO, "nav.portfolio", ":material/monitoring:", False),
+    (PagePath.DATA, "nav.data", ":material/database:", "view_customers"),
+    (PagePath.MODEL, "nav.model", ":material/model_training:", "train"),
+    (PagePath.CUSTOMERS, "nav.customers", ":material/account_circle:", "view_customers"),
+    (PagePath.EXPLANATIONS, "nav.explanations", ":material/insights:", "view_customers"),
+    (PagePath.PORTFOLIO, "nav.portfolio", ":material/monitoring:", "view_customers"),
+    (MONITORING, "nav.monitoring", ":material/query_stats:", "view_monitoring"),
+    (AUDIT, "nav.audit", ":material/policy:", "view_audit"),
 )
 
 
-def sidebar() -> None:
+def _language() -> None:
+    st.radio(t("app.language", state.lang()), LANGS, index=LANGS.index(state.lang()), key=keys.LANG_RADIO,
+             horizontal=True, format_func=lambda code: t(f"app.lang.{code}", code),
+             on_change=lambda: state.set_lang(st.session_state[keys.LANG_RADIO]))
+
+
+def _on_reveal() -> None:
+    value = bool(st.session_state[keys.REVEAL_TOGGLE])
+    state.set_reveal(value)
+    audit.record("reveal", str(state.active_dataset() or ""), on=value)
+
+
+def sidebar(user) -> None:
     with st.sidebar:
         # The chosen values live in plain session keys (ui.state), copied from the widgets on change, so
         # they survive page switches even when Streamlit forgets a widget's state.
-        st.radio(t("app.language", state.lang()), LANGS, index=LANGS.index(state.lang()), key=keys.LANG_RADIO,
-                 horizontal=True, format_func=lambda code: t(f"app.lang.{code}", code),
-                 on_change=lambda: state.set_lang(st.session_state[keys.LANG_RADIO]))
-        st.selectbox(state.tr("app.role"), state.ROLES, index=state.ROLES.index(state.role()), key=keys.ROLE_SELECT,
-                     format_func=state.labeller("app.roles."), help=state.tr("app.role_help"),
-                     on_change=lambda: state.set_role(st.session_state[keys.ROLE_SELECT]))
-        if state.role() == "rm":
-            managers = cache.rm_ids()
-            if managers and state.rm_id() not in managers:
-                state.set_rm_id(managers[0])
-            if managers:
-                st.selectbox(state.tr("app.rm_id"), managers, index=managers.index(state.rm_id()),
-                             key=keys.RM_SELECT, on_change=lambda: state.set_rm_id(st.session_state[keys.RM_SELECT]))
-            else:
-                st.caption(state.tr("app.no_rm"))
-        elif state.role() == "admin":
-            st.toggle(state.tr("app.reveal"), value=state.reveal(), key=keys.REVEAL_TOGGLE,
-                      on_change=lambda: state.set_reveal(st.session_state[keys.REVEAL_TOGGLE]))
+        _language()
+        auth.sidebar_user(user)
+        if allowed(state.policy(), "reveal"):
+            st.toggle(state.tr("app.reveal"), value=state.reveal(), key=keys.REVEAL_TOGGLE, on_change=_on_reveal,
+                      help=state.tr("trust.reveal_help"))
         st.divider()
         dataset, bundle = state.active_dataset(), state.active_bundle()
         st.caption(f"{state.tr('app.active_dataset')}: **{dataset or state.tr('app.none')}**")
@@ -55,14 +68,38 @@ def sidebar() -> None:
         st.info(state.tr("app.notice"), icon=":material/gavel:")
 
 
+def _redact_names() -> None:
+    """Customer names of the active dataset never reach the logs (``profile_core.audit.RedactingFilter``)."""
+    try:
+        customers = cache.active_tables().get("customers")
+        if customers is not None and "name" in customers.columns:
+            install_log_redaction().set_names(customers["name"].dropna().tolist(),
+                                              key=cache.dataset_fingerprint(state.active_dataset()) or "")
+    except Exception:  # noqa: BLE001 - never take a page down for this
+        log.error("log redaction: reading customer names failed")
+
+
 def main() -> None:
     st.set_page_config(page_title=state.tr("app.title"), page_icon=":material/account_balance:", layout="wide")
-    pages = [st.Page(str(path), title=state.tr(title), icon=icon, default=default)
-             for path, title, icon, default in _PAGES]
-    page = st.navigation(pages)
+    install_log_redaction()
+    user = auth.gate()
+    if user is None:
+        with st.sidebar:
+            _language()
+        st.navigation([st.Page(auth.login_page, title=state.tr("auth.title"), icon=":material/login:",
+                               url_path="login", default=True)], position="hidden").run()
+        return
+    policy = state.policy()
+    pages = [st.Page(str(path), title=state.tr(title), icon=icon)
+             for path, title, icon, permission in _PAGES if allowed(policy, permission)]
+    page = st.navigation(pages)  # the first page allowed is the default
     bootstrap()
     sync_active()
-    sidebar()
+    _redact_names()
+    audit.watch_session()
+    sidebar(user)
+    if user.demo:
+        auth.demo_banner()
     page.run()
 
 

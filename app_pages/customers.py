@@ -1,16 +1,49 @@
-"""客户全景 · Customers — PLACEHOLDER.
-
-TODO(customers page helper): replace this file with the search + panorama card page (build_profile_card from
-profile_core.profile, rendered by a ui/ card renderer; charts.plot_score_gauge / plot_monthly_flows /
-plot_login_heatmap / plot_waterfall are ready). Keep the title key ``customers.title``.
-"""
+"""客户全景 · Customers: search and filter the customers the role may see, then read one customer's panorama
+card (``profile.CardContext`` built once per dataset + bundle in ``ui.cache``; ``ui.card`` draws it)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from ui import widgets
+from profile_core.privacy import AccessDenied
+from ui import auth, cache, card, model_view, state, widgets
 from ui.state import tr
 
 widgets.page_header("customers.title", "customers.caption")
-st.info(tr("common.coming_soon"))
+if not widgets.need_data():
+    st.stop()
+
+has_model = widgets.need_bundle()  # without a model: the card without model outputs, and a way to get one
+try:
+    context = cache.active_card_context(with_model=has_model)
+except Exception as exc:  # noqa: BLE001 — a bundle trained on other columns: say so, show the card without it
+    st.warning(tr("customers.model_failed", detail=model_view.error_text(exc)))
+    has_model, context = False, cache.active_card_context(with_model=False)
+
+customers = cache.active_customer_index(context, with_model=has_model)  # as the role may see them
+if customers.empty:
+    st.info(tr("portfolio.no_customers"))
+    st.stop()
+
+
+@st.fragment
+def panorama() -> None:
+    """Search, filters and the card: a change here reruns only this fragment (switching customers is then a
+    card build and a redraw, not a whole app run), so the sign-in is re-checked here."""
+    if card.fragment_rerun() and auth.gate() is None:  # signed out or expired since the last full run
+        st.rerun()
+    customer_id = card.picker(customers, with_model=has_model)
+    if customer_id is None:
+        return
+    try:
+        profile = context.card(customer_id, policy=state.policy(), lang=state.lang())
+    except AccessDenied as exc:
+        st.error(exc.message(state.lang()))
+        return
+    if not card.record_view(customer_id):  # nothing about a customer is shown unaudited
+        st.error(tr("customers.audit_failed"))
+        return
+    card.render(profile, specs=getattr(context.explainer, "tasks", None), has_model=has_model)
+
+
+panorama()

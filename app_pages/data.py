@@ -4,38 +4,60 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import cache, keys, loading, state, widgets
+from profile_core.auth import allowed, require
+from profile_core.ingest import Limits
+from ui import audit, auth, cache, keys, loading, state, widgets
 from ui.mapping_step import render_mapping_step
 from ui.state import tr
 
 widgets.page_header("data.title", "data.caption")
 
-with st.container(border=True):
-    st.subheader(tr("data.upload.header"))
-    st.caption(tr("data.upload.help"))
-    uploaded = st.file_uploader(tr("data.upload.label"), type=loading.UPLOAD_TYPES, accept_multiple_files=True,
-                                key=keys.UPLOAD)
-    name_col, load_col, demo_col = st.columns([2, 1, 1], vertical_alignment="bottom")
-    dataset_name = name_col.text_input(tr("data.upload.dataset"), value="main", key=keys.UPLOAD_DATASET,
-                                       help=tr("data.upload.dataset_help"))
-    if load_col.button(tr("data.upload.button"), type="primary", key=keys.UPLOAD_BUTTON, disabled=not uploaded,
-                       width="stretch"):
-        with st.spinner(tr("data.upload.loading")):
-            if loading.handle_upload(uploaded, dataset_name).ok:
-                st.rerun()  # the sidebar shows the new active dataset
-    if demo_col.button(tr("data.demo_button"), key=keys.DEMO_BUTTON, width="stretch"):
-        with st.spinner(tr("app.loading_demo")):
-            if loading.load_demo().ok:
-                st.rerun()
-    # optional, opt-in: review and correct the proposed column mapping (exports in a bank's own layout)
-    if uploaded and st.toggle(tr("data.mapping_toggle"), key=keys.MAPPING_TOGGLE):
-        loading.repair_mapping_state(keys.MAPPING_PREFIX)
-        mapping = render_mapping_step(uploaded, lang=state.lang(), key_prefix=keys.MAPPING_PREFIX,
-                                      store=loading.mapping_store())
-        if mapping is not None:
+
+def _load(run, uploaded=None) -> bool:
+    """Run one load for a role allowed to load data, audited (and tagged when a demo account made it) while
+    the workspace lock is held; True when it succeeded."""
+    require(state.policy(), "load_data")
+    with cache.workspace():  # re-entrant: the load below takes it too; no session sees an untagged dataset
+        outcome = run()
+        audit.record_load(outcome, uploaded=len(uploaded or []))
+    return outcome.ok
+
+
+if allowed(state.policy(), "load_data"):
+    with st.container(border=True):
+        st.subheader(tr("data.upload.header"))
+        st.caption(tr("data.upload.help"))
+        limits = Limits.from_env()
+        st.caption(tr("trust.limits", size=f"{limits.max_file_bytes / 2**20:,.0f} MB", rows=f"{limits.max_rows:,}",
+                      columns=f"{limits.max_columns:,}"))
+        user = auth.current_user()
+        if user is not None and user.demo:
+            st.caption(f":orange[{tr('trust.demo_upload_note')}]")
+        uploaded = st.file_uploader(tr("data.upload.label"), type=loading.UPLOAD_TYPES, accept_multiple_files=True,
+                                    key=keys.UPLOAD)
+        name_col, load_col, demo_col = st.columns([2, 1, 1], vertical_alignment="bottom")
+        dataset_name = name_col.text_input(tr("data.upload.dataset"), value="main", key=keys.UPLOAD_DATASET,
+                                           help=tr("data.upload.dataset_help"))
+        if load_col.button(tr("data.upload.button"), type="primary", key=keys.UPLOAD_BUTTON, disabled=not uploaded,
+                           width="stretch"):
             with st.spinner(tr("data.upload.loading")):
-                if loading.handle_upload(uploaded, dataset_name, mapping=mapping).ok:
+                if _load(lambda: loading.handle_upload(uploaded, dataset_name), uploaded):
+                    st.rerun()  # the sidebar shows the new active dataset
+        if demo_col.button(tr("data.demo_button"), key=keys.DEMO_BUTTON, width="stretch"):
+            with st.spinner(tr("app.loading_demo")):
+                if _load(loading.load_demo):
                     st.rerun()
+        # optional, opt-in: review and correct the proposed column mapping (exports in a bank's own layout)
+        if uploaded and st.toggle(tr("data.mapping_toggle"), key=keys.MAPPING_TOGGLE):
+            loading.repair_mapping_state(keys.MAPPING_PREFIX)
+            mapping = render_mapping_step(uploaded, lang=state.lang(), key_prefix=keys.MAPPING_PREFIX,
+                                          store=loading.mapping_store())
+            if mapping is not None:
+                with st.spinner(tr("data.upload.loading")):
+                    if _load(lambda: loading.handle_upload(uploaded, dataset_name, mapping=mapping), uploaded):
+                        st.rerun()
+else:
+    st.caption(tr("trust.no_load_permission"))
 
 last = st.session_state.get(keys.LAST_LOAD)
 if last is not None:
@@ -58,4 +80,8 @@ st.caption(tr("data.dataset_meta", version=int(meta["version"]), loaded=str(meta
               fingerprint=str(meta["fingerprint"])[:12]))
 
 rows = st.number_input(tr("data.preview_rows"), min_value=5, max_value=200, value=10, step=5, key=keys.PREVIEW_ROWS)
-widgets.table_previews(cache.masked_tables(), rows=int(rows))
+visible_tables = cache.masked_tables()  # rows and masks of this role (profile_core.privacy)
+widgets.table_previews(visible_tables, rows=int(rows))
+if "customers" in visible_tables:  # the customers table as shown: same rows, same masks, formulas neutralised
+    audit.export_button(visible_tables["customers"], f"{choice}/customers", key="data-export-customers-button",
+                        file_name=f"{choice}_customers.csv")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from profile_core import charts
-from ui import cache, keys, model_view, scoring, state, widgets
+from ui import audit, cache, keys, model_view, scoring, state, widgets
 from ui.state import tr
 
 widgets.page_header("portfolio.title", "portfolio.caption")
@@ -69,3 +69,7 @@ with d2:
               if c in ("rate", "pd_mean") else st.column_config.Column(tr(f"portfolio.table.{c}"))
               for c in table.columns}
     st.dataframe(table, hide_index=True, column_config=config, key="portfolio-default-table")
+
+# the scored customers as this role sees them (an RM: own customers only), masked, formulas neutralised, audited
+audit.export_button(scored, f"{state.active_dataset()}/portfolio", key="portfolio-export-button",
+                    file_name=f"{state.active_dataset()}_portfolio.csv")

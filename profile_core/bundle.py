@@ -3,6 +3,10 @@
 The manifest carries everything needed to rebuild and trust the model: tasks, architecture and full training
 config, preprocessing parameters, label scaling, metrics, a training-history summary, the data fingerprint,
 library versions and the sha256 of the weights. Loading verifies the hash first and never unpickles.
+
+Refused on load: any other file in the directory (``.pt``/``.pkl``/…), symbolic links, a manifest over 16 MB,
+a manifest with a key or value naming another file to load, a weights hash that is missing or malformed or
+does not match.
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
 MANIFEST = "manifest.json"
 ALLOWED = frozenset({WEIGHTS, MANIFEST})
+MAX_MANIFEST_BYTES = 16 << 20  # a manifest is tens of KB; anything this large is refused unread
+#: Manifest keys that would name another file to load: a bundle's files are fixed, so they are refused.
+_POINTER_KEYS = frozenset({"weights", "weights_file", "weights_path", "path", "file", "files", "model", "model_file",
+                           "model_path", "pickle", "preprocessor_file", "preprocessor_path"})
+_POINTER_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".joblib", ".bin", ".npy", ".npz", ".ckpt", ".h5", ".onnx")
+_SHA256_HEX = frozenset("0123456789abcdef")
 
 
 class BundleError(EngineError):
@@ -156,19 +166,29 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     if not path.is_dir():
         raise BundleError("engine.bundle_not_dir", path=path)
     for entry in sorted(path.iterdir()):
+        if entry.is_symlink():  # a link could put any file behind an allowed name
+            raise BundleError("engine.bundle_symlink", file=entry)
         if entry.name not in ALLOWED or not entry.is_file():
             raise BundleError("engine.bundle_unknown_file", file=entry)
     for needed in (MANIFEST, WEIGHTS):
         if not (path / needed).is_file():
             raise BundleError("engine.bundle_missing_file", file=path / needed)
+    if (path / MANIFEST).stat().st_size > MAX_MANIFEST_BYTES:
+        raise BundleError("engine.bundle_bad_manifest", file=path / MANIFEST)
     try:
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise BundleError("engine.bundle_bad_manifest", file=path / MANIFEST) from err
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError("engine.bundle_version", file=path / MANIFEST,
                           found=manifest.get("format_version") if isinstance(manifest, dict) else None,
                           expected=FORMAT_VERSION)
+    for key, value in manifest.items():  # the files are fixed: a manifest naming another file is refused
+        if key in _POINTER_KEYS or (isinstance(value, str) and value.lower().endswith(_POINTER_SUFFIXES)):
+            raise BundleError("engine.bundle_points_elsewhere", file=path / MANIFEST, field=key)
+    sha = manifest.get("weights_sha256")
+    if not (isinstance(sha, str) and len(sha) == 64 and set(sha) <= _SHA256_HEX):
+        raise BundleError("engine.bundle_mismatch", file=path / MANIFEST)
     return manifest
 
 

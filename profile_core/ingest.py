@@ -28,6 +28,12 @@ then validated here like any other file but with exact names only. Link tables (
 read first; events keyed by ``account_id`` are resolved to customers through them
 (``mapping.resolve_accounts``; unlinked rows dropped and counted). Files no mapping covers load as
 before. ``LoadResult.labels`` lists the label columns with their kinds (also stored in the dataset meta).
+
+LIMITS (:class:`Limits`, from the environment unless given): file size, rows, columns and cells per file,
+unpacked size of gzip and xlsx content, the compression ratio of xlsx members (zip bombs are refused before
+openpyxl reads anything) and the member count. Each breach is one clear message naming the file and the limit.
+Any other failure while reading or checking a file becomes a message naming the file, never a traceback;
+``load_into_workspace(..., policy=...)`` refuses callers whose role may not load data (``auth.require``).
 """
 
 from __future__ import annotations
@@ -35,8 +41,11 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import re
 import warnings
+import zipfile
+from collections.abc import Mapping as _Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -68,6 +77,7 @@ from .store import Workspace, check_name
 
 if TYPE_CHECKING:
     from .mapping import Mapping, MappingStore
+    from .privacy import Policy
 
 Severity = Literal["error", "warning"]
 
@@ -81,6 +91,47 @@ FLAT_CUSTOMERS = Table("customers", CUSTOMERS.zh, CUSTOMERS.en, CUSTOMERS.column
 _TABLE_ORDER = ("customers", *EVENT_TABLES)
 _EXPECTED = {"float": "number", "int": "integer", "datetime": "datetime", "date": "date", "flag": "flag"}
 _XLSX, _OLE, _PARQUET, _GZIP = b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"PAR1", b"\x1f\x8b"
+_MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upload limits. Environment (whole numbers): ``PROFILE_MAX_UPLOAD_MB`` (file size, default 200),
+    ``PROFILE_MAX_ROWS`` (data rows per file or sheet, 2,000,000), ``PROFILE_MAX_COLUMNS`` (1,000),
+    ``PROFILE_MAX_CELLS`` (rows × columns per file, 50,000,000), ``PROFILE_MAX_UNPACKED_MB`` (gzip output / all
+    xlsx members together, 1,024), ``PROFILE_MAX_ZIP_RATIO`` (uncompressed ÷ compressed size of an xlsx member
+    larger than 1 MiB, 100), ``PROFILE_MAX_ZIP_MEMBERS`` (10,000)."""
+
+    max_file_bytes: int = 200 * _MIB
+    max_rows: int = 2_000_000
+    max_columns: int = 1_000
+    max_cells: int = 50_000_000
+    max_unpacked_bytes: int = 1024 * _MIB
+    max_zip_ratio: int = 100
+    max_zip_members: int = 10_000
+
+    @classmethod
+    def from_env(cls, environ: _Mapping[str, str] | None = None) -> Limits:
+        env = os.environ if environ is None else environ
+        spec = {"max_file_bytes": ("PROFILE_MAX_UPLOAD_MB", _MIB), "max_rows": ("PROFILE_MAX_ROWS", 1),
+                "max_columns": ("PROFILE_MAX_COLUMNS", 1), "max_cells": ("PROFILE_MAX_CELLS", 1),
+                "max_unpacked_bytes": ("PROFILE_MAX_UNPACKED_MB", _MIB),
+                "max_zip_ratio": ("PROFILE_MAX_ZIP_RATIO", 1), "max_zip_members": ("PROFILE_MAX_ZIP_MEMBERS", 1)}
+        values = {}
+        for attr, (var, unit) in spec.items():
+            text = str(env.get(var, "")).strip()
+            if text:
+                try:
+                    number = float(text)
+                except ValueError:
+                    continue  # a malformed setting keeps the default rather than opening the gates
+                if number > 0:
+                    values[attr] = int(number * unit)
+        return cls(**values)
+
+
+def _mb(n: int) -> str:
+    return f"{n / _MIB:,.1f} MB" if n >= _MIB else f"{n / 1024:,.1f} KB"
 
 
 # ---- report ---------------------------------------------------------------------------------------
@@ -199,54 +250,91 @@ def _issue(key: str, file: str, *, row: int | None = None, column: str | None = 
 
 
 # ---- reading --------------------------------------------------------------------------------------
-def read_table_file(name: str, data: bytes | str | Path) -> pd.DataFrame:
+def read_table_file(name: str, data: bytes | str | Path, limits: Limits | None = None) -> pd.DataFrame:
     """Read one CSV/Excel/Parquet file into a raw frame indexed by file row (header = row 1).
 
     ``data`` is the file content (bytes) or a path (str or Path). The format comes from the content
     (zip → xlsx, PAR1 → Parquet, gzip is unpacked first, else text); text encoding and separator are
     detected.
-    Excel: the first non-empty sheet. Raises IngestError for unreadable or empty files."""
-    return _read_sheets(name, data)[0][2]
+    Excel: the first non-empty sheet. Raises IngestError for unreadable, empty or too large files."""
+    return _read_sheets(name, data, limits)[0][2]
 
 
-def _read_sheets(name: str, data: bytes | str | Path) -> list[tuple[str, str, pd.DataFrame]]:
+def _read_sheets(name: str, data: bytes | str | Path,
+                 limits: Limits | None = None) -> list[tuple[str, str, pd.DataFrame]]:
     """[(label for messages, name used to guess the table, raw frame)]: one per non-empty Excel sheet."""
-    if isinstance(data, bytes):
-        raw = data
+    limits = limits or Limits.from_env()
+    if isinstance(data, bytes | bytearray | memoryview):
+        raw = bytes(data)
     else:
         try:
+            size = Path(data).stat().st_size
+            if size > limits.max_file_bytes:  # refused before reading it into memory
+                raise IngestError(_issue("too_large", name, size=_mb(size), limit=_mb(limits.max_file_bytes)))
             raw = Path(data).read_bytes()
         except OSError as e:
             raise IngestError(_issue("unreadable", name, detail=e.strerror or type(e).__name__)) from e
+    if len(raw) > limits.max_file_bytes:
+        raise IngestError(_issue("too_large", name, size=_mb(len(raw)), limit=_mb(limits.max_file_bytes)))
     inner = name[:-3] if name.lower().endswith(".gz") else name  # customers.csv.gz holds customers.csv
     try:
         if raw[:2] == _GZIP:
-            raw = gzip.decompress(raw)
+            raw = _gunzip(name, raw, limits)
         if not raw.strip(b"\xef\xbb\xbf \t\r\n"):
             raise IngestError(_issue("empty", name))
         suffix = Path(inner).suffix.lower()
         head = raw[:4]
         if head == _XLSX:
-            sheets = _read_xlsx(raw)
+            _check_zip(name, raw, limits)
+            sheets = _read_xlsx(raw, name, limits)
             multi = len(sheets) > 1
             out = [(f"{name} [{s}]" if multi else name, s if multi else inner, df) for s, df in sheets]
         elif head == _OLE:
             raise IngestError(_issue("unsupported_format", name))
         elif head == _PARQUET:
-            out = [(name, inner, _read_parquet(raw))]
+            out = [(name, inner, _read_parquet(raw, name, limits))]
         elif suffix in (".xlsx", ".xlsm", ".parquet"):
             raise IngestError(_issue("unreadable", name, detail=f"not a valid {suffix} file"))
         else:  # text; also '.xls' exports that are really tab-separated text
-            out = [(name, inner, _read_csv(name, raw))]
+            out = [(name, inner, _read_csv(name, raw, limits))]
+        out = [(label, guess, _tidy(df).__finalize__(df)) for label, guess, df in out]
     except IngestError:
         raise
     except Exception as e:  # any parser failure becomes one clear message for the user
-        raise IngestError(_issue("unreadable", name, detail=f"{type(e).__name__}: {e}")) from e
-    out = [(label, guess, _tidy(df).__finalize__(df)) for label, guess, df in out]
+        raise IngestError(_issue("unreadable", name, detail=f"{type(e).__name__}: {str(e)[:120]}")) from e
     out = [x for x in out if len(x[2]) and len(x[2].columns)]
     if not out:
         raise IngestError(_issue("empty", name))
     return out
+
+
+def _gunzip(name: str, raw: bytes, limits: Limits) -> bytes:
+    """gzip content, unpacked at most up to the limit (a gzip bomb stops there)."""
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+        out = f.read(limits.max_unpacked_bytes + 1)
+    if len(out) > limits.max_unpacked_bytes:
+        raise IngestError(_issue("unpacked_too_large", name, limit=_mb(limits.max_unpacked_bytes)))
+    if len(out) > limits.max_file_bytes:
+        raise IngestError(_issue("too_large", name, size=_mb(len(out)), limit=_mb(limits.max_file_bytes)))
+    return out
+
+
+def _check_zip(name: str, raw: bytes, limits: Limits) -> None:
+    """Refuse an xlsx whose zip directory announces too much: too many members, too much unpacked content in
+    total, or a member that unpacks to more than ``max_zip_ratio`` times its packed size (zip bombs). The
+    announced sizes bind: Python's zipfile never returns more than a member's announced size."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+        infos = zf.infolist()
+    if len(infos) > limits.max_zip_members:
+        raise IngestError(_issue("zip_bomb", name, detail=f"{len(infos):,} > {limits.max_zip_members:,} members"))
+    total = sum(i.file_size for i in infos)
+    if total > limits.max_unpacked_bytes:
+        raise IngestError(_issue("unpacked_too_large", name, limit=_mb(limits.max_unpacked_bytes)))
+    for info in infos:
+        if info.file_size > _MIB and info.file_size > limits.max_zip_ratio * max(info.compress_size, 1):
+            ratio = info.file_size / max(info.compress_size, 1)
+            raise IngestError(_issue("zip_bomb", name, detail=f"{info.filename}: {ratio:,.0f}:1 > "
+                                                              f"{limits.max_zip_ratio}:1"))
 
 
 def _decode(name: str, raw: bytes) -> tuple[str, str]:
@@ -282,10 +370,14 @@ def _sniff_separator(text: str) -> str:
     return best
 
 
-def _read_csv(name: str, raw: bytes) -> pd.DataFrame:
+def _read_csv(name: str, raw: bytes, limits: Limits | None = None) -> pd.DataFrame:
     """Text: encoding and separator (, ; tab |) detected; line endings LF, CRLF and CR-only (old Mac) all
     work. ``df.attrs["format"]`` records what was detected (shown in the mapping step)."""
+    limits = limits or Limits.from_env()
     text, encoding = _decode(name, raw)
+    lines = max(text.count("\n"), text.count("\r"))
+    if lines > limits.max_rows + 1:  # header + rows (quoted line breaks make this an upper bound)
+        raise IngestError(_issue("too_many_rows", name, count=lines - 1, limit=limits.max_rows))
     sep = _sniff_separator(text)
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
@@ -295,22 +387,47 @@ def _read_csv(name: str, raw: bytes) -> pd.DataFrame:
     except pd.errors.ParserError as e:
         m = re.search(r"line (\d+)", str(e))
         raise IngestError(_issue("ragged_row", name, row=int(m.group(1)) if m else None)) from e
+    _check_shape(name, df, limits)
     df.index = pd.RangeIndex(2, len(df) + 2)
     df.attrs["format"] = {"encoding": encoding, "separator": sep, "line_ending": line_ending(text)}
     return df
 
 
-def _read_xlsx(raw: bytes) -> list[tuple[str, pd.DataFrame]]:
-    """Every sheet, read cell by cell so that each row keeps its Excel row number."""
+def _check_shape(name: str, df: pd.DataFrame, limits: Limits) -> None:
+    if df.shape[1] > limits.max_columns:
+        raise IngestError(_issue("too_many_columns", name, count=df.shape[1], limit=limits.max_columns))
+    if len(df) > limits.max_rows:
+        raise IngestError(_issue("too_many_rows", name, count=len(df), limit=limits.max_rows))
+    if df.size > limits.max_cells:
+        raise IngestError(_issue("too_many_cells", name, count=df.size, limit=limits.max_cells))
+
+
+def _read_xlsx(raw: bytes, name: str = "", limits: Limits | None = None) -> list[tuple[str, pd.DataFrame]]:
+    """Every sheet, read cell by cell so that each row keeps its Excel row number. The sheet's declared
+    dimensions are ignored (a forged ``A1:XFD1048576`` would pad every row); rows, columns and cells are
+    counted against the limits as they are read."""
     import openpyxl
 
+    limits = limits or Limits.from_env()
     wb = openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
     sheets = []
+    cells = 0
     try:
         for ws in wb.worksheets:
             header: list | None = None
             records, rows = [], []
+            if hasattr(ws, "reset_dimensions"):
+                ws.reset_dimensions()
             for n, values in enumerate(ws.iter_rows(values_only=True), start=1):
+                if n > limits.max_rows + 1:
+                    raise IngestError(_issue("too_many_rows", name, count=f"> {limits.max_rows:,}",
+                                             limit=limits.max_rows))
+                if len(values) > limits.max_columns:
+                    raise IngestError(_issue("too_many_columns", name, count=len(values), limit=limits.max_columns))
+                cells += len(values)
+                if cells > limits.max_cells:
+                    raise IngestError(_issue("too_many_cells", name, count=f"> {limits.max_cells:,}",
+                                             limit=limits.max_cells))
                 if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
                     continue
                 if header is None:
@@ -330,8 +447,20 @@ def _read_xlsx(raw: bytes) -> list[tuple[str, pd.DataFrame]]:
     return sheets
 
 
-def _read_parquet(raw: bytes) -> pd.DataFrame:
+def _read_parquet(raw: bytes, name: str = "", limits: Limits | None = None) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    limits = limits or Limits.from_env()
+    meta = pq.ParquetFile(io.BytesIO(raw)).metadata  # the footer: sizes are checked before any data is read
+    if meta.num_columns > limits.max_columns:
+        raise IngestError(_issue("too_many_columns", name, count=meta.num_columns, limit=limits.max_columns))
+    if meta.num_rows > limits.max_rows:
+        raise IngestError(_issue("too_many_rows", name, count=meta.num_rows, limit=limits.max_rows))
+    unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if unpacked > limits.max_unpacked_bytes:
+        raise IngestError(_issue("unpacked_too_large", name, limit=_mb(limits.max_unpacked_bytes)))
     df = pd.read_parquet(io.BytesIO(raw))
+    _check_shape(name, df, limits)
     if any(n is not None for n in df.index.names):  # a named index (e.g. customer_id) is data
         df = df.reset_index()
     df.index = pd.RangeIndex(2, len(df) + 2)
@@ -390,6 +519,12 @@ def _text(s: pd.Series) -> pd.Series:
 
 
 def _number(s: pd.Series) -> pd.Series:
+    """Numbers as float64; infinite values (``inf``, ``1e999``) count as not a number."""
+    num = _number_raw(s)
+    return num.where(np.isfinite(num.to_numpy(dtype="float64", na_value=np.nan)))
+
+
+def _number_raw(s: pd.Series) -> pd.Series:
     if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
         return s.astype("float64")
     txt = _text(s)
@@ -448,7 +583,7 @@ def _coerce(s: pd.Series, col: Column) -> tuple[pd.Series, pd.Series]:
         out = _number(s)
     elif col.kind == "int":
         num = _number(s)
-        out = num.where(num % 1 == 0).astype("Int64")
+        out = num.where((num % 1 == 0) & (num.abs() < 2.0 ** 53)).astype("Int64")  # whole and exact in int64
     elif col.kind in ("datetime", "date"):
         out = _datetime(s)
         if col.kind == "date":
@@ -579,14 +714,15 @@ def dataset_kind(tables: dict[str, pd.DataFrame]) -> str:
 
 
 def prepare_tables(files: list[tuple[str, bytes | str | Path]], mapping: Mapping | None = None, *,
-                   store: MappingStore | str | Path | None = None) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
+                   store: MappingStore | str | Path | None = None,
+                   limits: Limits | None = None) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
     """Read, recognise, map, coerce and validate every file; collects every issue before stopping.
 
     ``mapping`` (see :mod:`profile_core.mapping`): files it covers (same header signature, else same file
     name) are mapped with it before validation; ``store``: files with the header of a saved mapping get that
     one. Other files load as before (aliases). Returns canonical frames per table (files of the same table
     are concatenated) and the report. The frames are only fit to store when ``report.ok``."""
-    prepared = _prepare(files, mapping, store)
+    prepared = _prepare(files, mapping, store, limits)
     return prepared.tables, prepared.report
 
 
@@ -599,7 +735,20 @@ class _Prepared:
 
 
 def _prepare(files: list[tuple[str, bytes | str | Path]], mapping: Mapping | None,
-             store: MappingStore | str | Path | None) -> _Prepared:
+             store: MappingStore | str | Path | None, limits: Limits | None = None) -> _Prepared:
+    """:func:`_prepare_files` with a safety net: an unexpected failure anywhere becomes one error naming the
+    files (and nothing to store), never a traceback."""
+    try:
+        return _prepare_files(files, mapping, store, limits or Limits.from_env())
+    except Exception as e:  # noqa: BLE001
+        report = ValidationReport()
+        names = ", ".join(str(n) for n, _ in files) if isinstance(files, list | tuple) else ""
+        report.issues.append(_issue("unexpected", names, detail=type(e).__name__))
+        return _Prepared({}, report, {}, None)
+
+
+def _prepare_files(files: list[tuple[str, bytes | str | Path]], mapping: Mapping | None,
+                   store: MappingStore | str | Path | None, limits: Limits) -> _Prepared:
     report = ValidationReport()
     if not files:
         report.issues.append(_issue("no_files", ""))
@@ -615,7 +764,7 @@ def _prepare(files: list[tuple[str, bytes | str | Path]], mapping: Mapping | Non
     unresolved = 0
     for name, data in files:
         try:
-            sheets = _read_sheets(name, data)
+            sheets = _read_sheets(name, data, limits)
         except IngestError as e:
             report.issues.append(e.issue)
             unresolved += 1
@@ -735,12 +884,21 @@ def _label_checks(customers: list[tuple[str, pd.DataFrame]], events: list[tuple[
 
 def load_into_workspace(files: list[tuple[str, bytes | str | Path]], workspace: Workspace,
                         dataset: str = "main", mapping: Mapping | None = None, *, source: str | None = None,
-                        store: MappingStore | str | Path | None = None) -> LoadResult:
+                        store: MappingStore | str | Path | None = None, limits: Limits | None = None,
+                        policy: Policy | None = None) -> LoadResult:
     """prepare_tables (with ``mapping`` / saved mappings in ``store`` applied before validation), then —
     only when the report has no errors — replace ``dataset`` atomically. The dataset's meta records the
-    label columns with their kinds and the mapping applied."""
+    label columns with their kinds and the mapping applied.
+
+    ``policy``: the person loading; a role without the ``load_data`` permission gets ``auth.Forbidden`` before
+    anything is read (callers acting for a person pass it; the CLI and first-start demo load act for the
+    operator)."""
+    if policy is not None:
+        from .auth import require
+
+        require(policy, "load_data")
     dataset = check_name(dataset)
-    prepared = _prepare(files, mapping, store)
+    prepared = _prepare(files, mapping, store, limits)
     tables, report = prepared.tables, prepared.report
     kind = dataset_kind(tables)
     result = LoadResult(report, tables, None, dataset, kind, labels=prepared.labels, mapping=prepared.mapping)
@@ -752,8 +910,9 @@ def load_into_workspace(files: list[tuple[str, bytes | str | Path]], workspace: 
     try:
         result.version = workspace.replace_dataset(dataset, tables, source=source or ", ".join(n for n, _ in files),
                                                    kind=kind, meta=meta)
-    except duckdb.Error as e:  # rolled back by the store: the previous data is intact
+    except (duckdb.Error, ValueError, TypeError, OverflowError) as e:  # rolled back: the previous data is intact
         report.issues.append(_issue("store_failed", dataset, detail=type(e).__name__))
+        result.version = None
         return result
     result.fingerprint = workspace.fingerprint(dataset)
     return result

@@ -166,6 +166,24 @@ class Workspace:
             raise
         return int(version)
 
+    def update_meta(self, name: str, values: dict) -> dict:
+        """Merge ``values`` (JSON-able) into the meta of dataset ``name``'s current version; returns the new meta.
+        The next load of ``name`` replaces the meta as a whole (tags do not outlive the data they describe)."""
+        name = check_name(name)
+        self._require(name)
+        meta = {**self.meta(name), **values}
+        con = self.con
+        con.begin()
+        try:
+            con.execute("DELETE FROM _dataset_meta WHERE name = ?", [name])
+            con.execute("INSERT INTO _dataset_meta VALUES (?, ?)",
+                        [name, json.dumps(meta, ensure_ascii=False, default=str)])
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        return meta
+
     def drop_dataset(self, name: str) -> None:
         """Remove a dataset and its tables (its load history stays, so versions are never reused)."""
         name = check_name(name)

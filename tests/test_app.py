@@ -51,6 +51,7 @@ def env(demo_env, tmp_path, monkeypatch):
     monkeypatch.setenv("PROFILE_DEMO_DATA", str(demo_env["root"] / "demo"))
     monkeypatch.setenv("PROFILE_DEMO_BUNDLE", str(demo_env["root"] / "models" / "demo"))
     monkeypatch.setenv("PROFILE_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("PROFILE_AUTOLOGIN", "analyst")  # demo sign-in (ui.auth); a preset keys.ROLE picks another
     return demo_env
 
 
@@ -139,16 +140,12 @@ def test_portfolio_without_bundle_points_to_model_page(env, monkeypatch, tmp_pat
 
 def test_rm_role_sees_only_own_customers(env):
     at = _app()
-    at.session_state[keys.ROLE] = "rm"
+    at.session_state[keys.ROLE] = "rm"  # signs in the demo RM rm01 (RM001 in config/users.yaml)
     at.run()
-    # AppTest shows sidebar elements on a session's first run only (st.navigation apps); the browser test
-    # checks the sidebar on every page.
-    managers = at.selectbox(key=keys.RM_SELECT).options
-    assert len(managers) > 1
     at.switch_page(str(PagePath.PORTFOLIO)).run()
     _ok(at)
     customers = env["portfolio"].customers
-    own = (customers["rm_id"].astype(str) == str(at.session_state[keys.RM_ID])).sum()
+    own = (customers["rm_id"].astype(str) == "RM001").sum()
     assert at.metric[0].value == f"{own:,}"
 
 

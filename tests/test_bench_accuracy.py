@@ -36,3 +36,16 @@ def test_quick_run_writes_table_and_chart(quick):
     assert "| model |" in md and "LightGBM" in md and "±" in md
     assert (out / "accuracy_taiwan.html").stat().st_size > 1000
     assert "html" in result["chart"]
+
+
+def test_perf_records_a_missing_sub_benchmark(tmp_path, monkeypatch):
+    from profile_core.bench import perf
+
+    monkeypatch.setattr(perf, "SUB_BENCHMARKS", ("no_such_benchmark",))
+    result = perf.run(out_dir=tmp_path, include=("no_such_benchmark",))
+    sub = result["benchmarks"]["no_such_benchmark"]
+    assert not sub["ok"] and "No module named" in sub["error"]
+    assert not result["benchmarks"]["scoring"]["ok"]  # nothing to collect in an empty folder
+    data = json.loads((tmp_path / "perf.json").read_text(encoding="utf-8"))
+    assert data["benchmarks"]["no_such_benchmark"]["error"] == sub["error"]
+    assert "Not run" in (tmp_path / "perf.md").read_text(encoding="utf-8")

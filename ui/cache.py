@@ -190,3 +190,109 @@ def active_portfolio():
     if keys_ is None:
         return None, None
     return bundle(keys_[3], keys_[4]), portfolio(*keys_)
+
+
+# ------------------------------------------------------------------ customer card and explanations
+# Built once per (dataset fingerprint, bundle weights sha) and shared by all sessions: switching customers
+# then only builds one card (tens of milliseconds), never anything portfolio-wide.
+
+EXPLAIN_BACKGROUND = 100  # background rows of the SHAP explainer (seeded sample of the portfolio)
+EXPLAIN_SAMPLE = 1000  # customers in the portfolio sample of the global explanations
+EXPLAIN_SEED = 0
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def head_explainer(path: str, name: str, fingerprint: str, bundle_path: str, sha: str):
+    """A warm ``explain.HeadExplainer`` of the bundle with a seeded background from the dataset."""
+    from profile_core.explain import HeadExplainer
+
+    return HeadExplainer(bundle(bundle_path, sha), feature_table(path, name, fingerprint),
+                         n_background=EXPLAIN_BACKGROUND, seed=EXPLAIN_SEED)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def card_context(path: str, name: str, fingerprint: str, bundle_path: str | None = None, sha: str | None = None):
+    """``profile.CardContext`` of the dataset, with the bundle's predictions and a warm explainer when a
+    bundle is given (raises what predicting raises: a bundle trained on other columns)."""
+    from profile_core.profile import CardContext
+
+    preds = explainer = None
+    if bundle_path:
+        preds = predictions(path, name, fingerprint, bundle_path, str(sha))
+        explainer = head_explainer(path, name, fingerprint, bundle_path, str(sha))
+    return CardContext(tables(path, name, fingerprint), feature_table(path, name, fingerprint), preds,
+                       explainer=explainer)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def customer_index(path: str, name: str, fingerprint: str, bundle_path: str | None = None, sha: str | None = None,
+                   *, _context) -> pd.DataFrame:
+    """One row per customer of the dataset, unmasked (callers pass it through :func:`visible`): customer_id,
+    name, city, rm_id, ``grade`` (when a bundle is given) and the customer's tag texts ``tags_zh`` / ``tags_en``
+    (tuples) — what the customer search and filters need, built once. Do not modify the returned frame.
+
+    Tags come from CardContext's private tag inputs: ``profile`` has no public portfolio-wide tag table yet."""
+    from profile_core.profile import _tags
+
+    customers = _context.customers
+    out = customers[[c for c in ("customer_id", "name", "city", "rm_id") if c in customers.columns]]
+    out = out.reset_index(drop=True).assign(customer_id=lambda f: f["customer_id"].astype("str"))
+    if bundle_path:
+        scored = portfolio(path, name, fingerprint, bundle_path, str(sha))
+        out["grade"] = out["customer_id"].map(dict(zip(scored["customer_id"].astype("str"), scored["grade"],
+                                                       strict=True)))
+    tags = {cid: _tags(inputs) for cid, inputs in _context._tag_inputs.iterrows()}
+    for lang in ("zh", "en"):
+        out[f"tags_{lang}"] = out["customer_id"].map(lambda cid, lang=lang: tuple(t.text(lang) for t in tags.get(cid, ())))
+    return out
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def portfolio_explanation(path: str, name: str, fingerprint: str, bundle_path: str, sha: str,
+                          n: int = EXPLAIN_SAMPLE, seed: int = EXPLAIN_SEED):
+    """Attribute-level SHAP of every head on a seeded sample of at most ``n`` customers (global views)."""
+    import numpy as np
+
+    from profile_core.explain import to_attributes
+
+    features = feature_table(path, name, fingerprint)
+    rows = np.sort(np.random.default_rng(seed).choice(len(features), min(n, len(features)), replace=False))
+    sample = features.iloc[rows]
+    explainer = head_explainer(path, name, fingerprint, bundle_path, sha)
+    return to_attributes(explainer.explain(sample), explainer.preprocessor, sample)
+
+
+def _active_data_keys() -> tuple[str, str, str] | None:
+    name = state.active_dataset()
+    fp = dataset_fingerprint(name) if name else None
+    return (str(state.workspace_path()), name, fp) if fp else None
+
+
+def active_card_context(with_model: bool = True):
+    """The card context of the active dataset (with the active bundle unless ``with_model`` is False); None
+    without a dataset."""
+    data = _active_data_keys()
+    if data is None:
+        return None
+    model = _active_keys() if with_model else None
+    return card_context(*model) if model else card_context(*data)
+
+
+def active_customer_index(context, with_model: bool = True) -> pd.DataFrame:
+    """:func:`customer_index` of the active dataset (graded by the active bundle unless ``with_model`` is
+    False), as this session's role may see it (``visible``: an RM only their own, names masked per policy)."""
+    data = _active_data_keys()
+    if data is None:
+        return pd.DataFrame(columns=["customer_id"])
+    model = _active_keys() if with_model else None
+    return visible(customer_index(*(model or data), _context=context))
+
+
+def active_head_explainer():
+    keys_ = _active_keys()
+    return head_explainer(*keys_) if keys_ else None
+
+
+def active_portfolio_explanation():
+    keys_ = _active_keys()
+    return portfolio_explanation(*keys_) if keys_ else None

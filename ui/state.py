@@ -73,12 +73,28 @@ def set_role(value: str) -> None:
     st.session_state[keys.ROLE] = value if value in ROLES else DEFAULT_ROLE
 
 
+def _user():
+    """The signed-in ``profile_core.auth.User`` (``ui.auth``), or None."""
+    from profile_core.auth import User
+
+    user = st.session_state.get("auth-user")  # ui.auth.USER (not imported: ui.auth imports this module)
+    return user if isinstance(user, User) else None
+
+
 def role() -> str:
+    """The signed-in user's role; without a user, the old session choice (pages never run signed out)."""
+    user = _user()
+    if user is not None:
+        return user.role
     value = st.session_state.get(keys.ROLE, DEFAULT_ROLE)
     return value if value in ROLES else DEFAULT_ROLE
 
 
 def rm_id() -> str | None:
+    """The signed-in relationship manager's own ``rm_id`` (fixed by the users file, not chosen)."""
+    user = _user()
+    if user is not None:
+        return user.rm_id if user.role == "rm" else None
     return st.session_state.get(keys.RM_ID)
 
 
@@ -95,9 +111,17 @@ def set_reveal(value: bool) -> None:
 
 
 def policy():
-    """The ``privacy.Policy`` of this session's role (an RM without a chosen manager sees no customer)."""
+    """The ``privacy.Policy`` of the signed-in user (``profile_core.auth.policy_for``): an RM bound to their own
+    ``rm_id``; an admin reveals identities only with the (audited) reveal switch on. Signed out: a policy that
+    sees no customer."""
+    from profile_core.auth import policy_for
     from profile_core.privacy import Policy
 
+    user = _user()
+    if user is not None:
+        return policy_for(user, reveal=reveal())
+    if st.session_state.get("auth-required", True):
+        return Policy("rm", rm_id="\u2014")
     current = role()
     if current == "rm":
         return Policy("rm", rm_id=rm_id() or "\u2014")

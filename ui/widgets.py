@@ -62,6 +62,8 @@ def validation_report(outcome) -> None:
         return
     frame = report.to_frame(lang)
     frame["severity"] = frame["severity"].map(lambda s: tr(f"data.severity.{s}"))
+    for col in ("row", "column"):  # issues about a whole file have no row / column: show blanks, not None
+        frame[col] = frame[col].astype("string").fillna("")
     columns = {c: tr(f"data.report.{c}") for c in ("severity", "file", "row", "column", "count", "message")}
     st.dataframe(frame[list(columns)].rename(columns=columns), hide_index=True, key="data-report-table")
 

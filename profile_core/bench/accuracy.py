@@ -36,11 +36,11 @@ REPORTED: dict[str, dict[str, tuple[str, ...]]] = {
 #: Published test AUCs on Census-Income group 1 (income, never married).
 PUBLISHED_CENSUS: dict[str, dict[str, Any]] = {
     "Shared-Bottom (MMoE paper)": {"income_50k": 0.9361, "never_married": 0.9915,
-                                   "source": "Ma et al., KDD 2018, Table 2"},
-    "MMoE (MMoE paper)": {"income_50k": 0.9410, "never_married": 0.9926, "source": "Ma et al., KDD 2018, Table 2"},
+                                   "source": "Ma et al., KDD 2018"},
+    "MMoE (MMoE paper)": {"income_50k": 0.9410, "never_married": 0.9926, "source": "Ma et al., KDD 2018"},
     "MMoE (PLE paper)": {"income_50k": 0.9393, "never_married": 0.9928,
-                         "source": "Tang et al., RecSys 2020, Table 5"},
-    "PLE (PLE paper)": {"income_50k": 0.9522, "never_married": 0.9945, "source": "Tang et al., RecSys 2020, Table 5"},
+                         "source": "Tang et al., RecSys 2020"},
+    "PLE (PLE paper)": {"income_50k": 0.9522, "never_married": 0.9945, "source": "Tang et al., RecSys 2020"},
 }
 CENSUS_SPLIT_SEED = 2018  # census: one fixed split; the seeds vary model initialisation and batch order
 SINGLE_TASK = "Single-task MLP"
@@ -222,21 +222,23 @@ def figure(result: dict[str, Any]):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from profile_core.charts import model_color
-
     pairs = [(task, metric) for task, ms in REPORTED[result["dataset"]].items() for metric in ms]
     cols = min(len(pairs), 3)
     nrows = math.ceil(len(pairs) / cols)
     fig = make_subplots(rows=nrows, cols=cols, subplot_titles=[f"{t_} · {m}" for t_, m in pairs],
                         horizontal_spacing=0.06, vertical_spacing=0.22 if nrows > 1 else 0.1)
     models = list(result["summary"])
+    palette = ["#1f77b4", "#aec7e8", "#2ca02c", "#98df8a", "#9467bd", "#c5b0d5", "#7f7f7f", "#ff7f0e"]
+    colors = [palette[i % len(palette)] for i in range(len(models))]
+    if len(models) < 8:  # census: one colour per model family, baselines grey and orange
+        colors = ["#1f77b4", "#2ca02c", "#9467bd", "#7f7f7f", "#ff7f0e"][:len(models)]
     for i, (task, metric) in enumerate(pairs):
         r, c = divmod(i, cols)
         means = [result["summary"][m].get(task, {}).get(metric, {}).get("mean") for m in models]
         stds = [result["summary"][m].get(task, {}).get(metric, {}).get("std") for m in models]
         fig.add_trace(go.Bar(x=models, y=means, error_y=dict(type="data", array=stds, visible=True),
-                             marker_color=[model_color(m) for m in models], showlegend=False,
-                             text=[f"{v:.3f}" if v is not None and math.isfinite(v) else "" for v in means],
+                             marker_color=colors, showlegend=False,
+                             text=[f"{v:.4f}" if v is not None and math.isfinite(v) else "" for v in means],
                              textposition="outside", cliponaxis=False), row=r + 1, col=c + 1)
         finite = [v for v in means if v is not None and math.isfinite(v)]
         if finite and metric not in ("rmse",):
@@ -307,6 +309,7 @@ def run(dataset: str = "taiwan", seeds: int = 5, quick: bool = False, out_dir: s
                   f"60/20/20 with fixed seed {CENSUS_SPLIT_SEED}, stratified on income; seeds vary model init")
     if dataset == "census":
         notes.append(t("bench.accuracy.census_note", "en"))
+        notes.append("LightGBM has std 0: with the split fixed and no bagging it is deterministic, whatever the seed.")
     result: dict[str, Any] = {
         "dataset": dataset, "title": bundle.en, "path": bundle.path, "is_sample": bundle.is_sample,
         "rows": len(frame), "n_features": len(bundle.features), "quick": quick, "seeds": seed_list,

@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 SUB_BENCHMARKS = ("ingest", "train", "explain")
+#: heavier benchmarks run on their own (``python -m profile_core bench scoring`` …): perf only collects the
+#: JSON they last wrote into the same folder
+COLLECTED = ("scoring", "api_load")
 
 
 def _call(fn: Callable[..., Any], **kwargs: Any) -> Any:
@@ -92,6 +95,19 @@ def scoring(rows: int = 200_000, train_rows: int = 5_000, chunk: int = 50_000, *
             "finite": bool(preds is not None and np.isfinite(preds.select_dtypes("number").to_numpy()).all())}
 
 
+def collected(path: Path) -> dict[str, Any]:
+    """A result another benchmark wrote earlier (not rerun here)."""
+    if not path.is_file():
+        return {"ok": False, "seconds": 0.0, "collected": True,
+                "error": f"{path.name} not found: run python -m profile_core bench {path.stem} first"}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        return {"ok": False, "seconds": 0.0, "collected": True, "error": f"{type(err).__name__}: {err}"}
+    return {"ok": True, "seconds": 0.0, "collected": True, "result": data,
+            "written": time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))}
+
+
 def _scalars(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """Flatten a result dict to (dotted key, scalar) pairs for the table."""
     out: list[tuple[str, Any]] = []
@@ -119,6 +135,9 @@ def _fmt(v: Any) -> str:
     return str(v).replace("|", "/").replace("\n", " ")
 
 
+MAX_ROWS = 60  # per section of perf.md
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = ["# Performance", "", f"Machine: {result['machine']['cpus']} CPU cores, torch "
              f"{result['machine']['torch']}, Python {result['machine']['python']}. Total "
@@ -127,15 +146,18 @@ def markdown(result: dict[str, Any]) -> str:
     for row in result["headline"]:
         lines.append(f"| {row['measure']} | {_fmt(row['value'])} | {row.get('target', '')} |")
     for name, sub in result["benchmarks"].items():
-        lines += ["", f"## {name} ({sub['seconds']:.1f} s)", ""]
+        when = f"collected, written {sub['written']}" if sub.get("collected") and sub["ok"] else \
+            f"{sub['seconds']:.1f} s"
+        lines += ["", f"## {name} ({when})", ""]
         if not sub["ok"]:
             lines.append(f"Not run: `{sub['error'][:300]}`")
             continue
         lines += ["| key | value |", "|---|---|"]
-        for k, v in _scalars(sub["result"]):
-            if "machine" in k:
-                continue
+        pairs = [(k, v) for k, v in _scalars(sub["result"]) if "machine" not in k and "additivity_error." not in k]
+        for k, v in pairs[:MAX_ROWS]:
             lines.append(f"| {k} | {_fmt(v)} |")
+        if len(pairs) > MAX_ROWS:
+            lines.append(f"| … | {len(pairs) - MAX_ROWS} more in perf.json |")
     return "\n".join(lines) + "\n"
 
 
@@ -160,7 +182,8 @@ def headline(benchmarks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         sub = benchmarks.get(name, {})
         return sub.get("result", {}) if sub.get("ok") else {}
 
-    ingest, train, explain, score = res("ingest"), res("train"), res("explain"), res("scoring")
+    ingest, train, explain, score = res("ingest"), res("train"), res("explain"), res("predict")
+    stream = res("scoring")
     explained = explain.get("results") or [{}]
     first = explained[0] if isinstance(explained, list) and explained else {}
     for measure, value, target in [
@@ -173,7 +196,8 @@ def headline(benchmarks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
          _get(explain, "targets.one_customer_seconds")),
         (f"SHAP seconds, {first.get('customers', 1000)} customers", _get(first, "customers_seconds"),
          _get(explain, "targets.customers_1000_seconds")),
-        ("batch scoring rows/s", _get(score, "rows_per_second"), ""),
+        (f"bundle.predict rows/s ({_get(score, 'rows') or '?'} rows in memory)", _get(score, "rows_per_second"), ""),
+        ("score_file rows/s (Parquet stream, collected)", _get(stream, "runs.parquet_stream.rows_per_s"), ""),
     ]:
         rows.append({"measure": measure, "value": value if value is not None else "—",
                      "target": target if target is not None else ""})
@@ -196,7 +220,9 @@ def run(out_dir: str | Path = "benchmarks/results", quick: bool = False, *, scor
             benchmarks[name] = sub_benchmark(name, sub_out, quick)
     if "scoring" in include:
         rows = min(score_rows, 20_000) if quick else score_rows
-        benchmarks["scoring"] = _guarded("scoring", lambda: scoring(rows))
+        benchmarks["predict"] = _guarded("predict", lambda: scoring(rows))
+    for name in COLLECTED:
+        benchmarks[name] = collected(out / f"{name}.json")
     result = {
         "quick": quick, "benchmarks": benchmarks, "headline": headline(benchmarks),
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,

@@ -53,7 +53,8 @@ class DatasetBundle:
     licence: str = ""
     path: str = ""  # the file read
     is_sample: bool = False  # True when the shipped sample stood in for the full file
-    #: columns of ``frame`` that are shown but must never be features (they reveal a label)
+    #: columns of ``frame`` that must never be features because they reveal a label (other non-feature
+    #: columns, e.g. raw amounts beside their log-scale features, are simply not in ``numeric``)
     display_only: list[str] = field(default_factory=list)
     #: stratify splits on this label column (None: random)
     stratify: str | None = None
@@ -80,8 +81,8 @@ class DatasetBundle:
         return entry[2] if entry else "basic"
 
     def feature_frame(self) -> pd.DataFrame:
-        """``customer_id`` + features + labels only (display-only columns dropped): safe for any
-        consumer that picks features with ``features.split_columns``."""
+        """``customer_id`` + features + labels only (every other column dropped): safe for any consumer
+        that picks features with ``features.split_columns``."""
         keep = ["customer_id", *self.features, *[c for c in self.labels if c not in self.features]]
         return self.frame[keep]
 

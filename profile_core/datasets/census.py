@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from profile_core.datasets.base import DatasetBundle, DatasetError, check_columns, resolve
+from profile_core.i18n import t
 from profile_core.tasks import TaskSpec
 
 NAME = "census"
@@ -138,7 +139,7 @@ def load_census(path: str | Path | None = None, group: int = 1) -> DatasetBundle
     numeric = [c for c in NUMERIC_FIELDS if c not in excluded]
     categorical = [c for c in FIELDS if c not in NUMERIC_FIELDS and c not in excluded]
     return DatasetBundle(
-        name=NAME, zh=f"美国人口普查收入 (KDD, 任务组{group})", en=f"Census-Income KDD (task group {group})",
+        name=NAME, zh=t("datasets.census.title", "zh", group=group), en=t("datasets.census.title", "en", group=group),
         frame=frame, tasks=list(tasks), numeric=numeric, categorical=categorical, columns=dict(COLUMNS),
         source=SOURCE, licence=LICENCE, path=str(file), is_sample=is_sample,
         display_only=[*display_only, "instance_weight"] + (["income_50k"] if group == 2 else []),

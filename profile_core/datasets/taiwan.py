@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from profile_core.datasets.base import DatasetBundle, check_columns, resolve
+from profile_core.i18n import t
 from profile_core.tasks import TaskSpec
 
 NAME = "taiwan"
@@ -44,8 +45,13 @@ MONTHS = range(1, 7)
 PAY_STATUS = [f"pay_status_m{i}" for i in range(2, 7)]
 BILLS = [f"bill_amt_m{i}" for i in MONTHS]
 PAYS = [f"pay_amt_m{i}" for i in MONTHS]
-DERIVED = ["months_delayed", "max_delay", "avg_bill", "avg_payment", "payment_ratio", "bill_growth"]
-NUMERIC = ["age", *PAY_STATUS, *BILLS, *PAYS, *DERIVED]
+AMOUNTS = [*BILLS, *PAYS, "avg_bill", "avg_payment"]
+#: the nets see amounts on a signed log scale (sign·ln(1+|x|)): NT$ amounts are heavy-tailed, and on the raw
+#: scale the nets lose ~0.03 macro-F1/QWK on the risk class (LightGBM is indifferent); raw amounts stay in the
+#: frame for display.
+LOG_AMOUNTS = [f"{c}_log" for c in AMOUNTS]
+DERIVED = ["months_delayed", "max_delay", "payment_ratio", "bill_growth"]
+NUMERIC = ["age", *PAY_STATUS, *LOG_AMOUNTS, *DERIVED]
 CATEGORICAL = ["gender", "education", "marital_status"]
 DISPLAY_ONLY = ["credit_limit", "utilisation_m1"]  # reveal the credit-limit label
 LABELS = ["credit_limit_log", "default_flag", "repay_risk"]
@@ -71,6 +77,12 @@ COLUMNS: dict[str, tuple[str, str, str]] = {
     "max_delay": ("近5月最长逾期(月)", "Longest delay Apr–Aug (months)", "credit"),
     "avg_bill": ("月均账单金额", "Average monthly bill", "transaction"),
     "avg_payment": ("月均还款金额", "Average monthly payment", "transaction"),
+    **{f"bill_amt_m{i}_log": (f"账单金额({_MONTH_ZH[i]}, 对数)", f"Bill amount ({_MONTH_EN[i]}, log)", "transaction")
+       for i in MONTHS},
+    **{f"pay_amt_m{i}_log": (f"还款金额({_MONTH_ZH[i]}, 对数)", f"Payment amount ({_MONTH_EN[i]}, log)",
+                             "transaction") for i in MONTHS},
+    "avg_bill_log": ("月均账单金额(对数)", "Average monthly bill (log)", "transaction"),
+    "avg_payment_log": ("月均还款金额(对数)", "Average monthly payment (log)", "transaction"),
     "payment_ratio": ("还款/账单比", "Payments / bills", "behavior"),
     "bill_growth": ("账单增幅(4月→9月)", "Bill growth (Apr→Sep)", "behavior"),
     "credit_limit_log": ("授信额度(对数)", "Credit limit (log)", "credit"),
@@ -90,6 +102,11 @@ def risk_class(pay_0: pd.Series) -> pd.Series:
     """PAY_0 → ordered risk class label: ≤0 → "≤0", 1 → "1", 2 → "2", ≥3 → "≥3"."""
     code = np.clip(pd.to_numeric(pay_0).to_numpy(np.int64), 0, 3)
     return pd.Series(np.asarray(RISK_CLASSES, dtype=object)[code], index=pay_0.index, dtype="str")
+
+
+def signed_log(x: np.ndarray) -> np.ndarray:
+    """sign(x)·ln(1+|x|): a log scale for amounts that may be negative (credit balances)."""
+    return np.sign(x) * np.log1p(np.abs(x))
 
 
 def read_raw(path: Path) -> pd.DataFrame:
@@ -122,6 +139,8 @@ def build_frame(raw: pd.DataFrame) -> pd.DataFrame:
     owed = np.clip(bills, 0, None).sum(axis=1)
     f["payment_ratio"] = np.clip(pays.sum(axis=1) / np.maximum(owed, 1.0), 0.0, 10.0)
     f["bill_growth"] = np.clip((bills[:, 0] - bills[:, 5]) / np.maximum(np.abs(bills[:, 5]), 1000.0), -10, 10)
+    for c in AMOUNTS:
+        f[f"{c}_log"] = signed_log(f[c].to_numpy())
     # display-only: these reveal the credit-limit label
     f["credit_limit"] = num["LIMIT_BAL"]
     f["utilisation_m1"] = num["BILL_AMT1"] / num["LIMIT_BAL"]
@@ -138,7 +157,7 @@ def load_taiwan(path: str | Path | None = None) -> DatasetBundle:
     file, is_sample = resolve(path, RELATIVE, SAMPLE)
     frame = build_frame(read_raw(file))
     return DatasetBundle(
-        name=NAME, zh="台湾信用卡客户违约 (UCI)", en="Taiwan credit-card default (UCI)", frame=frame,
+        name=NAME, zh=t("datasets.taiwan.title", "zh"), en=t("datasets.taiwan.title", "en"), frame=frame,
         tasks=list(TASKS), numeric=list(NUMERIC), categorical=list(CATEGORICAL), columns=dict(COLUMNS),
         source=SOURCE, licence=LICENCE, path=str(file), is_sample=is_sample, display_only=list(DISPLAY_ONLY),
         stratify="default_flag",

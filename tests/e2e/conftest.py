@@ -67,7 +67,8 @@ def server(e2e_data):
     port = _free_port()
     env = {**os.environ,
            "PROFILE_WORKSPACE": str(root / "ws.duckdb"), "PROFILE_DEMO_DATA": str(root / "demo"),
-           "PROFILE_DEMO_BUNDLE": str(root / "bundles" / "demo"), "PROFILE_MODELS": str(root / "models")}
+           "PROFILE_DEMO_BUNDLE": str(root / "bundles" / "demo"), "PROFILE_MODELS": str(root / "models"),
+           "PROFILE_AUTOLOGIN": "analyst"}  # demo sign-in (ui.auth)
     log = open(root / "streamlit.log", "wb")  # closed in the finally below
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),

@@ -127,6 +127,12 @@ def test_upload_on_data_page(server, page, artifacts, e2e_data):
     assert "bad.csv" in page.locator('[data-testid="stAlertContentError"]').first.inner_text()
     assert "当前数据集: main" in page.inner_text('[data-testid="stSidebar"]')
     shot(page, artifacts, "data_upload_error")
+    wait_idle(page)
+    page.get_by_text("检查并修改列映射").click()  # the optional mapping step
+    wait_idle(page)
+    assert page.get_by_role("button", name="确认映射").count() == 1
+    assert not page.query_selector('[data-testid="stException"]')
+    shot(page, artifacts, "data_mapping")
 
 
 def test_switch_to_english(server, page, artifacts):

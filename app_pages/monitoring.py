@@ -1,0 +1,116 @@
+"""模型监控 · Monitoring: the active model on the active data — metrics per task, calibration, confusion
+matrix, bad rate by grade, population stability against a reference dataset, and the model card (HTML).
+Aggregates only: no customer row is shown. Open to roles with ``view_monitoring``."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from profile_core import monitor, monitor_charts
+from profile_core.bundle import read_manifest
+from ui import audit, cache, model_view, state, widgets
+from ui.state import tr
+
+REFERENCE_SELECT = "monitor-reference-selectbox"
+CARD_BUTTON = "monitor-card-download-button"
+
+widgets.page_header("monitor.title", "monitor.caption")
+if not (widgets.need_data() and widgets.need_bundle()):
+    st.stop()
+lang = state.lang()
+try:
+    bundle, scored = cache.active_portfolio()
+    preds, features = cache.active_predictions(), cache.active_features()
+except Exception as exc:  # noqa: BLE001 - a bundle trained on other columns
+    st.error(tr("monitor.predict_failed", detail=model_view.error_text(exc)))
+    st.stop()
+
+# ------------------------------------------------------------------ metrics per task
+metrics = monitor.task_metrics(preds, features, bundle.tasks)
+st.subheader(tr("monitor.metrics"))
+rows = [{tr("monitor.col.task"): task.display(lang), tr("monitor.col.metric"): tr(f"monitor.metric.{k}"),
+         tr("monitor.col.value"): v} for task in bundle.tasks for k, v in metrics[task.name].items()]
+st.dataframe(pd.DataFrame(rows), hide_index=True, key="monitor-metrics-table",
+             column_config={tr("monitor.col.value"): st.column_config.NumberColumn(format="%.4f")})
+for task in bundle.tasks:
+    if not metrics[task.name].get("n"):
+        st.info(tr("monitor.no_labels", task=task.display(lang)))
+
+left, right = st.columns(2)
+binary = next((t for t in bundle.tasks if t.kind == "binary" and metrics[t.name].get("n")), None)
+grades = next((t for t in bundle.tasks if t.kind == "multiclass" and metrics[t.name].get("n")), None)
+if binary is not None:
+    table = monitor.calibration_table(features[binary.label], preds[f"{binary.name}_prob"], bins=10,
+                                      strategy="quantile")
+    with left:
+        widgets.chart(monitor_charts.plot_calibration(table, title=tr("monitor.calibration", task=binary.display(lang)),
+                                                      lang=lang), key="monitor-calibration")
+if grades is not None:
+    matrix = monitor.confusion(features[grades.label], preds[f"{grades.name}_pred"], grades.classes)
+    with right:
+        widgets.chart(monitor_charts.plot_confusion(matrix, title=tr("monitor.confusion", task=grades.display(lang)),
+                                                    lang=lang), key="monitor-confusion")
+
+if binary is not None and scored is not None and scored["grade"].notna().any():
+    st.subheader(tr("monitor.grades"))
+    grade_table, monotonic = monitor.bad_rate_by_grade(scored["grade"], features[binary.label])
+    if monotonic is not None:
+        st.badge(tr("monitor.monotonic_ok" if monotonic else "monitor.monotonic_bad"),
+                 color="green" if monotonic else "red", icon=":material/trending_up:")
+    st.dataframe(grade_table, hide_index=True, key="monitor-grade-table",
+                 column_config={"rate": st.column_config.NumberColumn(format="percent")})
+
+# ------------------------------------------------------------------ population stability
+st.subheader(tr("monitor.psi"))
+names = cache.datasets()["name"].tolist()
+active = state.active_dataset()
+path = str(state.workspace_path())
+trained_on = str(bundle.manifest.get("data_fingerprint") or "")
+
+
+def _feature_fp(name: str) -> str | None:
+    fp = cache.dataset_fingerprint(name)
+    try:
+        return cache.feature_fingerprint(path, name, fp) if fp else None
+    except Exception:  # noqa: BLE001 - a dataset whose features cannot be built is no reference
+        return None
+
+
+training = next((n for n in names if trained_on and _feature_fp(n) == trained_on), None)
+default = training or next((n for n in names if n != active), active)
+reference = st.selectbox(tr("monitor.reference"), names, index=names.index(default), key=REFERENCE_SELECT,
+                         help=tr("monitor.reference_help"),
+                         format_func=lambda n: tr("monitor.reference_training", name=n) if n == training else n)
+psi_table = pd.DataFrame(columns=["feature", "kind", "psi", "status"])
+try:
+    ref_fp = cache.dataset_fingerprint(reference)
+    ref_features = cache.feature_table(path, reference, ref_fp)
+    numeric, categorical = bundle.manifest["features"]["numeric"], bundle.manifest["features"]["categorical"]
+    psi_table = monitor.psi_table(ref_features, features, numeric=numeric, categorical=categorical)
+    sha = str(read_manifest(bundle.path).get("weights_sha256", ""))
+    ref_preds = cache.predictions(path, reference, ref_fp, str(bundle.path), sha)
+    score_cols = [f"{t.name}_pred" if t.kind == "regression" else f"{t.name}_prob"
+                  for t in bundle.tasks if t.kind in ("regression", "binary")]
+    scores = monitor.psi_table(ref_preds, preds, numeric=score_cols)
+    psi_table = pd.concat([scores.assign(kind="score"), psi_table], ignore_index=True)
+except Exception as exc:  # noqa: BLE001 - a reference the bundle cannot score: features only, or nothing
+    st.warning(tr("monitor.predict_failed", detail=model_view.error_text(exc)))
+st.caption(tr("monitor.psi_caption", reference=reference, current=active))
+if not psi_table.empty:
+    widgets.chart(monitor_charts.plot_psi(psi_table, lang=lang), key="monitor-psi")
+    shown = psi_table.assign(status=psi_table["status"].map(lambda s: tr(f"monitor.status.{s}") if s else "—"))
+    st.dataframe(shown[["feature", "psi", "status"]].rename(columns={
+        "feature": tr("monitor.col.feature"), "psi": tr("monitor.col.psi"), "status": tr("monitor.col.status")}),
+        hide_index=True, key="monitor-psi-table",
+        column_config={tr("monitor.col.psi"): st.column_config.NumberColumn(format="%.4f")})
+
+# ------------------------------------------------------------------ model card
+st.subheader(tr("monitor.card_title"))
+card = monitor.model_card(bundle.manifest, current=metrics, stability=psi_table, dataset=active, lang=lang)
+page = monitor.model_card_html(card)
+with st.expander(tr("monitor.card_title"), expanded=False):
+    st.html(monitor.model_card_html(card, standalone=False))  # sanitised by Streamlit; no page styles
+if st.download_button(tr("monitor.card_download"), data=page.encode("utf-8"), file_name=f"model_card_{card.name}.html",
+                      mime="text/html", key=CARD_BUTTON, icon=":material/description:"):
+    audit.record("export", f"model_card/{card.name}")

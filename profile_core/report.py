@@ -1,0 +1,438 @@
+"""Self-contained HTML reports: one customer's panorama card, or the portfolio with a model card.
+
+Each report is one HTML string with inline CSS and plotly.js inlined ONCE in the ``<head>`` (no CDN, no
+external file: it opens offline); every figure is a ``charts.plot_*`` figure embedded as a div. Templates are
+``profile_core/templates/*.html.j2`` (Jinja, autoescaped).
+
+Privacy: :func:`customer_report` renders the card as given — its identity is already masked by the
+``privacy.Policy`` the card was built with, transactions' counterparties are always masked — so the report
+shows exactly what the caller may see. :func:`portfolio_report` shows aggregates only.
+
+The app's download button::
+
+    st.download_button(label, data=customer_report(card, explanation=expl, lang=lang),
+                       file_name=f"{card.customer_id}.html", mime="text/html")
+
+where ``expl`` is an attribute-level explanation covering the customer (``explain.to_attributes``), or
+``None`` (reason codes only, no waterfalls).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import profile_core
+from profile_core import charts
+from profile_core.i18n import t
+from profile_core.profile import PD_TASK, ProfileCard, pd_grade, scorecard_points
+
+TEMPLATES = Path(__file__).with_name("templates")
+FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
+IDENTITY_FIELDS = ("customer_id", "name", "gender", "age", "city", "occupation", "education", "marital_status",
+                   "id_number", "phone", "rm_id", "open_date", "tenure_months")
+
+
+@cache
+def _env():
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
+                       trim_blocks=True, lstrip_blocks=True)
+
+
+@cache
+def _plotlyjs() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+class _Figures:
+    """Figure → div HTML without plotly.js (the page carries it once); stable div ids per report."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, fig) -> str:
+        self.n += 1
+        return fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{self.n}", config=FIGURE_CONFIG)
+
+
+@dataclass(frozen=True)
+class _Cell:
+    text: str
+    num: bool = False
+
+
+@dataclass(frozen=True)
+class _Table:
+    columns: list[str]
+    rows: list[list[_Cell]]
+    empty: str = "—"
+
+
+def _fmt(value: Any, digits: int = 3) -> _Cell:
+    if value is None or (not isinstance(value, str) and pd.api.types.is_scalar(value) and pd.isna(value)):
+        return _Cell("—", True)
+    if isinstance(value, bool | np.bool_):
+        return _Cell(str(bool(value)))
+    if isinstance(value, int | np.integer):
+        return _Cell(f"{int(value):,}", True)
+    if isinstance(value, float | np.floating):
+        x = float(value)
+        if math.isfinite(x) and x.is_integer() and abs(x) >= 1000:
+            return _Cell(f"{x:,.0f}", True)
+        return _Cell(f"{x:,.{digits}f}" if abs(x) < 1e6 else f"{x:,.0f}", True)
+    if isinstance(value, pd.Timestamp):
+        return _Cell(str(value.date()) if value == value.normalize() else value.isoformat(sep=" "))
+    return _Cell(str(value))
+
+
+def table_of(frame: pd.DataFrame, *, columns: Mapping[str, str] | None = None, digits: int = 3,
+             empty: str = "—") -> _Table:
+    """A frame as a template table (headers renamed by ``columns``; numbers right-aligned)."""
+    if frame is None or not len(frame):
+        return _Table([], [], empty)
+    cols = list(columns) if columns else list(frame.columns)
+    heads = [columns[c] for c in cols] if columns else [str(c) for c in cols]
+    return _Table(heads, [[_fmt(v, digits) for v in row] for row in frame[cols].itertuples(index=False)], empty)
+
+
+def _labels(lang: str, keys: Sequence[str]) -> dict[str, str]:
+    return {k: t(f"report.{k}", lang) for k in keys}
+
+
+def _page(template: str, *, lang: str, title: str, subtitle: str, figures: bool, **context: Any) -> str:
+    generated = t("report.generated", lang, when=datetime.now().strftime("%Y-%m-%d %H:%M"),
+                  version=profile_core.__version__)
+    return _env().get_template(template).render(
+        lang=lang, title=title, subtitle=subtitle, notice=t("app.notice", lang), generated=generated,
+        version=profile_core.__version__, plotlyjs=_plotlyjs() if figures else "", **context)
+
+
+# --- one customer ----------------------------------------------------------------------------------------------
+
+def _identity_items(card: ProfileCard, lang: str) -> list[dict[str, str]]:
+    from profile_core.schema import display_name
+
+    items = []
+    for key in IDENTITY_FIELDS:
+        if key not in card.identity:
+            continue
+        value = card.identity[key]
+        label = t("report.tenure_months", lang) if key == "tenure_months" else display_name(key, lang)
+        items.append({"label": label, "value": _fmt(value).text})
+    return items
+
+
+def _output_items(card: ProfileCard, lang: str) -> list[dict[str, Any]]:
+    o = card.outputs
+    items: list[dict[str, Any]] = []
+    if o.points is not None:
+        items.append({"label": t("card.points", lang), "value": f"{o.points:.0f}"})
+    if o.pd is not None:
+        items.append({"label": t("report.pd", lang), "value": f"{o.pd:.2%}"})
+    if o.grade is not None:
+        items.append({"label": t("card.grade", lang), "value": o.grade, "grade": True,
+                      "color": charts.grade_color(o.grade)})
+    if o.pd_grade is not None and o.grade_source == "risk_level":
+        items.append({"label": t("report.pd_grade", lang), "value": o.pd_grade, "grade": True,
+                      "color": charts.grade_color(o.pd_grade)})
+    if o.credit_score is not None:
+        pct = f" ({t('report.percentile', lang, pct=round(o.credit_score_percentile))})" \
+            if o.credit_score_percentile is not None else ""
+        items.append({"label": t("report.credit_score", lang), "value": f"{o.credit_score:.0f}{pct}"})
+    return [{"grade": False, "color": "", **item} for item in items]
+
+
+def _waterfall(explanation, card: ProfileCard, task: str, lang: str):
+    expl = explanation
+    if expl is None or task not in expl.values or card.customer_id not in expl.customer_ids:
+        return None
+    names = expl.features["zh" if lang == "zh" else "en"] if expl.features is not None else None
+    row = expl.values[task].loc[card.customer_id]
+    frame = pd.DataFrame({"feature": [str(names.get(a, a)) if names is not None else a for a in row.index],
+                          "contribution": row.to_numpy(dtype=float)})
+    title = t("report.waterfall", lang, task=_task_title(expl.tasks.get(task), task, lang),
+              kind=expl.output_kind.get(task, ""))
+    return charts.plot_waterfall(frame, base_value=expl.base(task, card.customer_id),
+                                 output=expl.output(task, card.customer_id), task=task, title=title, lang=lang)
+
+
+def _task_title(spec, name: str, lang: str) -> str:
+    if spec is None:
+        return name
+    label = getattr(spec, lang, None) or name
+    return f"{label} ({name})" if label != name else name
+
+
+def customer_report(card: ProfileCard, *, explanation=None, figures: Mapping[str, Any] | None = None,
+                    lang: str | None = None, title: str | None = None, top_n: int = 10) -> str:
+    """The panorama card of one customer as a self-contained HTML page.
+
+    ``explanation``: an attribute-level ``explain.Explanation`` covering ``card.customer_id`` (one waterfall
+    per task); without it the page shows the card's reason codes only. ``figures``: extra Plotly figures
+    by title (e.g. a dependence plot) appended at the end. ``lang`` defaults to the card's.
+    """
+    lang = lang or card.lang
+    if explanation is not None and explanation.level != "attribute":
+        raise ValueError("customer_report needs an attribute-level explanation (explain.to_attributes)")
+    fig = _Figures()
+    tasks = []
+    for task, rc in card.reasons.items():
+        spec = explanation.tasks.get(task) if explanation is not None else None
+        wf = _waterfall(explanation, card, task, lang)
+        tasks.append({"title": _task_title(spec, task, lang), "reasons": rc, "waterfall": fig(wf) if wf else None})
+    attributes = []
+    cat_col = "category_zh" if lang == "zh" else "category_en"
+    heads = {"name": t("report.attribute", lang), "value": t("report.value", lang),
+             "percentile": t("report.percentile_col", lang)}
+    for cat, part in card.attributes.groupby("category", sort=False):
+        shown = part.assign(percentile=part["percentile"].round(0))
+        attributes.append({"title": str(part[cat_col].iloc[0]) if len(part) else str(cat),
+                           "table": table_of(shown, columns=heads, digits=0)})
+    recent_heads = {c: t(f"report.txn.{c}", lang) for c in card.recent_transactions.columns}
+    heat = card.login_heatmap.stack().rename("count").reset_index() if len(card.login_heatmap) else pd.DataFrame()
+    gauge = charts.plot_score_gauge(card.outputs.points, grade=card.outputs.pd_grade, lang=lang,
+                                    title=t("card.points", lang)) if card.outputs.points is not None else None
+    context = {
+        "L": _labels(lang, ("identity", "outputs", "tags", "reasons", "up", "down", "no_reasons", "no_waterfall",
+                            "activity", "recent")),
+        "identity": _identity_items(card, lang), "outputs": _output_items(card, lang),
+        "gauge": fig(gauge) if gauge is not None else None,
+        "tags": [{"text": g.text(lang), "tone": g.tone} for g in card.tags],
+        "warnings": [w.text for w in card.warnings], "tasks": tasks,
+        "has_waterfalls": any(task["waterfall"] for task in tasks), "attributes": attributes,
+        "flows": fig(charts.plot_monthly_flows(card.monthly_flows, lang=lang, title=t("report.flows", lang))),
+        "logins": fig(charts.plot_login_heatmap(heat, lang=lang, title=t("report.logins", lang))),
+        "recent": table_of(card.recent_transactions, columns=recent_heads, digits=2,
+                           empty=t("report.no_transactions", lang)),
+        "extra": [{"title": name, "html": fig(f)} for name, f in (figures or {}).items()],
+    }
+    name = card.identity.get("name") or ""
+    return _page("customer.html.j2", lang=lang, title=title or t("report.customer_title", lang),
+                 subtitle=f"{card.customer_id} {name} · {t('report.as_of', lang, date=card.as_of)}",
+                 figures=fig.n > 0, **context)
+
+
+# --- the portfolio --------------------------------------------------------------------------------------------
+
+def _with_scores(predictions: pd.DataFrame) -> pd.DataFrame:
+    out = predictions.copy()
+    pd_col = f"{PD_TASK}_prob"
+    if pd_col in out.columns and "points" not in out.columns:
+        out["points"] = scorecard_points(out[pd_col].to_numpy(dtype=float)).round(0)
+    if pd_col in out.columns and "pd_grade" not in out.columns:
+        out["pd_grade"] = [pd_grade(p) for p in out[pd_col]]
+    return out
+
+
+def _joined(predictions: pd.DataFrame, features: pd.DataFrame | None) -> pd.DataFrame:
+    scored = _with_scores(predictions)
+    if features is None or "customer_id" not in scored.columns or "customer_id" not in features.columns:
+        return scored
+    extra = [c for c in features.columns if c not in scored.columns]
+    right = features[["customer_id", *extra]].assign(customer_id=features["customer_id"].astype("str"))
+    return scored.assign(customer_id=scored["customer_id"].astype("str")).merge(right, on="customer_id", how="left")
+
+
+def monitoring_tables(predictions: pd.DataFrame, features: pd.DataFrame | None, tasks: Sequence[Any],
+                      lang: str = "zh") -> dict[str, pd.DataFrame]:
+    """Basic monitoring on the labelled rows: per task the metric the manifest also reports (AUC, KS, Brier
+    for binary; RMSE, MAE for regression; accuracy for multiclass) and the PD calibration by decile."""
+    from sklearn.metrics import mean_absolute_error, roc_auc_score, roc_curve
+
+    frame = _joined(predictions, features)
+    rows = []
+    for task in tasks:
+        label = getattr(task, "label", task.name)
+        if label not in frame.columns:
+            continue
+        y = frame[label]
+        known = y.notna().to_numpy()
+        if not known.any():
+            continue
+        if task.kind == "binary":
+            yt, p = y[known].astype(float).to_numpy(), frame.loc[known, f"{task.name}_prob"].to_numpy(dtype=float)
+            if len(np.unique(yt)) < 2:
+                continue
+            fpr, tpr, _ = roc_curve(yt, p)
+            rows += [(task.name, "auc", roc_auc_score(yt, p)), (task.name, "ks", float(np.max(tpr - fpr))),
+                     (task.name, "brier", float(np.mean((p - yt) ** 2))), (task.name, "n", int(known.sum()))]
+        elif task.kind == "regression":
+            yt, p = y[known].astype(float).to_numpy(), frame.loc[known, f"{task.name}_pred"].to_numpy(dtype=float)
+            rows += [(task.name, "rmse", float(np.sqrt(np.mean((p - yt) ** 2)))),
+                     (task.name, "mae", float(mean_absolute_error(yt, p))), (task.name, "n", int(known.sum()))]
+        else:
+            pred = frame.loc[known, f"{task.name}_pred"].astype(str).to_numpy()
+            rows += [(task.name, "accuracy", float(np.mean(pred == y[known].astype(str).to_numpy()))),
+                     (task.name, "n", int(known.sum()))]
+    out = {t("report.mon.metrics", lang): pd.DataFrame(rows, columns=["task", "metric", "value"])}
+    pd_col, target = f"{PD_TASK}_prob", next((getattr(x, "label", "") for x in tasks if x.name == PD_TASK), "")
+    if pd_col in frame.columns and target in frame.columns and frame[target].notna().sum() >= 10:
+        part = frame[[pd_col, target]].dropna()
+        decile = pd.qcut(part[pd_col].rank(method="first"), 10, labels=False) + 1
+        cal = part.groupby(decile).agg(n=(pd_col, "size"), pd_mean=(pd_col, "mean"),
+                                       observed=(target, "mean")).reset_index(names="decile")
+        out[t("report.mon.calibration", lang)] = cal
+    return out
+
+
+def portfolio_report(predictions: pd.DataFrame, features: pd.DataFrame | None, manifest: Mapping[str, Any], *,
+                     monitoring: Mapping[str, pd.DataFrame] | None = None, lang: str = "zh",
+                     title: str | None = None) -> str:
+    """The portfolio as a self-contained HTML page: summary, distributions (points, PD, predicted credit
+    score), grades and the observed default rate by grade, ``monitoring`` tables (title → frame, e.g. from
+    :func:`monitoring_tables` or ``monitor``), and a model card (intended use, model, data, tasks, metrics,
+    limitations) from the bundle ``manifest``.
+
+    ``predictions``: ``scoring.score_chunk`` / ``bundle.predict`` output (points and PD grade are added when
+    missing); ``features``: the feature frame (labels such as ``default_flag`` and groups such as ``city``),
+    joined on customer_id. Aggregates only: no customer is listed.
+    """
+    frame = _joined(predictions, features)
+    fig = _Figures()
+    pd_col = f"{PD_TASK}_prob"
+    n = len(frame)
+    summary = [{"label": t("report.customers", lang), "value": f"{n:,}"}]
+    if pd_col in frame.columns:
+        summary.append({"label": t("report.mean_pd", lang), "value": f"{frame[pd_col].mean():.2%}"})
+        summary.append({"label": t("report.median_points", lang), "value": f"{frame['points'].median():.0f}"})
+    if "default_flag" in frame.columns and frame["default_flag"].notna().any():
+        summary.append({"label": t("report.observed_rate", lang),
+                        "value": f"{pd.to_numeric(frame['default_flag'], errors='coerce').mean():.2%}"})
+    summary.append({"label": t("report.model_name", lang), "value": str(manifest.get("name", ""))})
+
+    distributions = []
+    for col, key in (("points", "report.dist.points"), (pd_col, "report.dist.pd"),
+                     ("credit_score_pred", "report.dist.score")):
+        if col in frame.columns:
+            distributions.append(fig(charts.plot_histogram(frame, column=col, by="pd_grade" if col == "points"
+                                                           and "pd_grade" in frame else None,
+                                                           title=t(key, lang), x_title=t(key, lang), lang=lang)))
+    grade_figures, rate = [], pd.DataFrame()
+    monotonic = None
+    if "pd_grade" in frame.columns:
+        grade_figures.append(fig(charts.plot_grade_counts(frame, grade="pd_grade", lang=lang,
+                                                          title=t("report.grade_counts.pd", lang))))
+        rate = charts.default_rate_table(frame, grade="pd_grade", target="default_flag", pd_column=pd_col)
+        if not rate["n_labelled"].sum():  # no labels: nothing observed to compare with
+            rate = rate.iloc[:0]
+        grade_figures.append(fig(charts.plot_default_rate_by_grade(rate, lang=lang,
+                                                                   title=t("report.default_rate", lang))))
+        mono = charts.is_monotonic(rate["rate"].tolist()) if len(rate) else None
+        if mono is not None:
+            monotonic = t("report.monotonic.yes" if mono else "report.monotonic.no", lang)
+    if "risk_level_pred" in frame.columns:
+        grade_figures.append(fig(charts.plot_grade_counts(frame, grade="risk_level_pred", lang=lang,
+                                                          title=t("report.grade_counts.level", lang))))
+    if "city" in frame.columns and "pd_grade" in frame.columns:
+        grade_figures.append(fig(charts.plot_grade_counts(frame, grade="pd_grade", by="city", normalize=True,
+                                                          lang=lang, title=t("report.grade_counts.city", lang))))
+    rate_heads = {c: t(f"report.rate.{c}", lang) for c in rate.columns}
+    context = {
+        "L": _labels(lang, ("summary", "distributions", "grades", "default_rate", "monitoring", "model_card",
+                            "intended_use", "model", "data", "tasks", "metrics", "limitations")),
+        "summary": summary, "distributions": distributions, "grade_figures": grade_figures,
+        "default_rate": table_of(rate, columns=rate_heads, digits=4, empty=t("report.no_labels", lang)),
+        "monotonic": monotonic,
+        "monitoring": [{"title": name, "table": table_of(tbl, digits=4)} for name, tbl in (monitoring or {}).items()],
+        "intended_use": t("report.intended_use_text", lang),
+        **_model_card(manifest, lang),
+    }
+    return _page("portfolio.html.j2", lang=lang, title=title or t("report.portfolio_title", lang),
+                 subtitle=t("report.portfolio_sub", lang, n=f"{n:,}", model=manifest.get("name", "")),
+                 figures=fig.n > 0, **context)
+
+
+def _model_card(manifest: Mapping[str, Any], lang: str) -> dict[str, Any]:
+    config = manifest.get("config", {}) or {}
+    arch = (manifest.get("architecture") or {}).get("name", "")
+    model_rows = [("name", manifest.get("name")), ("created_utc", manifest.get("created_utc")),
+                  ("architecture", arch), ("weighting", config.get("weighting")),
+                  ("best_epoch", manifest.get("best_epoch")), ("device", manifest.get("device")),
+                  ("seed", manifest.get("seed")), ("weights_sha256", str(manifest.get("weights_sha256", ""))[:16])]
+    features = manifest.get("features", {}) or {}
+    splits = manifest.get("split_sizes", {}) or {}
+    data_rows = [("split_sizes", ", ".join(f"{k} {v:,}" for k, v in splits.items())),
+                 ("numeric", len(features.get("numeric", []))), ("categorical", len(features.get("categorical", []))),
+                 ("model_inputs", len(features.get("names", []))),
+                 ("data_fingerprint", manifest.get("data_fingerprint"))]
+    key_value = {"key": t("report.field", lang), "value": t("report.value", lang)}
+
+    def kv(rows: list[tuple[str, Any]]) -> _Table:
+        frame = pd.DataFrame([(t(f"report.card.{k}", lang), v) for k, v in rows], columns=["key", "value"])
+        return table_of(frame, columns=key_value)
+
+    tasks = pd.DataFrame([{"name": d.get("name"), "title": d.get(lang) or d.get("name"), "kind": d.get("kind"),
+                           "label": d.get("label"), "classes": " ".join(map(str, d.get("classes") or [])) or "—"}
+                          for d in manifest.get("tasks", [])])
+    metric_rows = [{"split": split, "task": task, "metric": metric, "value": value}
+                   for split, per_task in (manifest.get("metrics") or {}).items()
+                   for task, values in (per_task or {}).items() for metric, value in (values or {}).items()
+                   if metric != "n"]
+    metrics = pd.DataFrame(metric_rows)
+    if len(metrics):
+        metrics = metrics.pivot_table(index=["task", "metric"], columns="split", values="value",
+                                      aggfunc="first").reset_index()
+        metrics.columns = [str(c) for c in metrics.columns]
+        metrics = metrics.rename(columns={"task": t("report.task.name", lang), "metric": t("report.metric", lang)})
+    n_train = splits.get("train")
+    return {
+        "model_table": kv(model_rows), "data_table": kv(data_rows),
+        "tasks_table": table_of(tasks, columns={c: t(f"report.task.{c}", lang) for c in tasks.columns}),
+        "metrics_table": table_of(metrics, digits=4),
+        "limitations": [t(f"report.limit.{i}", lang, n=f"{n_train:,}" if n_train else "?") for i in range(1, 6)]
+        + ([t("report.limit.6", lang)] if "demo" in str(manifest.get("name", "")).lower() else []),
+    }
+
+
+# --- the command line ------------------------------------------------------------------------------------------
+
+def report_cli(bundle_path: str | Path, data: str | Path, *, out: str | Path, customer: str | None = None,
+               portfolio: bool = False, workspace: str | Path = "workspace.duckdb", lang: str = "zh",
+               role: str = "analyst", rm_id: str | None = None) -> int:
+    """``python -m profile_core report``: write a customer report (``customer``) or the portfolio report."""
+    from profile_core.bundle import load_bundle
+    from profile_core.features import build_features_from_frames
+    from profile_core.pipeline import read_tables
+    from profile_core.scoring import score_chunk
+
+    if bool(customer) == bool(portfolio):
+        raise SystemExit("give either --customer ID or --portfolio")
+    bundle = load_bundle(bundle_path)
+    tables = read_tables(data, workspace=workspace)
+    features = build_features_from_frames(tables)
+    scored = score_chunk(bundle, features)
+    if portfolio:
+        html = portfolio_report(scored, features, bundle.manifest, lang=lang,
+                                monitoring=monitoring_tables(scored, features, bundle.tasks, lang))
+    else:
+        from profile_core.explain import HeadExplainer, to_attributes
+        from profile_core.privacy import AccessDenied, Policy
+        from profile_core.profile import CardContext
+
+        explainer = HeadExplainer(bundle, features)
+        context = CardContext(tables, features, scored, explainer=explainer)
+        try:
+            card = context.card(customer, policy=Policy(role, rm_id=rm_id), lang=lang)
+        except (KeyError, AccessDenied):
+            print(t("service.not_found", lang, customer=customer))
+            return 1
+        rows = features[features["customer_id"].astype("str") == str(customer)]
+        explanation = to_attributes(explainer.explain(rows), bundle.preprocessor, features)
+        html = customer_report(card, explanation=explanation, lang=lang)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    print(f"{out} ({len(html.encode('utf-8')) / 1e6:.1f} MB)")
+    return 0

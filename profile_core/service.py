@@ -1,0 +1,576 @@
+"""REST API (FastAPI) over a model bundle and, optionally, a workspace dataset.
+
+Endpoints (OpenAPI docs at ``/docs``)::
+
+    POST /v1/score                      customers' raw attributes → every task's prediction, points, PD grade
+    POST /v1/explain                    → per task: reason codes (zh/en) and the top SHAP values
+    GET  /v1/customers/{id}/profile     the panorama card from the workspace dataset, masked by the caller
+    GET  /v1/model                      manifest summary and metrics
+    GET  /healthz                       liveness (no key needed)
+
+Request models are generated from the bundle's feature schema (``Preprocessor.numeric`` → ``float | None``,
+``Preprocessor.categorical`` → ``str | None``, unknown fields forbidden), so a bad request gets 422 with the
+field named. Callers authenticate with the ``X-API-Key`` header; the keys file stores only sha256 hashes
+(see :func:`new_key`), each with a role (``rm`` + ``rm_id``, ``analyst``, ``auditor``, ``admin`` [+ ``reveal``])
+that becomes a ``privacy.Policy`` — the same masking as the app. An RM asking for another RM's customer
+gets the same 404 as for an unknown customer (no existence leak).
+
+Heavy objects (bundle, explainer, card context) are built once in :func:`create_app`. Scoring is the same
+``scoring.score_chunk`` the CLI and batch scoring use, so the numbers are the same. "模型辅助，人工决策".
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime and they
+# refer to request models generated inside create_app.
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+import profile_core
+from profile_core.i18n import DEFAULT_LANG, LANGS, t
+from profile_core.privacy import AccessDenied, Policy
+
+log = logging.getLogger("profile_core.service")
+
+API_KEY_HEADER = "X-API-Key"
+MAX_SCORE_CUSTOMERS = 10_000  # per /v1/score request
+MAX_EXPLAIN_CUSTOMERS = 50  # per /v1/explain request (SHAP costs ~100× a prediction)
+MAX_TOP = 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+Lang = Literal["zh", "en"]
+
+
+# --- API keys ------------------------------------------------------------------------------------------------
+
+def hash_key(key: str) -> str:
+    """The sha256 hex digest stored in the keys file for ``key``."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a key belongs to; ``policy`` is what they may see."""
+
+    name: str
+    role: str
+    rm_id: str | None = None
+    reveal: bool = False
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(self.role, rm_id=self.rm_id, reveal=self.reveal)  # type: ignore[arg-type]
+
+
+def _entries(raw: Any) -> list[dict]:
+    if isinstance(raw, Mapping) and "keys" in raw:
+        raw = raw["keys"]
+    if isinstance(raw, Mapping):  # {sha256: {role, rm_id, ...}}
+        return [{"sha256": k, **dict(v)} for k, v in raw.items()]
+    if isinstance(raw, list):
+        return [dict(e) for e in raw]
+    raise ValueError('a keys file holds {"keys": [{"sha256": ..., "role": ..., "rm_id": ...}, ...]}')
+
+
+def load_keys(keys: Mapping | list | str | Path) -> dict[str, Caller]:
+    """sha256 → Caller from a keys file (JSON) or the same structure in memory::
+
+        {"keys": [{"sha256": "<64 hex>", "role": "rm", "rm_id": "RM005", "name": "张三"},
+                  {"sha256": "<64 hex>", "role": "admin", "reveal": true}]}
+
+    Plain keys are refused: an entry must carry the hash (``hash_key``), never the key itself.
+    """
+    source = keys
+    if isinstance(keys, str | Path):
+        source = json.loads(Path(keys).read_text(encoding="utf-8"))
+    out: dict[str, Caller] = {}
+    for i, entry in enumerate(_entries(source)):
+        if "key" in entry or "api_key" in entry:
+            raise ValueError(f"keys entry {i} holds a plain key: store only its sha256 (profile_core.service.hash_key)")
+        digest = str(entry.get("sha256", "")).strip().lower()
+        if not _SHA256.fullmatch(digest):
+            raise ValueError(f"keys entry {i}: 'sha256' must be 64 hex characters (the hash of the key)")
+        caller = Caller(name=str(entry.get("name") or f"key{i}"), role=str(entry.get("role", "")),
+                        rm_id=entry.get("rm_id"), reveal=bool(entry.get("reveal", False)))
+        caller.policy  # noqa: B018 (validates role, rm_id and reveal now, not at the first request)
+        out[digest] = caller
+    return out
+
+
+def new_key(path: str | Path, role: str, *, rm_id: str | None = None, name: str = "", reveal: bool = False) -> str:
+    """Create a random API key for ``role``, add its hash to the keys file at ``path`` (created with mode 600
+    when missing) and return the key — the only time it is shown."""
+    Caller(name or role, role, rm_id, reveal).policy  # noqa: B018 (validate before writing)
+    path = Path(path)
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"keys": []}
+    entries = _entries(data)
+    key = secrets.token_urlsafe(32)
+    entry = {"sha256": hash_key(key), "role": role, "name": name or f"{role}-{len(entries) + 1}"}
+    if rm_id:
+        entry["rm_id"] = rm_id
+    if reveal:
+        entry["reveal"] = True
+    entries.append(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"keys": entries}, f, ensure_ascii=False, indent=2)
+    os.replace(tmp, path)
+    return key
+
+
+# --- request models generated from the feature schema ----------------------------------------------------------
+
+def _describe(col: str, extra: str = "") -> str:
+    from profile_core.features import feature_info
+
+    info = feature_info(col)
+    unit = f" [{info.unit_en}]" if info.unit_en else ""
+    return f"{info.zh} / {info.en}{unit}{extra}"
+
+
+def customer_model(preprocessor) -> type[BaseModel]:
+    """One customer's raw attributes: ``customer_id`` (optional) and every model input (optional; a missing
+    value is imputed as in training). Numbers are ``float | None``, categories ``str | None`` (numbers given
+    for a category are read as text, as in training); any other field is an error."""
+    fields: dict[str, Any] = {"customer_id": (str | None, Field(None, max_length=128, description="客户ID / customer ID"))}
+    for i, col in enumerate(preprocessor.numeric):
+        fields[f"n{i}"] = (float | None, Field(None, alias=col, allow_inf_nan=False, description=_describe(col)))
+    for i, col in enumerate(preprocessor.categorical):
+        known = preprocessor.categories.get(col, [])
+        hint = f"; known: {', '.join(known[:20])}" if known else ""
+        fields[f"c{i}"] = (str | None, Field(None, alias=col, max_length=200, description=_describe(col, hint)))
+    config = ConfigDict(extra="forbid", populate_by_name=False, coerce_numbers_to_str=True)
+    return create_model("CustomerAttributes", __config__=config, **fields)
+
+
+class TaskOutput(BaseModel):
+    kind: Literal["regression", "binary", "multiclass"]
+    value: float | None = Field(None, description="regression: prediction in the label's units")
+    probability: float | None = Field(None, description="binary: P(positive class), e.g. P(default)")
+    label: str | None = Field(None, description="multiclass: predicted class")
+    probabilities: dict[str, float] | None = Field(None, description="multiclass: P(class)")
+
+
+class CustomerScore(BaseModel):
+    customer_id: str | None = None
+    tasks: dict[str, TaskOutput]
+    points: float | None = Field(None, description="scorecard points from PD (600 at 50:1, PDO 40, 300–850)")
+    pd_grade: str | None = Field(None, description="A–E by PD band (<1%, 1–3%, 3–8%, 8–20%, ≥20%)")
+
+
+class ScoreResponse(BaseModel):
+    model: str
+    customers: list[CustomerScore]
+    notice: str
+
+
+class ReasonOut(BaseModel):
+    attribute: str
+    name: str
+    value: str
+    percentile: float | None = None
+    shap: float
+    risk: float
+    sentence: str
+
+
+class Contribution(BaseModel):
+    attribute: str
+    name: str
+    shap: float
+
+
+class TaskExplanation(BaseModel):
+    output_kind: str
+    base_value: float
+    output: float
+    explained_class: str | None = None
+    up: list[ReasonOut]
+    down: list[ReasonOut]
+    top_shap: list[Contribution]
+
+
+class CustomerExplanation(BaseModel):
+    customer_id: str
+    tasks: dict[str, TaskExplanation]
+
+
+class ExplainResponse(BaseModel):
+    model: str
+    method: str
+    lang: str
+    customers: list[CustomerExplanation]
+    notice: str
+
+
+class TagOut(BaseModel):
+    family: str
+    key: str
+    text: str
+    tone: str
+
+
+class ProfileResponse(BaseModel):
+    customer_id: str
+    lang: str
+    identity: dict[str, Any]
+    outputs: dict[str, Any]
+    attributes: list[dict[str, Any]]
+    tags: list[TagOut]
+    monthly_flows: list[dict[str, Any]]
+    login_heatmap: list[list[int]] = Field(description="7 weekdays (Monday first) × 24 hours, login counts")
+    recent_transactions: list[dict[str, Any]]
+    reasons: dict[str, dict[str, list[ReasonOut]]]
+    warnings: list[str]
+    as_of: str
+    notice: str
+
+
+# --- JSON helpers ---------------------------------------------------------------------------------------------
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values: NaN/NA → None, numpy scalars → Python, timestamps → ISO strings, frames → records."""
+    if isinstance(value, pd.DataFrame):
+        return [jsonable(r) for r in value.to_dict(orient="records")]
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [jsonable(v) for v in value]
+    if isinstance(value, pd.Timestamp | np.datetime64):
+        return None if pd.isna(value) else pd.Timestamp(value).isoformat()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, str | int | bool):
+        return value
+    return str(value)
+
+
+def _reason(r) -> dict[str, Any]:
+    return {"attribute": r.attribute, "name": r.name, "value": r.value,
+            "percentile": None if r.percentile is None or not math.isfinite(r.percentile) else float(r.percentile),
+            "shap": float(r.shap), "risk": float(r.risk), "sentence": r.sentence}
+
+
+def card_json(card) -> dict[str, Any]:
+    """A ``profile.ProfileCard`` as JSON-able data (its identity is already masked by the policy)."""
+    from dataclasses import asdict
+
+    heat = card.login_heatmap.to_numpy(dtype=float) if len(card.login_heatmap) else np.zeros((7, 24))
+    return {
+        "customer_id": card.customer_id, "lang": card.lang, "identity": jsonable(card.identity),
+        "outputs": jsonable(asdict(card.outputs)), "attributes": jsonable(card.attributes),
+        "tags": [{"family": g.family, "key": g.key, "text": g.text(card.lang), "tone": g.tone} for g in card.tags],
+        "monthly_flows": jsonable(card.monthly_flows), "login_heatmap": heat.astype(int).tolist(),
+        "recent_transactions": jsonable(card.recent_transactions),
+        "reasons": {task: {"up": [_reason(r) for r in rc.up], "down": [_reason(r) for r in rc.down]}
+                    for task, rc in card.reasons.items()},
+        "warnings": [w.text for w in card.warnings], "as_of": card.as_of, "notice": card.notice,
+    }
+
+
+def _task_outputs(row: Mapping[str, Any], tasks) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for task in tasks:
+        if task.kind == "regression":
+            out[task.name] = {"kind": "regression", "value": float(row[f"{task.name}_pred"])}
+        elif task.kind == "binary":
+            out[task.name] = {"kind": "binary", "probability": float(row[f"{task.name}_prob"])}
+        else:
+            out[task.name] = {"kind": "multiclass", "label": str(row[f"{task.name}_pred"]),
+                              "probabilities": {str(c): float(row[f"{task.name}_prob_{c}"]) for c in task.classes}}
+    return out
+
+
+def scores_json(scored: pd.DataFrame, tasks) -> list[dict[str, Any]]:
+    """``scoring.score_chunk`` output → one ``CustomerScore`` dict per row."""
+    rows = []
+    for row in scored.to_dict(orient="records"):
+        cid = row.get("customer_id")
+        rows.append({"customer_id": None if cid is None or pd.isna(cid) else str(cid),
+                     "tasks": _task_outputs(row, tasks),
+                     "points": float(row["points"]) if "points" in row else None,
+                     "pd_grade": str(row["pd_grade"]) if "pd_grade" in row else None})
+    return rows
+
+
+# --- the application ------------------------------------------------------------------------------------------
+
+def median_frame(preprocessor) -> pd.DataFrame:
+    """One typical customer (numeric medians, most frequent categories): the SHAP reference when the server
+    has no dataset to sample a background from."""
+    row: dict[str, Any] = {"customer_id": ["(median)"]}
+    row |= {c: [float(m)] for c, m in zip(preprocessor.numeric, preprocessor.median, strict=True)}
+    row |= {c: [preprocessor.fill[c]] for c in preprocessor.categorical}
+    return pd.DataFrame(row)
+
+
+@dataclass
+class _State:
+    bundle: Any
+    explainer: Any
+    population: pd.DataFrame  # feature frame the reason-code percentiles compare with (may be empty)
+    context: Any | None  # profile.CardContext when a dataset is loaded
+    dataset: dict[str, Any] | None
+    callers: dict[str, Caller] | None  # None: no keys configured (every caller is an 'analyst')
+    lock: threading.Lock  # the explainer's DeepLIFT replay is run one request at a time
+
+
+def _load_dataset(workspace: str | Path, dataset: str) -> tuple[dict[str, pd.DataFrame], str]:
+    from profile_core.store import Workspace
+
+    ws = Workspace(workspace)
+    try:
+        if not ws.has_dataset(dataset):
+            raise ValueError(f"workspace {workspace} has no dataset {dataset!r}: load one with "
+                             f"`python -m profile_core load ... --dataset {dataset}`")
+        return {name: ws.read_table(dataset, name) for name in ws.tables(dataset)}, ws.fingerprint(dataset)
+    finally:
+        ws.close()
+
+
+def _request_lang(request: Request) -> str:
+    lang = request.query_params.get("lang")
+    if lang in LANGS:
+        return lang
+    accept = request.headers.get("accept-language", "").lower()
+    return "en" if accept.startswith("en") else DEFAULT_LANG
+
+
+def _field_path(loc: tuple | list) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    text = ""
+    for p in parts:
+        text += f"[{p}]" if p.isdigit() else (f".{p}" if text else p)
+    return text or "body"
+
+
+def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, dataset: str = "main",
+               keys: Mapping | list | str | Path | None = None, n_background: int = 100) -> FastAPI:
+    """The API over the bundle at ``bundle_path``; with ``workspace`` the customer profiles (and the SHAP
+    background and percentiles) come from its ``dataset``. ``keys``: a keys file or its content
+    (:func:`load_keys`); ``None`` disables authentication (every caller is treated as an ``analyst``:
+    masked identities) — only for local use, :func:`serve` refuses it on a non-loopback host."""
+    from profile_core.bundle import load_bundle
+    from profile_core.explain import HeadExplainer
+    from profile_core.scoring import score_chunk
+
+    bundle = load_bundle(bundle_path)
+    callers = None if keys is None else load_keys(keys)
+    context, info = None, None
+    if workspace is not None:
+        from profile_core.features import build_features_from_frames
+        from profile_core.profile import CardContext
+
+        tables, fingerprint = _load_dataset(workspace, dataset)
+        features = build_features_from_frames(tables)
+        explainer = HeadExplainer(bundle, features, n_background=n_background)
+        context = CardContext(tables, features, score_chunk(bundle, features), explainer=explainer)
+        population = features
+        info = {"name": dataset, "customers": int(len(features)), "fingerprint": fingerprint,
+                "as_of": str(features.attrs.get("as_of", ""))}
+    else:
+        explainer = HeadExplainer(bundle, median_frame(bundle.preprocessor), n_background=1)
+        population = pd.DataFrame(columns=bundle.preprocessor.numeric + bundle.preprocessor.categorical)
+    state = _State(bundle, explainer, population, context, info, callers, threading.Lock())
+
+    Customer = customer_model(bundle.preprocessor)
+    ScoreRequest = create_model(
+        "ScoreRequest", __config__=ConfigDict(extra="forbid"),
+        customers=(list[Customer], Field(min_length=1, max_length=MAX_SCORE_CUSTOMERS)))
+    task_names = [task.name for task in bundle.tasks]
+    ExplainRequest = create_model(
+        "ExplainRequest", __config__=ConfigDict(extra="forbid"),
+        customers=(list[Customer], Field(min_length=1, max_length=MAX_EXPLAIN_CUSTOMERS)),
+        lang=(Lang, Field("zh", description="language of names and sentences")),
+        top=(int, Field(4, ge=1, le=MAX_TOP, description="reasons per side and SHAP values per task")),
+        tasks=(list[Literal[tuple(task_names)]] | None, Field(None, description="default: every task")))  # type: ignore[valid-type]
+
+    app = FastAPI(
+        title="客户全景画像 API / Customer Panorama API", version=profile_core.__version__,
+        description=(f"Model **{bundle.name}** ({bundle.manifest['architecture']['name']}); tasks: "
+                     f"{', '.join(task_names)}. Send the `X-API-Key` header. {t('app.notice', 'zh')} "
+                     f"{t('app.notice', 'en')}"))
+    app.state.profile = state
+    key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="API key (the server stores its sha256)")
+
+    def caller(request: Request, key: str | None = Depends(key_header)) -> Caller:
+        if state.callers is None:
+            return Caller("anonymous", "analyst")
+        found = state.callers.get(hash_key(key)) if key else None
+        if found is None:
+            raise HTTPException(401, detail=t("service.unauthorized", _request_lang(request), header=API_KEY_HEADER),
+                                headers={"WWW-Authenticate": "ApiKey"})
+        return found
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        first = errors[0] if errors else {"loc": [], "msg": ""}
+        message = t("service.invalid", _request_lang(request), field=_field_path(first["loc"]), problem=first["msg"],
+                    n=len(errors))
+        return JSONResponse(status_code=422, content={"detail": errors, "message": message})
+
+    @app.get("/healthz", tags=["meta"], summary="liveness")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "model": bundle.name, "dataset": state.dataset["name"] if state.dataset else None}
+
+    @app.get("/v1/model", tags=["meta"], summary="model manifest summary and metrics")
+    def model_info(who: Caller = Depends(caller)) -> dict[str, Any]:
+        m = bundle.manifest
+        keep = ("name", "created_utc", "tasks", "architecture", "config", "metrics", "best_epoch", "split_sizes",
+                "data_fingerprint", "versions", "weights_sha256", "train_seconds", "label_stats")
+        out = {k: m[k] for k in keep if k in m}
+        out["features"] = {"numeric": list(bundle.preprocessor.numeric),
+                           "categorical": list(bundle.preprocessor.categorical),
+                           "model_inputs": len(bundle.preprocessor.output_names)}
+        out["explainer"] = {"method": explainer.method, "background_rows": int(len(explainer.background))}
+        out["dataset"] = state.dataset
+        out["notice"] = t("app.notice", "zh")
+        return jsonable(out)
+
+    def frame_of(customers: list[BaseModel]) -> pd.DataFrame:
+        return pd.DataFrame([c.model_dump(by_alias=True) for c in customers])
+
+    @app.post("/v1/score", response_model=ScoreResponse, response_model_exclude_none=True, tags=["scoring"],
+              summary="every task's prediction, scorecard points and PD grade")
+    def score(body: ScoreRequest, who: Caller = Depends(caller)) -> dict[str, Any]:  # type: ignore[valid-type]
+        scored = score_chunk(bundle, frame_of(body.customers))
+        return {"model": bundle.name, "customers": scores_json(scored, bundle.tasks),
+                "notice": t("app.notice", "zh")}
+
+    @app.post("/v1/explain", response_model=ExplainResponse, response_model_exclude_none=True,
+              tags=["explanations"], summary="per-task reason codes and top SHAP values")
+    def explain(request: Request, body: ExplainRequest, who: Caller = Depends(caller)) -> dict[str, Any]:  # type: ignore[valid-type]
+        from profile_core.explain import reason_codes, to_attributes
+
+        frame = frame_of(body.customers)
+        ids = [c if c else f"#{i}" for i, c in enumerate(frame["customer_id"])]
+        if len(set(ids)) < len(ids):
+            raise HTTPException(422, detail=t("service.duplicate_ids", body.lang))
+        frame["customer_id"] = pd.array(ids, dtype="str")
+        tasks = list(body.tasks) if body.tasks else task_names
+        with state.lock:
+            expl = to_attributes(explainer.explain(frame, tasks), bundle.preprocessor, frame)
+        names = expl.features["zh" if body.lang == "zh" else "en"]
+        out = []
+        for cid in ids:
+            per_task = {}
+            for task in tasks:
+                rc = reason_codes(expl, frame, cid, task, lang=body.lang, top=body.top, population=state.population)
+                row = expl.values[task].loc[cid]
+                top = row.abs().sort_values(ascending=False, kind="stable").index[:body.top]
+                classes = expl.explained_class.get(task)
+                i = expl.customer_ids.get_loc(cid)
+                per_task[task] = {
+                    "output_kind": expl.output_kind[task], "base_value": float(expl.base_values[task][i]),
+                    "output": float(expl.outputs[task][i]),
+                    "explained_class": None if classes is None else str(classes[i]),
+                    "up": [_reason(r) for r in rc.up], "down": [_reason(r) for r in rc.down],
+                    "top_shap": [{"attribute": a, "name": str(names.get(a, a)), "shap": float(row[a])} for a in top]}
+            out.append({"customer_id": cid, "tasks": per_task})
+        return {"model": bundle.name, "method": explainer.method, "lang": body.lang, "customers": out,
+                "notice": t("app.notice", body.lang)}
+
+    @app.get("/v1/customers/{customer_id}/profile", response_model=ProfileResponse, tags=["customers"],
+             summary="the panorama card, masked for the caller's role",
+             responses={404: {"description": "unknown customer, or not one the caller may see"}})
+    def profile(customer_id: str, lang: Lang = Query("zh"),
+                top: int = Query(4, ge=1, le=MAX_TOP), who: Caller = Depends(caller)) -> dict[str, Any]:
+        if state.context is None:
+            raise HTTPException(404, detail=t("service.no_dataset", lang))
+        try:
+            with state.lock:
+                card = state.context.card(customer_id, policy=who.policy, lang=lang, top_reasons=top)
+        except (KeyError, AccessDenied):  # the same answer for both: no hint that the customer exists
+            raise HTTPException(404, detail=t("service.not_found", lang, customer=customer_id)) from None
+        return card_json(card)
+
+    return app
+
+
+# --- serving ---------------------------------------------------------------------------------------------------
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+_ENV = "PROFILE_CORE_SERVE"
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for several worker processes: ``create_app`` with the JSON arguments in
+    ``$PROFILE_CORE_SERVE`` (set by :func:`serve`)."""
+    import torch
+
+    args = json.loads(os.environ[_ENV])
+    torch.set_num_threads(int(args.pop("torch_threads", 1)))
+    return create_app(args.pop("bundle_path"), **args)
+
+
+def serve(bundle_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workspace: str | Path | None = None,
+          dataset: str = "main", keys: str | Path | None = None, workers: int = 1, torch_threads: int = 1,
+          log_level: str = "info", access_log: bool = True) -> None:
+    """Run the API with uvicorn (blocking). One torch thread per process by default (small nets, shared
+    CPUs); ``workers`` > 1 starts that many processes, each loading the bundle once."""
+    import torch
+    import uvicorn
+
+    if keys is None and host not in _LOOPBACK:
+        raise SystemExit(f"refusing to serve without --keys on {host}: create keys with `python -m profile_core "
+                         "new-key` or bind to 127.0.0.1")
+    if keys is None:
+        log.warning("no keys file: authentication is off and every caller is an analyst (local use only)")
+    torch.set_num_threads(torch_threads)
+    kwargs = {"host": host, "port": port, "log_level": log_level, "access_log": access_log}
+    if workers > 1:
+        os.environ[_ENV] = json.dumps({"bundle_path": str(bundle_path), "workspace": workspace and str(workspace),
+                                       "dataset": dataset, "keys": keys and str(keys),
+                                       "torch_threads": torch_threads})
+        uvicorn.run("profile_core.service:app_from_env", factory=True, workers=workers, **kwargs)
+    else:
+        uvicorn.run(create_app(bundle_path, workspace=workspace, dataset=dataset, keys=keys), **kwargs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m profile_core.service --bundle models/demo --port 8000 [...]`` (the same as ``serve``)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m profile_core.service", description=__doc__.splitlines()[0])
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workspace")
+    p.add_argument("--dataset", default="main")
+    p.add_argument("--keys")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--log-level", default="info")
+    p.add_argument("--no-access-log", action="store_true")
+    a = p.parse_args(argv)
+    serve(a.bundle, host=a.host, port=a.port, workspace=a.workspace, dataset=a.dataset, keys=a.keys,
+          workers=a.workers, torch_threads=a.torch_threads, log_level=a.log_level, access_log=not a.no_access_log)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
