@@ -42,6 +42,11 @@ MAX_MANIFEST_BYTES = 16 << 20  # a manifest is tens of KB; anything this large i
 _POINTER_KEYS = frozenset({"weights", "weights_file", "weights_path", "path", "file", "files", "model", "model_file",
                            "model_path", "pickle", "preprocessor_file", "preprocessor_path"})
 _POINTER_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".joblib", ".bin", ".npy", ".npz", ".ckpt", ".h5", ".onnx")
+#: What ``save_bundle`` writes; other top-level keys holding a model-file name are refused too.
+_MANIFEST_KEYS = frozenset({"format_version", "name", "created_utc", "tasks", "architecture", "config", "features",
+                            "label_stats", "metrics", "history", "best_epoch", "cancelled", "split_sizes",
+                            "data_fingerprint", "versions", "device", "seed", "train_seconds", "samples_per_second",
+                            "weights_sha256"})
 _SHA256_HEX = frozenset("0123456789abcdef")
 
 
@@ -184,7 +189,8 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
                           found=manifest.get("format_version") if isinstance(manifest, dict) else None,
                           expected=FORMAT_VERSION)
     for key, value in manifest.items():  # the files are fixed: a manifest naming another file is refused
-        if key in _POINTER_KEYS or (isinstance(value, str) and value.lower().endswith(_POINTER_SUFFIXES)):
+        if key in _POINTER_KEYS or (key not in _MANIFEST_KEYS and isinstance(value, str)
+                                    and value.lower().endswith(_POINTER_SUFFIXES)):
             raise BundleError("engine.bundle_points_elsewhere", file=path / MANIFEST, field=key)
     sha = manifest.get("weights_sha256")
     if not (isinstance(sha, str) and len(sha) == 64 and set(sha) <= _SHA256_HEX):

@@ -373,8 +373,8 @@ def _info_frame(names: list[str]) -> pd.DataFrame:
 def _raw_from_inputs(inputs: pd.DataFrame, preprocessor: Preprocessor) -> pd.DataFrame:
     """Attribute values rebuilt from the model inputs (imputed numbers show as imputed)."""
     raw: dict[str, Any] = {}
-    for j, col in enumerate(preprocessor.numeric):
-        raw[col] = inputs[col].to_numpy() * preprocessor.scale[j] + preprocessor.mean[j]
+    for col in preprocessor.numeric:
+        raw[col] = preprocessor.raw_value(col, inputs[col].to_numpy())
     source = preprocessor.source_of
     for col in preprocessor.categorical:
         block = [c for c in inputs.columns if source.get(c) == col and "=" in c]

@@ -75,19 +75,43 @@ def _grades(pd_: np.ndarray) -> np.ndarray:
     return np.asarray(GRADES, dtype=object)[np.searchsorted(PD_BANDS, pd_, side="right")]
 
 
+def score_columns(bundle, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The columns of :func:`score_chunk` as arrays (``frame`` must have at least one row): the model's inputs
+    from ``bundle.preprocessor.transform``, its outputs from ``train.predict`` — the computation of
+    ``bundle.predict`` — then points and PD grade. The REST API builds its JSON from these."""
+    from profile_core.train import predict
+
+    preds = predict(bundle.model, bundle.preprocessor.transform(frame), bundle.tasks)
+    out: dict[str, np.ndarray] = {}
+    if ID in frame.columns:
+        out[ID] = frame[ID].to_numpy()
+    for task in bundle.tasks:  # names and order as train.predictions_frame
+        p = preds[task.name]
+        if task.kind == "regression":
+            out[f"{task.name}_pred"] = p
+        elif task.kind == "binary":
+            out[f"{task.name}_prob"] = p
+        else:
+            out[f"{task.name}_pred"] = np.asarray(task.classes, dtype=object)[p.argmax(axis=1)]
+            for k, c in enumerate(task.classes):
+                out[f"{task.name}_prob_{c}"] = p[:, k]
+    pd_col = f"{PD_TASK}_prob"
+    if pd_col in out:
+        out["points"] = scorecard_points(out[pd_col]).round(0)
+        out["pd_grade"] = _grades(out[pd_col])
+    return out
+
+
 def score_chunk(bundle, frame: pd.DataFrame) -> pd.DataFrame:
-    """``bundle.predict(frame)`` (customer_id + every task's columns) plus ``points`` (scorecard, rounded) and
+    """customer_id + every task's columns (as ``bundle.predict``) plus ``points`` (scorecard, rounded) and
     ``pd_grade`` (A–E by PD band) when the model has a PD head. Pure: no I/O, no state; any row count."""
     if not len(frame):  # the model cannot run on zero rows: score one blank row for the columns
         blank = pd.DataFrame({ID: pd.Series(["_"], dtype="str")})
         return score_chunk(bundle, blank).iloc[:0].reset_index(drop=True)
-    out = bundle.predict(frame)
-    pd_col = f"{PD_TASK}_prob"
-    if pd_col in out.columns:
-        p = out[pd_col].to_numpy(dtype=float)
-        out["points"] = scorecard_points(p).round(0)
-        out["pd_grade"] = pd.array(_grades(p).tolist(), dtype="str")
-    return out
+    cols = score_columns(bundle, frame)
+    if "pd_grade" in cols:
+        cols["pd_grade"] = pd.array(cols["pd_grade"].tolist(), dtype="str")
+    return pd.DataFrame(cols)
 
 
 def output_schema(bundle) -> pa.Schema:

@@ -290,28 +290,26 @@ def card_json(card) -> dict[str, Any]:
     }
 
 
-def _task_outputs(row: Mapping[str, Any], tasks) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for task in tasks:
-        if task.kind == "regression":
-            out[task.name] = {"kind": "regression", "value": float(row[f"{task.name}_pred"])}
-        elif task.kind == "binary":
-            out[task.name] = {"kind": "binary", "probability": float(row[f"{task.name}_prob"])}
-        else:
-            out[task.name] = {"kind": "multiclass", "label": str(row[f"{task.name}_pred"]),
-                              "probabilities": {str(c): float(row[f"{task.name}_prob_{c}"]) for c in task.classes}}
-    return out
-
-
-def scores_json(scored: pd.DataFrame, tasks) -> list[dict[str, Any]]:
-    """``scoring.score_chunk`` output → one ``CustomerScore`` dict per row."""
+def scores_json(cols: Mapping[str, np.ndarray], tasks) -> list[dict[str, Any]]:
+    """``scoring.score_columns`` output → one ``CustomerScore`` dict per row."""
+    n = len(next(iter(cols.values())))
+    lists = {k: v.tolist() for k, v in cols.items()}  # Python floats and str, in one pass per column
     rows = []
-    for row in scored.to_dict(orient="records"):
-        cid = row.get("customer_id")
-        rows.append({"customer_id": None if cid is None or pd.isna(cid) else str(cid),
-                     "tasks": _task_outputs(row, tasks),
-                     "points": float(row["points"]) if "points" in row else None,
-                     "pd_grade": str(row["pd_grade"]) if "pd_grade" in row else None})
+    for i in range(n):
+        tasks_out: dict[str, dict[str, Any]] = {}
+        for task in tasks:
+            name = task.name
+            if task.kind == "regression":
+                tasks_out[name] = {"kind": "regression", "value": lists[f"{name}_pred"][i]}
+            elif task.kind == "binary":
+                tasks_out[name] = {"kind": "binary", "probability": lists[f"{name}_prob"][i]}
+            else:
+                tasks_out[name] = {"kind": "multiclass", "label": str(lists[f"{name}_pred"][i]),
+                                   "probabilities": {str(c): lists[f"{name}_prob_{c}"][i] for c in task.classes}}
+        cid = lists["customer_id"][i] if "customer_id" in lists else None
+        rows.append({"customer_id": cid if isinstance(cid, str) else None, "tasks": tasks_out,
+                     "points": lists["points"][i] if "points" in lists else None,
+                     "pd_grade": str(lists["pd_grade"][i]) if "pd_grade" in lists else None})
     return rows
 
 
@@ -374,7 +372,7 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
     masked identities) — only for local use, :func:`serve` refuses it on a non-loopback host."""
     from profile_core.bundle import load_bundle
     from profile_core.explain import HeadExplainer
-    from profile_core.scoring import score_chunk
+    from profile_core.scoring import score_chunk, score_columns
 
     bundle = load_bundle(bundle_path)
     callers = None if keys is None else load_keys(keys)
@@ -451,15 +449,23 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
         out["notice"] = t("app.notice", "zh")
         return jsonable(out)
 
+    pre = bundle.preprocessor
+
     def frame_of(customers: list[BaseModel]) -> pd.DataFrame:
-        return pd.DataFrame([c.model_dump(by_alias=True) for c in customers])
+        """Validated customers → a typed feature frame (float64 numbers, str categories), as read from a file."""
+        rows = [c.model_dump(by_alias=True) for c in customers]
+        data: dict[str, Any] = {"customer_id": pd.array([r["customer_id"] for r in rows], dtype="str")}
+        for col in pre.numeric:
+            data[col] = np.array([np.nan if r[col] is None else r[col] for r in rows], dtype=float)
+        for col in pre.categorical:
+            data[col] = pd.array([r[col] for r in rows], dtype="str")
+        return pd.DataFrame(data)
 
     @app.post("/v1/score", response_model=ScoreResponse, response_model_exclude_none=True, tags=["scoring"],
               summary="every task's prediction, scorecard points and PD grade")
     def score(body: ScoreRequest, who: Caller = Depends(caller)) -> dict[str, Any]:  # type: ignore[valid-type]
-        scored = score_chunk(bundle, frame_of(body.customers))
-        return {"model": bundle.name, "customers": scores_json(scored, bundle.tasks),
-                "notice": t("app.notice", "zh")}
+        cols = score_columns(bundle, frame_of(body.customers))  # = scoring.score_chunk's columns
+        return {"model": bundle.name, "customers": scores_json(cols, bundle.tasks), "notice": t("app.notice", "zh")}
 
     @app.post("/v1/explain", response_model=ExplainResponse, response_model_exclude_none=True,
               tags=["explanations"], summary="per-task reason codes and top SHAP values")
@@ -467,7 +473,7 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
         from profile_core.explain import reason_codes, to_attributes
 
         frame = frame_of(body.customers)
-        ids = [c if c else f"#{i}" for i, c in enumerate(frame["customer_id"])]
+        ids = [c if isinstance(c, str) and c else f"#{i}" for i, c in enumerate(frame["customer_id"])]
         if len(set(ids)) < len(ids):
             raise HTTPException(422, detail=t("service.duplicate_ids", body.lang))
         frame["customer_id"] = pd.array(ids, dtype="str")

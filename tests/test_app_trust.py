@@ -2,7 +2,7 @@
 sign-out), the pages each role can open, masks on every page a role sees, the audit log written by the app and
 shown to auditors (tampering shows), no customer names in application logs during a card view, exports.
 
-Reuses the small demo portfolio and 1-epoch bundle of ``tests/test_app.py`` (``env`` signs in the demo analyst
+Reuses the small demo portfolio and 1-epoch bundle of ``tests/test_app.py`` (``app_env`` signs in the demo analyst
 through ``PROFILE_AUTOLOGIN``; a preset ``keys.ROLE`` picks the demo account of another role).
 """
 
@@ -90,9 +90,17 @@ def _sign_in(at: AppTest, user: str, password: str) -> AppTest:
 
 
 @pytest.fixture()
-def no_autologin(env, monkeypatch):
-    monkeypatch.delenv("PROFILE_AUTOLOGIN")
+def app_env(env, monkeypatch):  # noqa: F811 — the fixture imported above
+    """``env`` with the demo analyst signed in automatically (a preset ``keys.ROLE`` picks another role)."""
+    monkeypatch.setenv("PROFILE_AUTOLOGIN", "analyst")
+    monkeypatch.setenv("PROFILE_DEMO", "1")
     return env
+
+
+@pytest.fixture()
+def no_autologin(app_env, monkeypatch):
+    monkeypatch.delenv("PROFILE_AUTOLOGIN")
+    return app_env
 
 
 @pytest.fixture()
@@ -145,7 +153,7 @@ def test_login_page_and_password_sign_in(no_autologin):
     assert verify_chain(_log().path).ok
 
 
-def test_sign_out(env):
+def test_sign_out(app_env):
     at = _app().run()
     at.button(key=auth.LOGOUT_BUTTON).click().run()
     _ok(at)
@@ -180,7 +188,7 @@ def test_demo_accounts_refused_on_real_data_real_users_accepted(no_autologin, re
     assert "演示模式" not in _text(at)  # no demo banner for a real account
 
 
-def test_demo_session_ends_when_real_data_arrives(env):
+def test_demo_session_ends_when_real_data_arrives(app_env):
     at = _app().run()
     assert [t.value for t in at.title] == ["数据"]
     _load_real_data()
@@ -191,7 +199,7 @@ def test_demo_session_ends_when_real_data_arrives(env):
     assert _actions("analyst")[-1] == "logout"
 
 
-def test_idle_session_times_out(env):
+def test_idle_session_times_out(app_env):
     at = _app().run()
     at.session_state[auth.LAST_SEEN] = time.time() - 3 * 3600
     at.run()
@@ -200,7 +208,7 @@ def test_idle_session_times_out(env):
     assert _actions("analyst")[-1] == "session_expired"
 
 
-def test_demo_upload_is_tagged_and_audited(env):
+def test_demo_upload_is_tagged_and_audited(app_env):
     rows = "客户ID,年龄,年收入\n" + "\n".join(f"K{i},{30 + i},{1000 + i}" for i in range(20)) + "\n"
     at = _app().run()
     at.file_uploader(key=keys.UPLOAD).set_value([("flat.csv", rows.encode("utf-8"), "text/csv")])
@@ -222,7 +230,7 @@ def test_demo_upload_is_tagged_and_audited(env):
 
 
 @pytest.mark.parametrize("role", ["rm", "analyst", "auditor", "admin"])
-def test_each_role_gets_its_pages(env, role):
+def test_each_role_gets_its_pages(app_env, role):
     at = _app(**{keys.ROLE: role}).run()
     _ok(at)
     assert _pages(at) == ROLE_PAGES[role]
@@ -234,8 +242,8 @@ def test_each_role_gets_its_pages(env, role):
         assert not at.get("file_uploader")  # no upload for roles that may not load data
 
 
-def _portfolio(env) -> pd.DataFrame:
-    return env["portfolio"].customers
+def _portfolio(data) -> pd.DataFrame:
+    return data["portfolio"].customers
 
 
 def _visit(at: AppTest, pages: set[str]) -> dict[str, str]:
@@ -248,8 +256,8 @@ def _visit(at: AppTest, pages: set[str]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("role", ["analyst", "auditor"])
-def test_no_identity_on_any_page_for_masked_roles(env, role):
-    customers = _portfolio(env)
+def test_no_identity_on_any_page_for_masked_roles(app_env, role):
+    customers = _portfolio(app_env)
     at = _app(**{keys.ROLE: role}).run()
     texts = _visit(at, ROLE_PAGES[role])
     secrets = [*customers["name"], *customers["phone"], *customers["id_number"]]
@@ -261,8 +269,8 @@ def test_no_identity_on_any_page_for_masked_roles(env, role):
         assert customers["name"].iloc[0][0] + "*" in texts["customers"]
 
 
-def test_rm_sees_nothing_of_other_rms_customers_on_any_page(env):
-    customers = _portfolio(env)
+def test_rm_sees_nothing_of_other_rms_customers_on_any_page(app_env):
+    customers = _portfolio(app_env)
     others = customers[customers["rm_id"] != "RM001"]
     own = customers[customers["rm_id"] == "RM001"]
     at = _app(**{keys.ROLE: "rm"}).run()
@@ -273,8 +281,8 @@ def test_rm_sees_nothing_of_other_rms_customers_on_any_page(env):
     assert own["name"].iloc[0] in texts["customers"]  # their own customer, in full
 
 
-def test_admin_reveal_is_audited(env):
-    customers = _portfolio(env)
+def test_admin_reveal_is_audited(app_env):
+    customers = _portfolio(app_env)
     at = _app(**{keys.ROLE: "admin"}).run()
     assert customers["name"].iloc[0] not in _text(at)
     at.toggle(key=keys.REVEAL_TOGGLE).set_value(True).run()
@@ -287,8 +295,8 @@ def test_admin_reveal_is_audited(env):
 # ------------------------------------------------------------------ audit: card views, logs, the auditor's page
 
 
-def test_card_view_is_audited_and_names_stay_out_of_logs(env, caplog):
-    customers = _portfolio(env)
+def test_card_view_is_audited_and_names_stay_out_of_logs(app_env, caplog):
+    customers = _portfolio(app_env)
     at = _app().run()
     with caplog.at_level(logging.DEBUG):
         at.switch_page(str(PagePath.CUSTOMERS)).run()
@@ -304,7 +312,7 @@ def test_card_view_is_audited_and_names_stay_out_of_logs(env, caplog):
     assert not [n for n in customers["name"] if n in text]
 
 
-def test_auditor_page_shows_the_chain_and_tampering(env):
+def test_auditor_page_shows_the_chain_and_tampering(app_env):
     at = _app(**{keys.ROLE: "auditor"}).run()
     at.switch_page("app_pages/audit.py").run()
     _ok(at)
@@ -312,7 +320,8 @@ def test_auditor_page_shows_the_chain_and_tampering(env):
     assert at.success and "哈希链校验通过" in at.success[0].value
     table = next(df.value for df in at.dataframe if "操作" in df.value.columns)
     assert set(table["用户"]) == {"auditor"} and "登录" in set(table["操作"])
-    assert not at.get("data_editor") and not at.get("button")  # nothing on the page edits the log
+    assert not at.get("data_editor")  # nothing on the page edits the log: no editor, no button but sign-out
+    assert {b.key for b in at.get("button")} <= {auth.LOGOUT_BUTTON}
     assert [a for a in _actions("auditor")] == ["login", "view_audit"]
     at.multiselect(key="audit-action-multiselect").set_value(["view_audit"]).run()
     table = next(df.value for df in at.dataframe if "操作" in df.value.columns)
@@ -328,12 +337,12 @@ def test_auditor_page_shows_the_chain_and_tampering(env):
     assert at.error and "已被修改" in at.error[0].value  # … shows on the page
 
 
-def test_export_payload_is_masked_and_audited(env, monkeypatch, tmp_path):
+def test_export_payload_is_masked_and_audited(app_env, monkeypatch, tmp_path):
     monkeypatch.setenv("PROFILE_AUDIT", str(tmp_path / "exports.jsonl"))
     from profile_core.auth import User, policy_for
     from ui import audit
 
-    frame = _portfolio(env)[["customer_id", "name", "phone", "rm_id"]].assign(note="=cmd|'/C calc'!A0")
+    frame = _portfolio(app_env)[["customer_id", "name", "phone", "rm_id"]].assign(note="=cmd|'/C calc'!A0")
     user = User("rm01", "rm", rm_id="RM001", demo=True)
     data = audit.export_payload(frame, policy_for(user), user, "demo/customers").decode("utf-8-sig")
     own = frame[frame["rm_id"] == "RM001"]
@@ -347,7 +356,7 @@ def test_export_payload_is_masked_and_audited(env, monkeypatch, tmp_path):
         ("rm01", "export", len(own)), ("a", "export", len(frame))]
 
 
-def test_portfolio_and_data_pages_offer_exports(env):
+def test_portfolio_and_data_pages_offer_exports(app_env):
     at = _app().run()
     assert at.get("download_button")
     at.switch_page(str(PagePath.PORTFOLIO)).run()
@@ -355,7 +364,7 @@ def test_portfolio_and_data_pages_offer_exports(env):
     assert at.get("download_button")
 
 
-def test_monitoring_page(env):
+def test_monitoring_page(app_env):
     at = _app().run()
     at.switch_page("app_pages/monitoring.py").run()
     _ok(at)
@@ -368,3 +377,21 @@ def test_monitoring_page(env):
     psi = next(df.value for df in at.dataframe if "PSI" in df.value.columns)
     assert len(psi) > 10 and (psi["PSI"] < 1e-9).all()  # the bundle's own training data: identical
     assert any("模型卡" in s.value for s in at.subheader)
+
+
+def test_model_actions_are_audited_whichever_page_makes_them(app_env, tmp_path):
+    """The router records a new training job (``train``) and a newly active bundle (``activate_bundle``)."""
+    import shutil
+    from types import SimpleNamespace
+
+    at = _app().run()
+    at.session_state[keys.JOB] = SimpleNamespace(id="job-1")
+    at.run()
+    at.run()  # the same job is recorded once
+    copy = shutil.copytree(os.environ["PROFILE_DEMO_BUNDLE"], tmp_path / "candidate")
+    at.session_state[keys.BUNDLE] = str(copy)
+    at.run()
+    _ok(at)
+    entries = [e for e in _log().entries() if e["action"] in ("train", "activate_bundle")]
+    assert [(e["action"], e["target"]) for e in entries] == [("train", "demo"), ("activate_bundle", "candidate")]
+    assert entries[0]["details"] == {"job": "job-1"}

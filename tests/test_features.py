@@ -199,3 +199,15 @@ def test_source_of_and_raw_value(fitted):
     x = pre.transform(frame)
     assert pre.raw_value("x", float(x[5, 0])) == pytest.approx(frame.loc[5, "x"], rel=1e-5)
     assert pre.raw_value("job=教师", 1.0) == 1.0
+
+
+def test_heavy_tailed_columns_are_log_scaled_and_invert():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"amount": rng.lognormal(8, 1.5, 500), "age": rng.integers(20, 70, 500).astype(float)})
+    pre = Preprocessor().fit(frame, ["amount", "age"], [])
+    assert pre.log == ["amount"]  # skewed money, not the near-uniform age
+    x = pre.transform(frame)
+    assert abs(float(pd.Series(x[:, 0]).skew())) < 1.0  # compressed tail
+    np.testing.assert_allclose(pre.raw_value("amount", x[:, 0]), frame["amount"], rtol=1e-4)
+    again = Preprocessor.from_dict(json.loads(json.dumps(pre.to_dict())))
+    np.testing.assert_array_equal(again.transform(frame), x)

@@ -393,7 +393,7 @@ def test_bundle_with_wrong_hash_is_refused(tmp_path):
         load_bundle(path)
 
 
-@pytest.mark.parametrize("field", ["weights", "weights_file", "path", "preprocessor_file"])
+@pytest.mark.parametrize("field", ["weights", "weights_file", "path", "preprocessor_file", "checkpoint"])
 def test_bundle_manifest_pointing_elsewhere_is_refused(tmp_path, field):
     from profile_core.bundle import BundleError, read_manifest
 
@@ -402,7 +402,13 @@ def test_bundle_manifest_pointing_elsewhere_is_refused(tmp_path, field):
     path = _fake_bundle(tmp_path / "b", **{field: str(elsewhere)})
     with pytest.raises(BundleError) as err:
         read_manifest(path)
-    assert "manifest.json" in str(err.value)
+    assert "manifest.json" in str(err.value) and field in str(err.value)
+
+
+def test_bundle_named_like_a_file_still_loads(tmp_path):
+    from profile_core.bundle import read_manifest
+
+    assert read_manifest(_fake_bundle(tmp_path / "b", name="scorecard.bin"))["name"] == "scorecard.bin"
 
 
 def test_bundle_symlinked_weights_are_refused(tmp_path):

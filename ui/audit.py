@@ -85,14 +85,16 @@ def watch_session() -> None:
     seen["job"] = job_id
 
 
-def export_payload(frame, policy, user, target: str, *, owners=None) -> bytes:
+def export_payload(frame, policy, user, target: str, *, owners=None, log: AuditLog | None = None) -> bytes:
     """The masked, formula-safe CSV of ``frame`` for ``policy`` (``profile_core.exports``), recorded as an
-    ``export`` of ``target`` by ``user``. Runs when the file is requested (deferred download), possibly on
-    another thread: it takes everything it needs as arguments, never from the session."""
+    ``export`` of ``target`` by ``user`` in ``log`` (default: this app's). Runs when the file is requested
+    (deferred download) on another thread: it takes everything it needs as arguments, never from the session;
+    no audit entry, no file."""
     from profile_core.exports import export_frame
 
     safe = export_frame(frame, policy, owners=owners)
-    audit_log().append(user.username, user.role, "export", target, {"rows": len(safe), "columns": safe.shape[1]})
+    (log or audit_log()).append(user.username, user.role, "export", target,
+                                {"rows": len(safe), "columns": safe.shape[1]})
     return safe.to_csv(index=False).encode("utf-8-sig")
 
 
@@ -102,11 +104,11 @@ def export_button(frame, target: str, *, key: str, file_name: str, owners=None) 
     from profile_core.auth import allowed
     from ui import auth
 
-    user, policy = auth.current_user(), state.policy()
+    user, policy, log = auth.current_user(), state.policy(), audit_log()
     if user is None or not allowed(policy, "export"):
         return
     st.download_button(state.tr("export.button"), data=lambda: export_payload(frame, policy, user, target,
-                                                                              owners=owners),
+                                                                              owners=owners, log=log),
                        file_name=file_name, mime="text/csv", key=key, on_click="ignore",
                        help=state.tr("export.help"), icon=":material/download:")
 

@@ -207,7 +207,7 @@ def login_page() -> None:
         st.dataframe(rows, hide_index=True, key="auth-demo-accounts")
     elif core.demo_mode_enabled() and config.demo_users:
         st.caption(tr("auth.demo_off_data"))
-    with st.form(LOGIN_FORM, clear_on_submit=True):
+    with st.columns([2, 3])[0], st.form(LOGIN_FORM, clear_on_submit=True):
         username = st.text_input(tr("auth.username"), key=LOGIN_USER, max_chars=64)
         password = st.text_input(tr("auth.password"), type="password", key=LOGIN_PASSWORD, max_chars=256)
         submitted = st.form_submit_button(tr("auth.submit"), type="primary", key=LOGIN_SUBMIT)

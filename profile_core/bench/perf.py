@@ -140,7 +140,8 @@ MAX_ROWS = 60  # per section of perf.md
 
 def markdown(result: dict[str, Any]) -> str:
     lines = ["# Performance", "", f"Machine: {result['machine']['cpus']} CPU cores, torch "
-             f"{result['machine']['torch']}, Python {result['machine']['python']}. Total "
+             f"{result['machine']['torch']}, Python {result['machine']['python']}, load average "
+             f"{result['machine']['load_average_1m_at_end']} (the machine is shared: timings vary). Total "
              f"{result['runtime_seconds']:.0f} s" + (" (quick mode)." if result["quick"] else "."), "",
              "## Headline", "", "| measure | value | target |", "|---|---|---|"]
     for row in result["headline"]:
@@ -226,7 +227,8 @@ def run(out_dir: str | Path = "benchmarks/results", quick: bool = False, *, scor
     result = {
         "quick": quick, "benchmarks": benchmarks, "headline": headline(benchmarks),
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-                    "python": platform.python_version(), "processor": platform.processor() or platform.machine()},
+                    "python": platform.python_version(), "processor": platform.processor() or platform.machine(),
+                    "load_average_1m_at_end": round(os.getloadavg()[0], 2)},
         "runtime_seconds": round(time.perf_counter() - started, 1),
     }
     (out / "perf.json").write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n",

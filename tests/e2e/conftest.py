@@ -43,21 +43,14 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> No
 
 @pytest.fixture(scope="session")
 def e2e_data(tmp_path_factory):
-    """A 300-customer demo portfolio and a 1-epoch demo bundle in a temporary folder."""
-    from profile_core.bundle import save_bundle
-    from profile_core.features import build_features_from_frames
-    from profile_core.pipeline import data_fingerprint
+    """A 300-customer demo portfolio in a temporary folder, scored by the shipped demo bundle (models/demo),
+    so the screenshots show what a newcomer sees."""
     from profile_core.synth import generate_portfolio, write_portfolio
-    from profile_core.tasks import default_tasks
-    from profile_core.train import TrainConfig, fit
 
     root = tmp_path_factory.mktemp("e2e")
     portfolio = generate_portfolio(300, seed=7)
     write_portfolio(portfolio, root / "demo")
-    frame = build_features_from_frames(portfolio.tables())
-    result = fit(frame, default_tasks(), TrainConfig(max_epochs=1, seed=1))
-    save_bundle(result, root / "bundles" / "demo", name="demo", data_fingerprint=data_fingerprint(frame))
-    return {"root": root, "portfolio": portfolio}
+    return {"root": root, "portfolio": portfolio, "bundle": ROOT / "models" / "demo"}
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +60,7 @@ def server(e2e_data):
     port = _free_port()
     env = {**os.environ,
            "PROFILE_WORKSPACE": str(root / "ws.duckdb"), "PROFILE_DEMO_DATA": str(root / "demo"),
-           "PROFILE_DEMO_BUNDLE": str(root / "bundles" / "demo"), "PROFILE_MODELS": str(root / "models"),
+           "PROFILE_DEMO_BUNDLE": str(e2e_data["bundle"]), "PROFILE_MODELS": str(root / "models"),
            "PROFILE_AUTOLOGIN": "analyst"}  # demo sign-in (ui.auth)
     log = open(root / "streamlit.log", "wb")  # closed in the finally below
     proc = subprocess.Popen(

@@ -1,0 +1,89 @@
+"""Signing in through the login form in a real browser, as a relationship manager and as an analyst: the
+customer card shows the RM's own customer in full and the analyst's masked. Screenshots:
+``tests/e2e/artifacts/role_rm.png``, ``role_analyst.png`` (and ``login.png``).
+
+Uses its own server *without* ``PROFILE_AUTOLOGIN`` (the shared one signs in automatically)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.e2e.conftest import ROOT, _free_port, _wait_healthy
+from tests.e2e.test_browser import shot, wait_idle
+
+pytestmark = pytest.mark.e2e
+DEMO_PASSWORD = "demo2024"
+
+
+@pytest.fixture(scope="module")
+def login_server(e2e_data, tmp_path_factory):
+    root = e2e_data["root"]
+    work = tmp_path_factory.mktemp("roles")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PROFILE_AUTOLOGIN"}
+    env |= {"PROFILE_WORKSPACE": str(work / "ws.duckdb"), "PROFILE_DEMO_DATA": str(root / "demo"),
+            "PROFILE_DEMO_BUNDLE": str(root / "bundles" / "demo"), "PROFILE_MODELS": str(work / "models")}
+    log = open(work / "streamlit.log", "wb")  # closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url, work
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _sign_in(page, url: str, user: str) -> None:
+    page.goto(url)
+    wait_idle(page)
+    assert page.inner_text("h1").strip() == "登录"
+    page.get_by_label("用户名").fill(user)
+    page.get_by_label("密码", exact=True).fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_function("() => document.querySelector('h1') && document.querySelector('h1').innerText.trim() "
+                           "=== '数据'", timeout=90_000)
+    wait_idle(page)
+
+
+@pytest.mark.parametrize("user", ["rm01", "analyst"])
+def test_card_as_role(login_server, page, artifacts, e2e_data, user):
+    url, _ = login_server
+    if user == "rm01":
+        page.goto(url)
+        wait_idle(page)
+        shot(page, artifacts, "login")
+    _sign_in(page, url, user)
+    page.get_by_role("link", name="客户全景").click()  # the navigation keeps the signed-in session
+    page.wait_for_function("() => document.querySelector('h1') && document.querySelector('h1').innerText.trim() "
+                           "=== '客户全景'", timeout=60_000)
+    wait_idle(page)
+    page.wait_for_timeout(1500)  # the card's fragment and charts settle
+    wait_idle(page)
+    assert not page.query_selector('[data-testid="stException"]')
+    body = page.inner_text('[data-testid="stMain"]')
+    sidebar = page.inner_text('[data-testid="stSidebar"]')
+    customers = e2e_data["portfolio"].customers
+    if user == "rm01":
+        own = customers[customers["rm_id"] == "RM001"]
+        assert own["name"].iloc[0] in body  # their own customer in full
+        others = customers[customers["rm_id"] != "RM001"]
+        assert not [n for n in others["name"] if n in body]
+        assert "客户经理" in sidebar and "RM001" in sidebar
+    else:
+        assert not [n for n in customers["name"] if n in body]  # masked for the analyst
+        assert customers["name"].iloc[0][0] + "*" in body
+        assert "风险分析师" in sidebar
+    assert "演示模式" in body  # the demo banner
+    shot(page, artifacts, f"role_{'rm' if user == 'rm01' else 'analyst'}")
