@@ -27,7 +27,6 @@ from ui.keys import PagePath
 from ui.loading import bootstrap, sync_active
 
 log = logging.getLogger(__name__)
-MONITORING, AUDIT = "app_pages/monitoring.py", "app_pages/audit.py"
 #: (page, title key, icon, the permission needed to open it — profile_core.auth.PERMISSIONS)
 _PAGES = (
     (PagePath.DATA, "nav.data", ":material/database:", "view_customers"),
@@ -35,8 +34,8 @@ _PAGES = (
     (PagePath.CUSTOMERS, "nav.customers", ":material/account_circle:", "view_customers"),
     (PagePath.EXPLANATIONS, "nav.explanations", ":material/insights:", "view_customers"),
     (PagePath.PORTFOLIO, "nav.portfolio", ":material/monitoring:", "view_customers"),
-    (MONITORING, "nav.monitoring", ":material/query_stats:", "view_monitoring"),
-    (AUDIT, "nav.audit", ":material/policy:", "view_audit"),
+    (PagePath.MONITORING, "nav.monitoring", ":material/query_stats:", "view_monitoring"),
+    (PagePath.AUDIT, "nav.audit", ":material/policy:", "view_audit"),
 )
 
 

@@ -1,5 +1,6 @@
 """Streaming batch scoring: same numbers as pipeline.scored_frame, bounded chunks, Parquet/CSV in and out."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +126,35 @@ def test_header_only_file_gives_an_empty_output(tmp_path, bundle, features, expe
     stats = score_file(bundle, src, tmp_path / "out.parquet", progress=False)
     got = read(tmp_path / "out.parquet")
     assert stats.rows == 0 and len(got) == 0 and list(got.columns) == list(expected.columns)
+
+
+@pytest.mark.slow
+def test_ray_data_recipe_matches_score_chunk(tmp_path, bundle, features):
+    """docs/scaling.md's Ray Data recipe (skipped where ray is not installed)."""
+    ray = pytest.importorskip("ray")
+    ray_data = pytest.importorskip("ray.data")
+
+    class ScoreActor:
+        def __init__(self, bundle_path: str):
+            import torch
+
+            torch.set_num_threads(1)
+            self.bundle = load_bundle(bundle_path)
+
+        def __call__(self, batch):
+            return score_chunk(self.bundle, batch)
+
+    src = tmp_path / "features.parquet"
+    features.to_parquet(src, index=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}})
+    try:
+        ds = ray_data.read_parquet(str(src)).select_columns(scoring.input_columns(bundle))
+        got = ds.map_batches(ScoreActor, fn_constructor_kwargs={"bundle_path": str(ROOT / "models" / "demo")},
+                             batch_format="pandas", batch_size=64, compute=ray_data.ActorPoolStrategy(size=2),
+                             num_cpus=0.5).to_pandas()
+    finally:
+        ray.shutdown()
+    want = score_chunk(bundle, features)
+    got = got.set_index("customer_id").loc[want["customer_id"]].reset_index()
+    assert_same(got, want, exact=False)

@@ -16,6 +16,8 @@ class PagePath(StrEnum):
     CUSTOMERS = "app_pages/customers.py"
     EXPLANATIONS = "app_pages/explanations.py"
     PORTFOLIO = "app_pages/portfolio.py"
+    MONITORING = "app_pages/monitoring.py"
+    AUDIT = "app_pages/audit.py"
 
 
 # ------------------------------------------------------------------ session state (not widgets)
@@ -34,8 +36,6 @@ REVEAL = "reveal-identities"  # admin only: show names / ID numbers / phones in 
 
 # ------------------------------------------------------------------ sidebar widgets
 LANG_RADIO = "sidebar-lang-radio"
-ROLE_SELECT = "sidebar-role-selectbox"
-RM_SELECT = "sidebar-rm-selectbox"
 REVEAL_TOGGLE = "sidebar-reveal-toggle"
 
 # ------------------------------------------------------------------ data page

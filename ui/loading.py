@@ -66,9 +66,10 @@ def repair_mapping_state(prefix: str) -> None:
 
 
 def load_files(files: list[tuple[str, bytes | Path]], dataset: str, *, source: str | None = None,
-               mapping=None) -> LoadOutcome:
+               mapping=None, as_system: bool = False) -> LoadOutcome:
     """Validate ``files`` (with ``mapping`` — a confirmed ``profile_core.mapping.Mapping`` — or the saved
-    mappings applied) and, when they pass, replace ``dataset`` with them; sets it active on success."""
+    mappings applied) and, when they pass, replace ``dataset`` with them; sets it active on success.
+    The user's policy is enforced in profile_core, except for the app's own first-start demo load."""
     names = [n for n, _ in files]
     if not files:
         return LoadOutcome(False, dataset, names, error_key="data.no_files")
@@ -78,7 +79,7 @@ def load_files(files: list[tuple[str, bytes | Path]], dataset: str, *, source: s
         return LoadOutcome(False, dataset, names, error_key="data.bad_dataset_name", error_values={"name": dataset})
     with cache.workspace() as ws:
         result = load_into_workspace(files, ws, dataset=dataset, mapping=mapping, source=source,
-                                     store=mapping_store())
+                                     store=mapping_store(), policy=None if as_system else state.policy())
     ok = result.report.ok and result.version is not None
     outcome = LoadOutcome(ok, result.dataset, names, result.report, result.version,
                           {k: len(v) for k, v in result.tables.items()} if ok else {})
@@ -113,9 +114,9 @@ def demo_files() -> list[tuple[str, Path]]:
     return [(Path(p).name, Path(p)) for p in paths.values()]
 
 
-def load_demo() -> LoadOutcome:
+def load_demo(*, as_system: bool = False) -> LoadOutcome:
     """(Re)load the demo portfolio into the ``demo`` dataset and make it active."""
-    return load_files(demo_files(), DEMO_DATASET, source="demo")
+    return load_files(demo_files(), DEMO_DATASET, source="demo", as_system=as_system)
 
 
 def list_bundles() -> list[Path]:
@@ -142,7 +143,7 @@ def bootstrap() -> None:
         with cache.workspace() as ws:  # held across check and load: two first sessions load the demo once
             if ws.list_datasets().empty:
                 with st.spinner(state.tr("app.loading_demo")):
-                    load_demo()
+                    load_demo(as_system=True)
     except Exception:  # noqa: BLE001 — first start must never take the app down
         log.exception("loading the demo portfolio failed")
     if state.active_bundle() is None and (state.demo_bundle_dir() / "manifest.json").is_file():

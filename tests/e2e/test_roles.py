@@ -26,7 +26,7 @@ def login_server(e2e_data, tmp_path_factory):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "PROFILE_AUTOLOGIN"}
     env |= {"PROFILE_WORKSPACE": str(work / "ws.duckdb"), "PROFILE_DEMO_DATA": str(root / "demo"),
-            "PROFILE_DEMO_BUNDLE": str(root / "bundles" / "demo"), "PROFILE_MODELS": str(work / "models")}
+            "PROFILE_DEMO_BUNDLE": str(e2e_data["bundle"]), "PROFILE_MODELS": str(work / "models")}
     log = open(work / "streamlit.log", "wb")  # closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
@@ -87,3 +87,20 @@ def test_card_as_role(login_server, page, artifacts, e2e_data, user):
         assert "风险分析师" in sidebar
     assert "演示模式" in body  # the demo banner
     shot(page, artifacts, f"role_{'rm' if user == 'rm01' else 'analyst'}")
+
+
+def test_export_from_the_browser_is_masked_and_audited(login_server, page, e2e_data):
+    """The data page's export as the analyst: a CSV with names masked, and an ``export`` entry in the log."""
+    import json
+
+    url, work = login_server
+    _sign_in(page, url, "analyst")
+    with page.expect_download(timeout=60_000) as info:
+        page.get_by_role("button", name="导出 CSV（按当前角色脱敏）").click()
+    data = open(info.value.path(), encoding="utf-8-sig").read()
+    customers = e2e_data["portfolio"].customers
+    assert customers["customer_id"].iloc[0] in data
+    assert not [n for n in customers["name"] if n in data] and not [p for p in customers["phone"] if p in data]
+    entries = [json.loads(line) for line in open(work / "ws.duckdb.audit.jsonl", encoding="utf-8")]
+    export = [e for e in entries if e["action"] == "export"][-1]
+    assert export["user"] == "analyst" and export["details"]["rows"] == len(customers)
