@@ -3,7 +3,8 @@ with the demo bundle, driven by ``httpx.AsyncClient`` from this process.
 
 Phases (each after 100 unmeasured warm-up requests):
 
-1. ``n_requests`` × ``POST /v1/score`` with one customer each, ``concurrency`` requests in flight;
+1. ``n_requests`` × ``POST /v1/score`` with one customer each, ``concurrency`` requests in flight (and
+   ``serial_requests`` one at a time, for the latency without queueing);
 2. ``batch_requests`` × ``POST /v1/score`` with ``batch_size`` customers each (8 in flight);
 3. ``explain_requests`` × ``POST /v1/explain`` with one customer (8 in flight).
 
@@ -120,15 +121,16 @@ def _phase(base: str, key: str, pid: int, path: str, bodies: list[bytes], concur
     return res
 
 
-def run(n_requests: int = 10_000, concurrency: int = 32, *, batch_requests: int = 200, batch_size: int = 100,
-        explain_requests: int = 300, quick: bool = False, out: str | Path | None = RESULTS) -> dict[str, Any]:
+def run(n_requests: int = 10_000, concurrency: int = 32, *, serial_requests: int = 500, batch_requests: int = 200,
+        batch_size: int = 100, explain_requests: int = 300, quick: bool = False,
+        out: str | Path | None = RESULTS) -> dict[str, Any]:
     """Start the server, run the phases, stop it; write ``out`` (JSON) unless ``quick``."""
     import httpx
 
     from profile_core.service import new_key
 
     if quick:
-        n_requests, batch_requests, explain_requests = 300, 20, 20
+        n_requests, serial_requests, batch_requests, explain_requests = 300, 20, 20, 20
     tmp = tempfile.TemporaryDirectory(prefix="bench_api_")
     keys = Path(tmp.name) / "keys.json"
     key = new_key(keys, "analyst", name="load-test")
@@ -157,6 +159,8 @@ def run(n_requests: int = 10_000, concurrency: int = 32, *, batch_requests: int 
         records = _records()
         result["phases"]["score_1"] = _phase(base, key, server.pid, "/v1/score",
                                              _bodies(records, n_requests + WARMUP, 1, 0), concurrency, 1)
+        result["phases"]["score_1_serial"] = _phase(base, key, server.pid, "/v1/score",
+                                                    _bodies(records, serial_requests + WARMUP, 1, 3), 1, 1)
         result["phases"][f"score_{batch_size}"] = _phase(base, key, server.pid, "/v1/score",
                                                          _bodies(records, batch_requests + WARMUP, batch_size, 1), 8,
                                                          batch_size)
@@ -172,7 +176,9 @@ def run(n_requests: int = 10_000, concurrency: int = 32, *, batch_requests: int 
         log.close()
         tmp.cleanup()
     s1 = result["phases"]["score_1"]
+    serial = result["phases"]["score_1_serial"]
     result["summary"] = {"requests_per_s": s1["requests_per_s"], "p50_ms": s1["p50_ms"], "p99_ms": s1["p99_ms"],
+                         "serial_p50_ms": serial["p50_ms"], "serial_p99_ms": serial["p99_ms"],
                          "errors": sum(p["errors"] for p in result["phases"].values()),
                          "batch_customers_per_s": result["phases"][f"score_{batch_size}"]["customers_per_s"],
                          "explain_requests_per_s": result["phases"]["explain_1"]["requests_per_s"],
