@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from .i18n import t
+from .i18n import MessageError, t
 from .privacy import ROLES, Policy
 
 #: What each role may do. ``view_customers``: customer cards, lists and the portfolio (rows filtered and
@@ -62,15 +62,8 @@ class Forbidden(PermissionError):
                  role=t(f"privacy.role.{self.role}", lang))
 
 
-class AuthError(Exception):
+class AuthError(MessageError):
     """A refused login (``key``: a message in trust.toml); the message never says whether the name exists."""
-
-    def __init__(self, key: str, **values: Any) -> None:
-        self.key, self.values = key, values
-        super().__init__(t(key, "en", **values))
-
-    def message(self, lang: str = "zh") -> str:
-        return t(self.key, lang, **self.values)
 
 
 class UsersFileError(ValueError):

@@ -24,7 +24,7 @@ import pandas as pd
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from profile_core.i18n import t
+from profile_core.i18n import MessageError
 from profile_core.schema import CATEGORIES, DIRECTION_VALUES, TABLES, display_name, personal_columns
 
 LABEL_COLUMNS = ("credit_score", "default_flag", "risk_level")
@@ -69,15 +69,8 @@ class FeatureInfo:
     kind: str = "numeric"  # numeric | categorical | date
 
 
-class FeatureError(ValueError):
+class FeatureError(MessageError):
     """A problem a person can fix; ``key`` is a message of the catalogue (profile_core/messages)."""
-
-    def __init__(self, key: str, **values: object) -> None:
-        self.key, self.values = key, values
-        super().__init__(t(key, "en", **values))
-
-    def message(self, lang: str = "zh") -> str:
-        return t(self.key, lang, **self.values)
 
 
 # --- feature catalogue -----------------------------------------------------------------------------------

@@ -50,3 +50,18 @@ def t(key: str, lang: str = DEFAULT_LANG, /, **values) -> str:
 
 def has(key: str) -> bool:
     return key in catalogue()
+
+
+class MessageError(ValueError):
+    """An error for a person: one sentence from the catalogue, ``key`` + ``values``.
+
+    ``str(err)`` is the English text (logs, tests); ``err.message(lang)`` gives it in the UI's language.
+    Each module subclasses it (``FeatureError``, ``MappingError`` …) so callers can catch what they expect.
+    """
+
+    def __init__(self, key: str, **values: object) -> None:
+        self.key, self.values = key, values
+        super().__init__(t(key, "en", **values))
+
+    def message(self, lang: str = DEFAULT_LANG) -> str:
+        return t(self.key, lang, **self.values)

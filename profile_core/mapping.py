@@ -44,7 +44,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import parsing
-from .i18n import t
+from .i18n import MessageError, t
 from .ingest import (
     _COLUMNS,
     FLAG_VALUES,
@@ -113,15 +113,8 @@ def required_fields(table: str) -> list[str]:
 
 
 # ---- models ------------------------------------------------------------------------------------------
-class MappingError(ValueError):
+class MappingError(MessageError):
     """A mapping file that cannot be used; ``key``/``values`` give the message in both languages."""
-
-    def __init__(self, key: str, **values: object) -> None:
-        self.key, self.values = key, values
-        super().__init__(t(key, "en", **values))
-
-    def message(self, lang: str = "zh") -> str:
-        return t(self.key, lang, **self.values)
 
 
 class ColumnMapping(BaseModel):

@@ -32,11 +32,14 @@ import secrets
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from anyio import CapacityLimiter
+from anyio.to_thread import run_sync
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -318,8 +321,10 @@ def scores_json(cols: Mapping[str, np.ndarray], tasks) -> list[dict[str, Any]]:
 def median_frame(preprocessor) -> pd.DataFrame:
     """One typical customer (numeric medians, most frequent categories): the SHAP reference when the server
     has no dataset to sample a background from."""
+    logged = set(getattr(preprocessor, "log", []))  # medians of signed-log columns are on the log scale
     row: dict[str, Any] = {"customer_id": ["(median)"]}
-    row |= {c: [float(m)] for c, m in zip(preprocessor.numeric, preprocessor.median, strict=True)}
+    row |= {c: [float(np.sign(m) * np.expm1(abs(m))) if c in logged else float(m)]
+            for c, m in zip(preprocessor.numeric, preprocessor.median, strict=True)}
     row |= {c: [preprocessor.fill[c]] for c in preprocessor.categorical}
     return pd.DataFrame(row)
 
@@ -365,11 +370,15 @@ def _field_path(loc: tuple | list) -> str:
 
 
 def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, dataset: str = "main",
-               keys: Mapping | list | str | Path | None = None, n_background: int = 100) -> FastAPI:
+               keys: Mapping | list | str | Path | None = None, n_background: int = 100,
+               compute_threads: int = 2) -> FastAPI:
     """The API over the bundle at ``bundle_path``; with ``workspace`` the customer profiles (and the SHAP
     background and percentiles) come from its ``dataset``. ``keys``: a keys file or its content
     (:func:`load_keys`); ``None`` disables authentication (every caller is treated as an ``analyst``:
-    masked identities) — only for local use, :func:`serve` refuses it on a non-loopback host."""
+    masked identities) — only for local use, :func:`serve` refuses it on a non-loopback host.
+
+    Model work runs in at most ``compute_threads`` worker threads (the event loop stays free for I/O; more
+    threads only contend for the GIL with one torch thread each — scale with processes instead)."""
     from profile_core.bundle import load_bundle
     from profile_core.explain import HeadExplainer
     from profile_core.scoring import score_chunk, score_columns
@@ -392,6 +401,7 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
         explainer = HeadExplainer(bundle, median_frame(bundle.preprocessor), n_background=1)
         population = pd.DataFrame(columns=bundle.preprocessor.numeric + bundle.preprocessor.categorical)
     state = _State(bundle, explainer, population, context, info, callers, threading.Lock())
+    limiter = CapacityLimiter(compute_threads)
 
     Customer = customer_model(bundle.preprocessor)
     ScoreRequest = create_model(
@@ -413,7 +423,7 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
     app.state.profile = state
     key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="API key (the server stores its sha256)")
 
-    def caller(request: Request, key: str | None = Depends(key_header)) -> Caller:
+    async def caller(request: Request, key: str | None = Depends(key_header)) -> Caller:
         if state.callers is None:
             return Caller("anonymous", "analyst")
         found = state.callers.get(hash_key(key)) if key else None
@@ -463,13 +473,19 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
 
     @app.post("/v1/score", response_model=ScoreResponse, response_model_exclude_none=True, tags=["scoring"],
               summary="every task's prediction, scorecard points and PD grade")
-    def score(body: ScoreRequest, who: Caller = Depends(caller)) -> dict[str, Any]:  # type: ignore[valid-type]
+    async def score(body: ScoreRequest, who: Caller = Depends(caller)) -> dict[str, Any]:  # type: ignore[valid-type]
+        return await run_sync(partial(score_body, body), limiter=limiter)
+
+    def score_body(body) -> dict[str, Any]:
         cols = score_columns(bundle, frame_of(body.customers))  # = scoring.score_chunk's columns
         return {"model": bundle.name, "customers": scores_json(cols, bundle.tasks), "notice": t("app.notice", "zh")}
 
     @app.post("/v1/explain", response_model=ExplainResponse, response_model_exclude_none=True,
               tags=["explanations"], summary="per-task reason codes and top SHAP values")
-    def explain(request: Request, body: ExplainRequest, who: Caller = Depends(caller)) -> dict[str, Any]:  # type: ignore[valid-type]
+    async def explain(body: ExplainRequest, who: Caller = Depends(caller)) -> dict[str, Any]:  # type: ignore[valid-type]
+        return await run_sync(partial(explain_body, body), limiter=limiter)
+
+    def explain_body(body) -> dict[str, Any]:
         from profile_core.explain import reason_codes, to_attributes
 
         frame = frame_of(body.customers)
@@ -503,8 +519,11 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
     @app.get("/v1/customers/{customer_id}/profile", response_model=ProfileResponse, tags=["customers"],
              summary="the panorama card, masked for the caller's role",
              responses={404: {"description": "unknown customer, or not one the caller may see"}})
-    def profile(customer_id: str, lang: Lang = Query("zh"),
-                top: int = Query(4, ge=1, le=MAX_TOP), who: Caller = Depends(caller)) -> dict[str, Any]:
+    async def profile(customer_id: str, lang: Lang = Query("zh"), top: int = Query(4, ge=1, le=MAX_TOP),
+                      who: Caller = Depends(caller)) -> dict[str, Any]:
+        return await run_sync(partial(profile_body, customer_id, lang, top, who), limiter=limiter)
+
+    def profile_body(customer_id: str, lang: str, top: int, who: Caller) -> dict[str, Any]:
         if state.context is None:
             raise HTTPException(404, detail=t("service.no_dataset", lang))
         try:
@@ -535,7 +554,7 @@ def app_from_env() -> FastAPI:
 
 def serve(bundle_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workspace: str | Path | None = None,
           dataset: str = "main", keys: str | Path | None = None, workers: int = 1, torch_threads: int = 1,
-          log_level: str = "info", access_log: bool = True) -> None:
+          compute_threads: int = 2, log_level: str = "info", access_log: bool = True) -> None:
     """Run the API with uvicorn (blocking). One torch thread per process by default (small nets, shared
     CPUs); ``workers`` > 1 starts that many processes, each loading the bundle once."""
     import torch
@@ -551,10 +570,11 @@ def serve(bundle_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
     if workers > 1:
         os.environ[_ENV] = json.dumps({"bundle_path": str(bundle_path), "workspace": workspace and str(workspace),
                                        "dataset": dataset, "keys": keys and str(keys),
-                                       "torch_threads": torch_threads})
+                                       "torch_threads": torch_threads, "compute_threads": compute_threads})
         uvicorn.run("profile_core.service:app_from_env", factory=True, workers=workers, **kwargs)
     else:
-        uvicorn.run(create_app(bundle_path, workspace=workspace, dataset=dataset, keys=keys), **kwargs)
+        uvicorn.run(create_app(bundle_path, workspace=workspace, dataset=dataset, keys=keys,
+                               compute_threads=compute_threads), **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -570,11 +590,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keys")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--compute-threads", type=int, default=2, help="threads running model work per process")
     p.add_argument("--log-level", default="info")
     p.add_argument("--no-access-log", action="store_true")
     a = p.parse_args(argv)
     serve(a.bundle, host=a.host, port=a.port, workspace=a.workspace, dataset=a.dataset, keys=a.keys,
-          workers=a.workers, torch_threads=a.torch_threads, log_level=a.log_level, access_log=not a.no_access_log)
+          workers=a.workers, torch_threads=a.torch_threads, compute_threads=a.compute_threads,
+          log_level=a.log_level, access_log=not a.no_access_log)
     return 0
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from profile_core.i18n import t
+from profile_core.i18n import MessageError
 from profile_core.schema import RISK_LEVELS, display_name
 
 TaskKind = Literal["regression", "binary", "multiclass"]
@@ -30,18 +30,11 @@ _KNOWN_KINDS: dict[str, TaskKind] = {"credit_score": "regression", "default_flag
                                      "risk_level": "multiclass"}
 
 
-class EngineError(ValueError):
+class EngineError(MessageError):
     """An error for a person: one sentence from the message catalogue (``engine.toml``).
 
     ``str(err)`` is the English text (logs, tests); ``err.message(lang)`` gives it in another language.
     """
-
-    def __init__(self, key: str, **values: Any) -> None:
-        self.key, self.values = key, values
-        super().__init__(t(key, "en", **values))
-
-    def message(self, lang: str = "zh") -> str:
-        return t(self.key, lang, **self.values)
 
 
 @dataclass(frozen=True)

@@ -235,6 +235,21 @@ def test_model_endpoint(client, bundle):
     assert "preprocessor" not in json.dumps(body) and "history" not in body
 
 
+def test_without_dataset_the_reference_is_the_median_customer(bundle):
+    from profile_core.service import median_frame
+
+    reference = median_frame(bundle.preprocessor)
+    np.testing.assert_allclose(bundle.preprocessor.transform(reference)[0, :len(bundle.preprocessor.numeric)],
+                               (np.asarray(bundle.preprocessor.median) - bundle.preprocessor.mean)
+                               / bundle.preprocessor.scale, atol=1e-5)
+    c = TestClient(create_app(BUNDLE))
+    payload = reference.drop(columns="customer_id").iloc[0].to_dict()
+    body = c.post("/v1/explain", json={"customers": [payload], "top": 3}).json()
+    for task in body["customers"][0]["tasks"].values():  # explained against itself: nothing to attribute
+        assert all(abs(s["shap"]) < 1e-6 for s in task["top_shap"])
+        assert task["output"] == pytest.approx(task["base_value"], abs=1e-6)
+
+
 def test_without_dataset_or_keys():
     c = TestClient(create_app(BUNDLE))  # local use: no keys → analyst; no workspace → no profiles
     assert c.post("/v1/score", json={"customers": [{"age": 30}]}).status_code == 200

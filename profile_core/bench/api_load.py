@@ -123,7 +123,7 @@ def _phase(base: str, key: str, pid: int, path: str, bodies: list[bytes], concur
 
 def run(n_requests: int = 10_000, concurrency: int = 32, *, serial_requests: int = 500, batch_requests: int = 200,
         batch_size: int = 100, explain_requests: int = 300, quick: bool = False,
-        out: str | Path | None = RESULTS) -> dict[str, Any]:
+        out: str | Path | None = RESULTS, server_args: tuple[str, ...] = ()) -> dict[str, Any]:
     """Start the server, run the phases, stop it; write ``out`` (JSON) unless ``quick``."""
     import httpx
 
@@ -137,7 +137,8 @@ def run(n_requests: int = 10_000, concurrency: int = 32, *, serial_requests: int
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     cmd = ["nice", "-n", "5", sys.executable, "-m", "profile_core.service", "--bundle", str(BUNDLE), "--host",
-           "127.0.0.1", "--port", str(port), "--keys", str(keys), "--log-level", "warning", "--no-access-log"]
+           "127.0.0.1", "--port", str(port), "--keys", str(keys), "--log-level", "warning", "--no-access-log",
+           *server_args]
     log = open(Path(tmp.name) / "server.log", "w+")  # noqa: SIM115 (closed below)
     server = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     result: dict[str, Any] = {"server": "uvicorn, 1 worker, torch 1 thread, 127.0.0.1", "bundle": "models/demo",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from profile_core.i18n import t
+from profile_core.i18n import MessageError
 from profile_core.tasks import TaskSpec
 
 #: Attribute categories a column may belong to (as in ``schema.CATEGORIES``).
@@ -23,15 +23,8 @@ DATASETS_ENV = "PROFILE_DATASETS_DIR"
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
 
 
-class DatasetError(ValueError):
+class DatasetError(MessageError):
     """A data file is malformed (or missing): one sentence from the catalogue (``datasets.toml``)."""
-
-    def __init__(self, key: str, **values: object) -> None:
-        self.key, self.values = key, values
-        super().__init__(t(key, "en", **values))
-
-    def message(self, lang: str = "zh") -> str:
-        return t(self.key, lang, **self.values)
 
 
 class DatasetNotFound(DatasetError, FileNotFoundError):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -53,16 +54,11 @@ def e2e_data(tmp_path_factory):
     return {"root": root, "portfolio": portfolio, "bundle": ROOT / "models" / "demo"}
 
 
-@pytest.fixture(scope="session")
-def server(e2e_data):
-    """``streamlit run app.py`` on a free port with a temporary workspace; yields the base URL."""
-    root = e2e_data["root"]
+@contextmanager
+def streamlit_server(env: dict[str, str], log_path: Path):
+    """``streamlit run app.py`` on a free port of 127.0.0.1 with ``env``; yields the base URL, stops it after."""
     port = _free_port()
-    env = {**os.environ,
-           "PROFILE_WORKSPACE": str(root / "ws.duckdb"), "PROFILE_DEMO_DATA": str(root / "demo"),
-           "PROFILE_DEMO_BUNDLE": str(e2e_data["bundle"]), "PROFILE_MODELS": str(root / "models"),
-           "PROFILE_AUTOLOGIN": "analyst"}  # demo sign-in (ui.auth)
-    log = open(root / "streamlit.log", "wb")  # closed in the finally below
+    log = open(log_path, "wb")  # closed in the finally below
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
@@ -78,6 +74,20 @@ def server(e2e_data):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def server(e2e_data):
+    """The app over a temporary workspace, signed in automatically as the demo analyst; yields the base URL."""
+    root = e2e_data["root"]
+    env = {**os.environ,
+           "PROFILE_WORKSPACE": str(root / "ws.duckdb"), "PROFILE_DEMO_DATA": str(root / "demo"),
+           "PROFILE_DEMO_BUNDLE": str(e2e_data["bundle"]), "PROFILE_MODELS": str(root / "models"),
+           "PROFILE_AUTOLOGIN": "analyst"}  # demo sign-in (ui.auth)
+    try:
+        with streamlit_server(env, root / "streamlit.log") as url:
+            yield url
+    finally:
         print((root / "streamlit.log").read_text(errors="replace")[-3000:])
 
 

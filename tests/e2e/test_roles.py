@@ -7,12 +7,10 @@ Uses its own server *without* ``PROFILE_AUTOLOGIN`` (the shared one signs in aut
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.e2e.conftest import ROOT, _free_port, _wait_healthy
+from tests.e2e.conftest import streamlit_server
 from tests.e2e.test_browser import shot, wait_idle
 
 pytestmark = pytest.mark.e2e
@@ -23,26 +21,11 @@ DEMO_PASSWORD = "demo2024"
 def login_server(e2e_data, tmp_path_factory):
     root = e2e_data["root"]
     work = tmp_path_factory.mktemp("roles")
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "PROFILE_AUTOLOGIN"}
     env |= {"PROFILE_WORKSPACE": str(work / "ws.duckdb"), "PROFILE_DEMO_DATA": str(root / "demo"),
             "PROFILE_DEMO_BUNDLE": str(e2e_data["bundle"]), "PROFILE_MODELS": str(work / "models")}
-    log = open(work / "streamlit.log", "wb")  # closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
+    with streamlit_server(env, work / "streamlit.log") as url:
         yield url, work
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _sign_in(page, url: str, user: str) -> None:
