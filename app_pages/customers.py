@@ -6,7 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from profile_core.privacy import AccessDenied
-from ui import auth, cache, card, model_view, state, widgets
+from profile_core.report import customer_report
+from ui import audit, auth, cache, card, model_view, state, widgets
 from ui.state import tr
 
 widgets.page_header("customers.title", "customers.caption")
@@ -44,6 +45,8 @@ def panorama() -> None:
         st.error(tr("customers.audit_failed"))
         return
     card.render(profile, specs=getattr(context.explainer, "tasks", None), has_model=has_model)
+    audit.report_button(lambda: customer_report(profile), customer_id, key=f"customers-report-{customer_id}",
+                        file_name=f"{customer_id}.html")
 
 
 panorama()

@@ -78,9 +78,31 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_score(a: argparse.Namespace) -> int:
     from profile_core.pipeline import score
 
-    n = score(a.bundle, a.data, a.out, workspace=a.workspace, chunk_size=a.chunk_size)
+    n = score(a.bundle, a.data, a.out, workspace=a.workspace, chunk_size=a.chunk_size, progress=True)
     print(f"scored {n} customers → {a.out}")
     return 0
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from profile_core.service import serve
+
+    serve(a.bundle, host=a.host, port=a.port, workspace=a.workspace, dataset=a.dataset, keys=a.keys,
+          audit=a.audit, workers=a.workers, log_level=a.log_level)
+    return 0
+
+
+def cmd_new_key(a: argparse.Namespace) -> int:
+    from profile_core.service import new_key
+
+    print(new_key(a.keys, a.role, rm_id=a.rm_id, name=a.name or "", reveal=a.reveal))  # shown only this once
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from profile_core.report import report_cli
+
+    return report_cli(a.bundle, a.data, out=a.out, customer=a.customer, portfolio=a.portfolio,
+                      workspace=a.workspace, lang=a.lang, role=a.role, rm_id=a.rm_id)
 
 
 def cmd_explain(a: argparse.Namespace) -> int:
@@ -154,8 +176,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--global", dest="global_out", metavar="OUT", help="write per-task importance (CSV)")
     s.set_defaults(func=cmd_explain)
 
+    s = sub.add_parser("serve", help="REST API (FastAPI + uvicorn); OpenAPI docs at /docs")
+    s.add_argument("--bundle", required=True)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workspace", help="DuckDB workspace with the customers for /v1/customers/{id}/profile")
+    s.add_argument("--dataset", default="main")
+    s.add_argument("--keys", help="API keys file (sha256 hashes; see new-key); without it: 127.0.0.1 only")
+    s.add_argument("--audit", help="audit log (default: $PROFILE_AUDIT, else <workspace>.audit.jsonl)")
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--log-level", default="info")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("new-key", help="create an API key: its sha256 goes to the keys file, the key is printed")
+    s.add_argument("--keys", required=True)
+    s.add_argument("--role", required=True, choices=["rm", "analyst", "auditor", "admin"])
+    s.add_argument("--rm-id", help="the relationship manager's rm_id (role rm)")
+    s.add_argument("--name", help="who holds the key")
+    s.add_argument("--reveal", action="store_true", help="admin only: identities unmasked")
+    s.set_defaults(func=cmd_new_key)
+
+    s = sub.add_parser("report", help="self-contained HTML report of one customer or of the portfolio")
+    s.add_argument("--bundle", required=True)
+    s.add_argument("--data", default="data/demo", help=data_help)
+    s.add_argument("--workspace", default="workspace.duckdb")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--customer", help="customer_id: the panorama card with reason codes and waterfalls")
+    which.add_argument("--portfolio", action="store_true", help="distributions, grades, model card")
+    s.add_argument("--out", required=True, help=".html")
+    s.add_argument("--role", default="analyst", choices=["rm", "analyst", "auditor", "admin"])
+    s.add_argument("--rm-id")
+    s.set_defaults(func=cmd_report)
+
     s = sub.add_parser("bench", help="benchmarks; results in benchmarks/results/")
-    s.add_argument("which", choices=["ingest", "train", "explain", "accuracy", "perf"])
+    s.add_argument("which", choices=["ingest", "train", "explain", "accuracy", "perf", "scoring", "api_load"])
     s.add_argument("--dataset", choices=["taiwan", "census"])
     s.add_argument("--seeds", type=int)
     s.add_argument("--quick", action="store_true", default=None)

@@ -110,24 +110,25 @@ def _progress_bar(total: int):
 
 
 def scored_frame(bundle, frame: pd.DataFrame, *, chunk_size: int = 50_000) -> pd.DataFrame:
-    """Every task's prediction per customer, plus scorecard points and the PD grade when there is a PD head."""
-    from profile_core.profile import PD_TASK, pd_grade, scorecard_points
+    """Every task's prediction per customer, plus scorecard points and the PD grade when there is a PD head
+    (``scoring.score_chunk`` per chunk: the same numbers as the API and batch scoring)."""
+    from profile_core.scoring import score_chunk
 
-    parts = [bundle.predict(frame.iloc[i:i + chunk_size]) for i in range(0, len(frame), chunk_size)]
-    out = pd.concat(parts, ignore_index=True) if parts else bundle.predict(frame)
-    pd_col = f"{PD_TASK}_prob"
-    if pd_col in out.columns:
-        out["points"] = scorecard_points(out[pd_col].to_numpy()).round(0)
-        out["pd_grade"] = [pd_grade(p) for p in out[pd_col]]
-    return out
+    parts = [score_chunk(bundle, frame.iloc[i:i + chunk_size]) for i in range(0, len(frame), chunk_size)]
+    return pd.concat(parts, ignore_index=True) if parts else score_chunk(bundle, frame)
 
 
 def score(bundle_path: str | Path, data: str | Path, out: str | Path, *,
-          workspace: str | Path = "workspace.duckdb", chunk_size: int = 50_000) -> int:
+          workspace: str | Path = "workspace.duckdb", chunk_size: int = 50_000, progress: bool = False) -> int:
+    """Score ``data`` into ``out``; one flat feature-table file (.parquet/.csv with every model column) is
+    streamed chunk by chunk in bounded memory (``scoring.score_file``), anything else is built in memory."""
     from profile_core.bundle import load_bundle
+    from profile_core.scoring import is_feature_table, score_file
 
-    scores = scored_frame(load_bundle(bundle_path), feature_frame(data, workspace=workspace),
-                          chunk_size=chunk_size)
+    bundle = load_bundle(bundle_path)
+    if is_feature_table(bundle, data):
+        return score_file(bundle, data, out, chunk_rows=chunk_size, progress=progress).rows
+    scores = scored_frame(bundle, feature_frame(data, workspace=workspace), chunk_size=chunk_size)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":

@@ -247,43 +247,19 @@ def _joined(predictions: pd.DataFrame, features: pd.DataFrame | None) -> pd.Data
 
 def monitoring_tables(predictions: pd.DataFrame, features: pd.DataFrame | None, tasks: Sequence[Any],
                       lang: str = "zh") -> dict[str, pd.DataFrame]:
-    """Basic monitoring on the labelled rows: per task the metric the manifest also reports (AUC, KS, Brier
-    for binary; RMSE, MAE for regression; accuracy for multiclass) and the PD calibration by decile."""
-    from sklearn.metrics import mean_absolute_error, roc_auc_score, roc_curve
+    """Basic monitoring on the labelled rows (``monitor.task_metrics``: AUC, Gini, KS, Brier for binary;
+    RMSE, MAE for regression; accuracy, QWK for multiclass) and the PD calibration by predicted-PD decile
+    (``monitor.calibration_table``)."""
+    from profile_core.monitor import calibration_table, task_metrics
 
-    frame = _joined(predictions, features)
-    rows = []
-    for task in tasks:
-        label = getattr(task, "label", task.name)
-        if label not in frame.columns:
-            continue
-        y = frame[label]
-        known = y.notna().to_numpy()
-        if not known.any():
-            continue
-        if task.kind == "binary":
-            yt, p = y[known].astype(float).to_numpy(), frame.loc[known, f"{task.name}_prob"].to_numpy(dtype=float)
-            if len(np.unique(yt)) < 2:
-                continue
-            fpr, tpr, _ = roc_curve(yt, p)
-            rows += [(task.name, "auc", roc_auc_score(yt, p)), (task.name, "ks", float(np.max(tpr - fpr))),
-                     (task.name, "brier", float(np.mean((p - yt) ** 2))), (task.name, "n", int(known.sum()))]
-        elif task.kind == "regression":
-            yt, p = y[known].astype(float).to_numpy(), frame.loc[known, f"{task.name}_pred"].to_numpy(dtype=float)
-            rows += [(task.name, "rmse", float(np.sqrt(np.mean((p - yt) ** 2)))),
-                     (task.name, "mae", float(mean_absolute_error(yt, p))), (task.name, "n", int(known.sum()))]
-        else:
-            pred = frame.loc[known, f"{task.name}_pred"].astype(str).to_numpy()
-            rows += [(task.name, "accuracy", float(np.mean(pred == y[known].astype(str).to_numpy()))),
-                     (task.name, "n", int(known.sum()))]
+    frame = _joined(predictions, features)  # predictions and labels side by side, same rows
+    metrics = task_metrics(frame, frame, tasks)
+    rows = [(task, metric, value) for task, values in metrics.items() for metric, value in values.items()]
     out = {t("report.mon.metrics", lang): pd.DataFrame(rows, columns=["task", "metric", "value"])}
     pd_col, target = f"{PD_TASK}_prob", next((getattr(x, "label", "") for x in tasks if x.name == PD_TASK), "")
     if pd_col in frame.columns and target in frame.columns and frame[target].notna().sum() >= 10:
-        part = frame[[pd_col, target]].dropna()
-        decile = pd.qcut(part[pd_col].rank(method="first"), 10, labels=False) + 1
-        cal = part.groupby(decile).agg(n=(pd_col, "size"), pd_mean=(pd_col, "mean"),
-                                       observed=(target, "mean")).reset_index(names="decile")
-        out[t("report.mon.calibration", lang)] = cal
+        out[t("report.mon.calibration", lang)] = calibration_table(frame[target], frame[pd_col], bins=10,
+                                                                   strategy="quantile")
     return out
 
 
@@ -402,13 +378,21 @@ def report_cli(bundle_path: str | Path, data: str | Path, *, out: str | Path, cu
                portfolio: bool = False, workspace: str | Path = "workspace.duckdb", lang: str = "zh",
                role: str = "analyst", rm_id: str | None = None) -> int:
     """``python -m profile_core report``: write a customer report (``customer``) or the portfolio report."""
+    from profile_core.auth import Forbidden, require
     from profile_core.bundle import load_bundle
     from profile_core.features import build_features_from_frames
     from profile_core.pipeline import read_tables
+    from profile_core.privacy import Policy
     from profile_core.scoring import score_chunk
 
     if bool(customer) == bool(portfolio):
         raise SystemExit("give either --customer ID or --portfolio")
+    policy = Policy(role, rm_id=rm_id)  # type: ignore[arg-type]
+    try:  # the app's rules: cards need view_customers; the portfolio's model card and monitoring view_monitoring
+        require(policy, "view_monitoring" if portfolio else "view_customers")
+    except Forbidden as err:
+        print(err.message(lang))
+        return 2
     bundle = load_bundle(bundle_path)
     tables = read_tables(data, workspace=workspace)
     features = build_features_from_frames(tables)
@@ -418,13 +402,13 @@ def report_cli(bundle_path: str | Path, data: str | Path, *, out: str | Path, cu
                                 monitoring=monitoring_tables(scored, features, bundle.tasks, lang))
     else:
         from profile_core.explain import HeadExplainer, to_attributes
-        from profile_core.privacy import AccessDenied, Policy
+        from profile_core.privacy import AccessDenied
         from profile_core.profile import CardContext
 
         explainer = HeadExplainer(bundle, features)
         context = CardContext(tables, features, scored, explainer=explainer)
         try:
-            card = context.card(customer, policy=Policy(role, rm_id=rm_id), lang=lang)
+            card = context.card(customer, policy=policy, lang=lang)
         except (KeyError, AccessDenied):
             print(t("service.not_found", lang, customer=customer))
             return 1

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from profile_core.i18n import t
+from profile_core.i18n import MessageError
 from profile_core.profile import GRADES, PD_BANDS, PD_TASK, scorecard_points
 
 ID = "customer_id"
@@ -38,15 +38,8 @@ SUFFIXES = (".parquet", ".csv", ".csv.gz")
 CSV_BLOCK_BYTES = 4 << 20  # bytes per block of the streaming CSV reader
 
 
-class ScoringError(ValueError):
+class ScoringError(MessageError):
     """An input that cannot be scored; ``message(lang)`` is the sentence for people."""
-
-    def __init__(self, key: str, **values: Any) -> None:
-        self.key, self.values = key, values
-        super().__init__(t(key, "en", **values))
-
-    def message(self, lang: str = "zh") -> str:
-        return t(self.key, lang, **self.values)
 
 
 @dataclass(frozen=True)
@@ -79,22 +72,13 @@ def score_columns(bundle, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """The columns of :func:`score_chunk` as arrays (``frame`` must have at least one row): the model's inputs
     from ``bundle.preprocessor.transform``, its outputs from ``train.predict`` — the computation of
     ``bundle.predict`` — then points and PD grade. The REST API builds its JSON from these."""
-    from profile_core.train import predict
+    from profile_core.train import predict, prediction_columns
 
     preds = predict(bundle.model, bundle.preprocessor.transform(frame), bundle.tasks)
     out: dict[str, np.ndarray] = {}
     if ID in frame.columns:
         out[ID] = frame[ID].to_numpy()
-    for task in bundle.tasks:  # names and order as train.predictions_frame
-        p = preds[task.name]
-        if task.kind == "regression":
-            out[f"{task.name}_pred"] = p
-        elif task.kind == "binary":
-            out[f"{task.name}_prob"] = p
-        else:
-            out[f"{task.name}_pred"] = np.asarray(task.classes, dtype=object)[p.argmax(axis=1)]
-            for k, c in enumerate(task.classes):
-                out[f"{task.name}_prob_{c}"] = p[:, k]
+    out |= prediction_columns(preds, bundle.tasks)  # names and order as train.predictions_frame
     pd_col = f"{PD_TASK}_prob"
     if pd_col in out:
         out["points"] = scorecard_points(out[pd_col]).round(0)

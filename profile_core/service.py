@@ -47,6 +47,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 import profile_core
+from profile_core.auth import Forbidden, require
 from profile_core.i18n import DEFAULT_LANG, LANGS, t
 from profile_core.privacy import AccessDenied, Policy
 
@@ -370,12 +371,18 @@ def _field_path(loc: tuple | list) -> str:
 
 
 def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, dataset: str = "main",
-               keys: Mapping | list | str | Path | None = None, n_background: int = 100,
-               compute_threads: int = 2) -> FastAPI:
+               keys: Mapping | list | str | Path | None = None, audit: str | Path | None = None,
+               n_background: int = 100, compute_threads: int = 2) -> FastAPI:
     """The API over the bundle at ``bundle_path``; with ``workspace`` the customer profiles (and the SHAP
     background and percentiles) come from its ``dataset``. ``keys``: a keys file or its content
     (:func:`load_keys`); ``None`` disables authentication (every caller is treated as an ``analyst``:
     masked identities) — only for local use, :func:`serve` refuses it on a non-loopback host.
+
+    Roles follow the app's rules (``auth.PERMISSIONS``): profiles need ``view_customers`` (not an auditor), the
+    model endpoint ``view_monitoring`` (not an RM); an RM sees only their own customers (others: 404). With
+    ``audit`` (an ``audit.AuditLog`` path, e.g. the app's ``<workspace>.audit.jsonl``), every profile lookup
+    (``view_card``) and explanation (``view_explanation``) is recorded; a profile is not returned when its
+    record cannot be written.
 
     Model work runs in at most ``compute_threads`` worker threads (the event loop stays free for I/O; more
     threads only contend for the GIL with one torch thread each — scale with processes instead)."""
@@ -402,6 +409,27 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
         population = pd.DataFrame(columns=bundle.preprocessor.numeric + bundle.preprocessor.categorical)
     state = _State(bundle, explainer, population, context, info, callers, threading.Lock())
     limiter = CapacityLimiter(compute_threads)
+    audit_log = None
+    if audit is not None:
+        from profile_core.audit import AuditLog
+
+        audit_log = AuditLog(audit)
+
+    def allow(who: Caller, action: str, lang: str) -> None:
+        try:
+            require(who.policy, action)
+        except Forbidden as err:
+            raise HTTPException(403, detail=err.message(lang)) from None
+
+    def record(who: Caller, action: str, target: str, lang: str, **details: Any) -> None:
+        """Append to the audit log (when configured); a failed write refuses the request."""
+        if audit_log is None:
+            return
+        try:
+            audit_log.append(who.name, who.role, action, target, {"via": "api", **details})
+        except Exception as exc:  # noqa: BLE001 - never answer unaudited; no personal data in the log line
+            log.error("audit log write failed: %s (%s)", type(exc).__name__, action)
+            raise HTTPException(503, detail=t("service.audit_failed", lang)) from None
 
     Customer = customer_model(bundle.preprocessor)
     ScoreRequest = create_model(
@@ -446,7 +474,8 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
         return {"status": "ok", "model": bundle.name, "dataset": state.dataset["name"] if state.dataset else None}
 
     @app.get("/v1/model", tags=["meta"], summary="model manifest summary and metrics")
-    def model_info(who: Caller = Depends(caller)) -> dict[str, Any]:
+    def model_info(request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
+        allow(who, "view_monitoring", _request_lang(request))
         m = bundle.manifest
         keep = ("name", "created_utc", "tasks", "architecture", "config", "metrics", "best_epoch", "split_sizes",
                 "data_fingerprint", "versions", "weights_sha256", "train_seconds", "label_stats")
@@ -483,9 +512,9 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
     @app.post("/v1/explain", response_model=ExplainResponse, response_model_exclude_none=True,
               tags=["explanations"], summary="per-task reason codes and top SHAP values")
     async def explain(body: ExplainRequest, who: Caller = Depends(caller)) -> dict[str, Any]:  # type: ignore[valid-type]
-        return await run_sync(partial(explain_body, body), limiter=limiter)
+        return await run_sync(partial(explain_body, body, who), limiter=limiter)
 
-    def explain_body(body) -> dict[str, Any]:
+    def explain_body(body, who: Caller) -> dict[str, Any]:
         from profile_core.explain import reason_codes, to_attributes
 
         frame = frame_of(body.customers)
@@ -494,6 +523,7 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
             raise HTTPException(422, detail=t("service.duplicate_ids", body.lang))
         frame["customer_id"] = pd.array(ids, dtype="str")
         tasks = list(body.tasks) if body.tasks else task_names
+        record(who, "view_explanation", ",".join(ids[:20]), body.lang, customers=len(ids))
         with state.lock:
             expl = to_attributes(explainer.explain(frame, tasks), bundle.preprocessor, frame)
         names = expl.features["zh" if body.lang == "zh" else "en"]
@@ -524,13 +554,16 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
         return await run_sync(partial(profile_body, customer_id, lang, top, who), limiter=limiter)
 
     def profile_body(customer_id: str, lang: str, top: int, who: Caller) -> dict[str, Any]:
+        allow(who, "view_customers", lang)  # by role only: says nothing about the customer
         if state.context is None:
             raise HTTPException(404, detail=t("service.no_dataset", lang))
         try:
             with state.lock:
                 card = state.context.card(customer_id, policy=who.policy, lang=lang, top_reasons=top)
         except (KeyError, AccessDenied):  # the same answer for both: no hint that the customer exists
+            record(who, "view_card", customer_id, lang, found=False)
             raise HTTPException(404, detail=t("service.not_found", lang, customer=customer_id)) from None
+        record(who, "view_card", customer_id, lang, found=True, reveal=who.reveal)
         return card_json(card)
 
     return app
@@ -553,10 +586,11 @@ def app_from_env() -> FastAPI:
 
 
 def serve(bundle_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workspace: str | Path | None = None,
-          dataset: str = "main", keys: str | Path | None = None, workers: int = 1, torch_threads: int = 1,
-          compute_threads: int = 2, log_level: str = "info", access_log: bool = True) -> None:
+          dataset: str = "main", keys: str | Path | None = None, audit: str | Path | None = None, workers: int = 1,
+          torch_threads: int = 1, compute_threads: int = 2, log_level: str = "info", access_log: bool = True) -> None:
     """Run the API with uvicorn (blocking). One torch thread per process by default (small nets, shared
-    CPUs); ``workers`` > 1 starts that many processes, each loading the bundle once."""
+    CPUs); ``workers`` > 1 starts that many processes, each loading the bundle once. The audit log is
+    ``audit``, else ``$PROFILE_AUDIT``, else ``<workspace>.audit.jsonl`` (the app's) when a workspace is given."""
     import torch
     import uvicorn
 
@@ -566,14 +600,16 @@ def serve(bundle_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
     if keys is None:
         log.warning("no keys file: authentication is off and every caller is an analyst (local use only)")
     torch.set_num_threads(torch_threads)
+    if audit is None:
+        audit = os.environ.get("PROFILE_AUDIT") or (f"{workspace}.audit.jsonl" if workspace else None)
     kwargs = {"host": host, "port": port, "log_level": log_level, "access_log": access_log}
     if workers > 1:
         os.environ[_ENV] = json.dumps({"bundle_path": str(bundle_path), "workspace": workspace and str(workspace),
-                                       "dataset": dataset, "keys": keys and str(keys),
+                                       "dataset": dataset, "keys": keys and str(keys), "audit": audit and str(audit),
                                        "torch_threads": torch_threads, "compute_threads": compute_threads})
         uvicorn.run("profile_core.service:app_from_env", factory=True, workers=workers, **kwargs)
     else:
-        uvicorn.run(create_app(bundle_path, workspace=workspace, dataset=dataset, keys=keys,
+        uvicorn.run(create_app(bundle_path, workspace=workspace, dataset=dataset, keys=keys, audit=audit,
                                compute_threads=compute_threads), **kwargs)
 
 
@@ -588,13 +624,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workspace")
     p.add_argument("--dataset", default="main")
     p.add_argument("--keys")
+    p.add_argument("--audit", help="audit log (default: $PROFILE_AUDIT, else <workspace>.audit.jsonl)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--compute-threads", type=int, default=2, help="threads running model work per process")
     p.add_argument("--log-level", default="info")
     p.add_argument("--no-access-log", action="store_true")
     a = p.parse_args(argv)
-    serve(a.bundle, host=a.host, port=a.port, workspace=a.workspace, dataset=a.dataset, keys=a.keys,
+    serve(a.bundle, host=a.host, port=a.port, workspace=a.workspace, dataset=a.dataset, keys=a.keys, audit=a.audit,
           workers=a.workers, torch_threads=a.torch_threads, compute_threads=a.compute_threads,
           log_level=a.log_level, access_log=not a.no_access_log)
     return 0

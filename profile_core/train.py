@@ -263,6 +263,14 @@ def predictions_frame(model: MultiTaskNet, preprocessor: Preprocessor, tasks: li
     out = pd.DataFrame(index=frame.index)
     if "customer_id" in frame.columns:
         out["customer_id"] = frame["customer_id"].to_numpy()
+    for name, values in prediction_columns(preds, tasks).items():
+        out[name] = values
+    return out.reset_index(drop=True)
+
+
+def prediction_columns(preds: dict[str, np.ndarray], tasks: list[TaskSpec]) -> dict[str, np.ndarray]:
+    """The output columns of ``predict``'s result, named and ordered as every scorer shows them."""
+    out: dict[str, np.ndarray] = {}
     for task in tasks:
         p = preds[task.name]
         if task.kind == "regression":
@@ -273,7 +281,7 @@ def predictions_frame(model: MultiTaskNet, preprocessor: Preprocessor, tasks: li
             out[f"{task.name}_pred"] = np.asarray(task.classes, dtype=object)[p.argmax(axis=1)]
             for k, c in enumerate(task.classes):
                 out[f"{task.name}_prob_{c}"] = p[:, k]
-    return out.reset_index(drop=True)
+    return out
 
 
 @contextmanager

@@ -142,3 +142,11 @@ def test_explanations_respect_rm(signed_in, role):
     at = _page(PagePath.EXPLANATIONS, **{keys.ROLE: role, keys.RM_ID: rm})
     options = at.selectbox(key=explain_view.CUSTOMER_SELECT).options
     assert len(options) == (customers["rm_id"].astype(str) == rm).sum()
+
+
+def test_card_offers_its_html_report_for_download(signed_in):
+    at = _page(PagePath.CUSTOMERS)
+    first = signed_in["portfolio"].customers["customer_id"].iloc[0]
+    buttons = [el for el in at.get("download_button") if el.proto.id and first in el.proto.id]
+    assert buttons, "the card has a report download button"
+    assert buttons[0].proto.label == "下载 HTML 报告"

@@ -121,3 +121,7 @@ def test_report_cli(tmp_path, capsys):
     other = customers.loc[customers["rm_id"] != rm, "customer_id"].iloc[0]
     assert report_cli(BUNDLE, data, out=tmp_path / "y.html", customer=other, role="rm", rm_id=rm) == 1
     assert not (tmp_path / "x.html").exists() and not (tmp_path / "y.html").exists()
+    # the app's permissions: auditors see no customer cards, RMs no model card / monitoring
+    assert report_cli(BUNDLE, data, out=tmp_path / "z.html", customer=cid, role="auditor") == 2
+    assert report_cli(BUNDLE, data, out=tmp_path / "z.html", portfolio=True, role="rm", rm_id=rm) == 2
+    assert not (tmp_path / "z.html").exists()

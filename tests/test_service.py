@@ -62,7 +62,8 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(world):
     path, _, _ = world
-    return TestClient(create_app(BUNDLE, workspace=path, dataset="main", keys=keys_config()))
+    return TestClient(create_app(BUNDLE, workspace=path, dataset="main", keys=keys_config(),
+                                 audit=path.with_name("audit.jsonl")))
 
 
 @pytest.fixture(scope="module")
@@ -227,8 +228,37 @@ def test_rm_gets_404_for_another_rms_customer(client, world):
     assert client.get(f"/v1/customers/{other}/profile", headers=h("rm-b")).status_code == 200
 
 
+def test_roles_follow_the_app_permissions(client, world):
+    _, tables, _ = world
+    cid = _customer(tables, "RM001")["customer_id"]
+    r = client.get(f"/v1/customers/{cid}/profile", headers=h("auditor"))  # auditors review logs, not customers
+    assert r.status_code == 403 and r.json()["detail"]
+    assert client.get("/v1/customers/C999999/profile", headers=h("auditor")).status_code == 403  # same for all ids
+    assert client.get("/v1/model", headers=h("rm-a")).status_code == 403  # the model card is monitoring
+    assert client.post("/v1/score", headers=h("auditor"), json={"customers": [{"age": 30}]}).status_code == 200
+
+
+def test_profile_and_explanation_views_are_audited(client, world):
+    from profile_core.audit import AuditLog, verify_chain
+
+    path, tables, features = world
+    row = _customer(tables, "RM002")
+    client.get(f"/v1/customers/{row['customer_id']}/profile", headers=h("rm-b"))
+    client.get(f"/v1/customers/{row['customer_id']}/profile", headers=h("rm-a"))  # not theirs: 404, recorded
+    client.post("/v1/explain", headers=h("analyst"), json={"customers": [{"customer_id": "Z1", "age": 30}]})
+    log_path = path.with_name("audit.jsonl")
+    entries = AuditLog(log_path).entries()
+    views = [(e["user"], e["action"], e["target"], e["details"].get("found")) for e in entries]
+    assert ("rm-b", "view_card", row["customer_id"], True) in views
+    assert ("rm-a", "view_card", row["customer_id"], False) in views
+    assert ("analyst", "view_explanation", "Z1", None) in views
+    assert verify_chain(log_path).ok
+    text = log_path.read_text(encoding="utf-8")
+    assert row["name"] not in text and row["phone"] not in text
+
+
 def test_model_endpoint(client, bundle):
-    body = client.get("/v1/model", headers=h("rm-b")).json()
+    body = client.get("/v1/model", headers=h("auditor")).json()
     assert body["name"] == "demo" and body["metrics"] == bundle.manifest["metrics"]
     assert body["dataset"]["name"] == "main" and body["dataset"]["customers"] == 120
     assert body["features"]["numeric"] == bundle.preprocessor.numeric

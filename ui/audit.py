@@ -126,3 +126,23 @@ def record_load(outcome, uploaded: int = 0) -> None:
     report = outcome.report
     record("load_data", outcome.dataset, ok=bool(outcome.ok), files=len(outcome.files), version=outcome.version,
            errors=len(report.errors) if report is not None else 0, source="upload" if uploaded else "demo")
+
+
+def report_button(make_html, target: str, *, key: str, file_name: str) -> None:
+    """A download button for a self-contained HTML report (``profile_core.report``), built only when the user
+    asks for it and audited as an ``export``; nothing for a role without ``export``. ``make_html`` renders
+    what the screen shows (already masked for this role) and takes no arguments."""
+    from profile_core.auth import allowed
+    from ui import auth
+
+    user, policy, log = auth.current_user(), state.policy(), audit_log()
+    if user is None or not allowed(policy, "export"):
+        return
+
+    def payload() -> bytes:  # runs on another thread when the file is requested: no session access here
+        log.append(user.username, user.role, "export", target, {"format": "html"})
+        return make_html().encode("utf-8")
+
+    st.download_button(state.tr("export.report_button"), data=payload, file_name=file_name, mime="text/html",
+                       key=key, on_click="ignore", help=state.tr("export.report_help"),
+                       icon=":material/description:")
