@@ -223,6 +223,13 @@ def test_mapping_step_declares_labels_for_the_model_page(env):
     _ok(at)
     assert at.multiselect(key=keys.TASKS).value == ["BAD"]
     assert at.selectbox(key=keys.TASK_KIND.format(label="BAD")).value == "binary"
+    at.number_input(key=keys.EPOCHS).set_value(2)  # and the mapped data trains, on the chosen label only
+    at.button(key=keys.TRAIN_BUTTON).click().run()
+    _ok(at)
+    job = at.session_state[keys.JOB]
+    assert job.join(timeout=120) and job.status == "done", job.error_trace
+    result = job.result.result
+    assert [t.label for t in result.tasks] == ["BAD"] and "BAD" not in result.preprocessor.numeric
 
 
 def test_load_demo_button(env):
