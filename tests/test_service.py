@@ -3,11 +3,9 @@ bundle.predict, explanations, masked profiles with RM isolation, and one real uv
 
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 
 from profile_core.bundle import load_bundle
 from profile_core.features import build_features_from_frames
+from profile_core.local_server import free_port, wait_healthy
 from profile_core.pipeline import scored_frame
 from profile_core.service import create_app, hash_key, load_keys, new_key
 from profile_core.store import Workspace
@@ -291,12 +290,6 @@ def test_without_dataset_or_keys():
 
 # --- a real server ----------------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_real_uvicorn_process(tmp_path):
     import httpx
 
@@ -308,16 +301,7 @@ def test_real_uvicorn_process(tmp_path):
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 45
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+        wait_healthy(f"{url}/healthz", proc, timeout=45)
         r = httpx.post(f"{url}/v1/score", json={"customers": [{"customer_id": "x", "age": 35}]},
                        headers={"X-API-Key": key}, timeout=10)
         assert r.status_code == 200 and r.json()["customers"][0]["customer_id"] == "x"

@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,16 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from profile_core.local_server import free_port, wait_healthy
+
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "models" / "demo"
 RESULTS = ROOT / "benchmarks" / "results" / "api_load.json"
 WARMUP = 100
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -125,7 +120,6 @@ def run(n_requests: int = 10_000, concurrency: int = 32, *, serial_requests: int
         batch_size: int = 100, explain_requests: int = 300, quick: bool = False,
         out: str | Path | None = RESULTS, server_args: tuple[str, ...] = ()) -> dict[str, Any]:
     """Start the server, run the phases, stop it; write ``out`` (JSON) unless ``quick``."""
-    import httpx
 
     from profile_core.service import new_key
 
@@ -146,16 +140,11 @@ def run(n_requests: int = 10_000, concurrency: int = 32, *, serial_requests: int
                               "client": "httpx.AsyncClient in the same machine", "phases": {}}
     try:
         t0 = time.perf_counter()
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.perf_counter() - t0 > 120:
-                log.seek(0)
-                raise RuntimeError(f"the server did not start:\n{log.read()[-3000:]}")
-            time.sleep(0.2)
+        try:
+            wait_healthy(f"{base}/healthz", server, timeout=120)
+        except (RuntimeError, TimeoutError) as exc:
+            log.seek(0)
+            raise RuntimeError(f"the server did not start:\n{log.read()[-3000:]}") from exc
         result["startup_seconds"] = round(time.perf_counter() - t0, 2)
         records = _records()
         result["phases"]["score_1"] = _phase(base, key, server.pid, "/v1/score",

@@ -4,42 +4,20 @@ driving Debian's /usr/bin/chromium (never a downloaded browser)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from profile_core.local_server import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"streamlit did not become healthy at {url} within {timeout:.0f} s")
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +35,7 @@ def e2e_data(tmp_path_factory):
 @contextmanager
 def streamlit_server(env: dict[str, str], log_path: Path):
     """``streamlit run app.py`` on a free port of 127.0.0.1 with ``env``; yields the base URL, stops it after."""
-    port = _free_port()
+    port = free_port()
     log = open(log_path, "wb")  # closed in the finally below
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
@@ -65,7 +43,7 @@ def streamlit_server(env: dict[str, str], log_path: Path):
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc)
+        wait_healthy(f"{url}/_stcore/health", proc)
         yield url
     finally:
         proc.terminate()
