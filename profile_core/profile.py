@@ -442,6 +442,15 @@ class CardContext:
 
     # -- the card ----------------------------------------------------------------------------------------
 
+    def tags(self, customer_id: str) -> list[Tag]:
+        """The card's tags of one customer (none for a customer without tag inputs)."""
+        cid = str(customer_id)
+        return _tags(self._tag_inputs.loc[cid]) if cid in self._tag_inputs.index else []
+
+    def all_tags(self) -> dict[str, list[Tag]]:
+        """Every customer's tags, for portfolio-wide search and filters."""
+        return {str(cid): _tags(inputs) for cid, inputs in self._tag_inputs.iterrows()}
+
     def card(self, customer_id: str, *, policy: Policy, lang: str = "zh", top_reasons: int = 4) -> ProfileCard:
         """The card of ``customer_id`` as ``policy`` may see it (``privacy.AccessDenied`` otherwise)."""
         cid = str(customer_id)
@@ -451,7 +460,7 @@ class CardContext:
         policy.check(row)
         outputs = self._outputs(cid)
         has_events = cid in self._txn_rows or cid in self._beh_rows
-        tags = _tags(self._tag_inputs.loc[cid]) if cid in self._tag_inputs.index else []
+        tags = self.tags(cid)
         return ProfileCard(
             customer_id=cid, lang=lang, identity=self._identity(row, policy), outputs=outputs,
             attributes=self._attributes(cid, lang), tags=tags, monthly_flows=self._monthly_flows(cid),

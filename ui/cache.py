@@ -229,11 +229,7 @@ def customer_index(path: str, name: str, fingerprint: str, bundle_path: str | No
                    *, _context) -> pd.DataFrame:
     """One row per customer of the dataset, unmasked (callers pass it through :func:`visible`): customer_id,
     name, city, rm_id, ``grade`` (when a bundle is given) and the customer's tag texts ``tags_zh`` / ``tags_en``
-    (tuples) — what the customer search and filters need, built once. Do not modify the returned frame.
-
-    Tags come from CardContext's private tag inputs: ``profile`` has no public portfolio-wide tag table yet."""
-    from profile_core.profile import _tags
-
+    (tuples) — what the customer search and filters need, built once. Do not modify the returned frame."""
     customers = _context.customers
     out = customers[[c for c in ("customer_id", "name", "city", "rm_id") if c in customers.columns]]
     out = out.reset_index(drop=True).assign(customer_id=lambda f: f["customer_id"].astype("str"))
@@ -241,7 +237,7 @@ def customer_index(path: str, name: str, fingerprint: str, bundle_path: str | No
         scored = portfolio(path, name, fingerprint, bundle_path, str(sha))
         out["grade"] = out["customer_id"].map(dict(zip(scored["customer_id"].astype("str"), scored["grade"],
                                                        strict=True)))
-    tags = {cid: _tags(inputs) for cid, inputs in _context._tag_inputs.iterrows()}
+    tags = _context.all_tags()
     for lang in ("zh", "en"):
         out[f"tags_{lang}"] = out["customer_id"].map(lambda cid, lang=lang: tuple(t.text(lang) for t in tags.get(cid, ())))
     return out
