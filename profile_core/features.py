@@ -26,6 +26,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from profile_core.i18n import MessageError
 from profile_core.schema import CATEGORIES, DIRECTION_VALUES, TABLES, display_name, personal_columns
+from profile_core.sql import quote_ident, quote_literal
 
 LABEL_COLUMNS = ("credit_score", "default_flag", "risk_level")
 #: Kept in the table for display and grouping, never used as model inputs.
@@ -173,12 +174,13 @@ assert all(f.category in CATEGORIES for f in FEATURES.values())
 # --- SQL ---------------------------------------------------------------------------------------------------
 
 def _lit(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join("'" + v.lower().replace("'", "''") + "'" for v in values) + ")"
+    return "(" + ", ".join(quote_literal(v.lower()) for v in values) + ")"
 
 
 def _rel(name: str) -> str:
-    """Quote a plain relation name; anything else (schema.table, table functions) is used as given."""
-    return f'"{name}"' if re.fullmatch(r'[^."()\s]+', name) else name
+    """A relation: a qualified name already quoted by the workspace (``"ds_x"."customers"``) is used as given;
+    anything else is one name and gets quoted."""
+    return name if re.fullmatch(r'"(?:[^"]|"")+"\."(?:[^"]|"")+"', name) else quote_ident(name)
 
 
 def _columns(con: duckdb.DuckDBPyConnection, rel: str) -> list[str] | None:
@@ -190,7 +192,7 @@ def _columns(con: duckdb.DuckDBPyConnection, rel: str) -> list[str] | None:
 
 def _col(cols: list[str], name: str, expr: str | None = None) -> str:
     """``expr`` (default: the column) when the optional column exists, else NULL."""
-    return (expr or f'"{name}"') if name in cols else "NULL"
+    return (expr or quote_ident(name)) if name in cols else "NULL"
 
 
 def _bound(as_of: date, months_back: int = 0) -> str:
@@ -362,7 +364,7 @@ def build_feature_table(con: duckdb.DuckDBPyConnection, tables: dict[str, str] |
 
     ctes = []
     drop = personal_columns() | (set(LABEL_COLUMNS) if "credit_records" in rels else set())
-    keep = [f'"{c}"' for c in cols["customers"] if c not in drop]  # labels come from the latest credit record
+    keep = [quote_ident(c) for c in cols["customers"] if c not in drop]  # labels come from the latest credit record
     if "open_date" in cols["customers"]:
         keep.append(f"date_diff('month', TRY_CAST(open_date AS DATE), DATE '{as_of_date}') AS tenure_months")
     ctes.append(f"base AS (SELECT {', '.join(keep)}, CAST(customer_id AS VARCHAR) AS _cid FROM {rels['customers']})")

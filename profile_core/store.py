@@ -24,6 +24,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from profile_core.sql import quote_ident
+
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _META_COLUMNS = ["name", "version", "loaded_at", "source", "fingerprint", "row_counts", "kind"]
@@ -147,7 +149,7 @@ class Workspace:
         try:
             version = con.execute("SELECT coalesce(max(version), 0) + 1 FROM _dataset_log WHERE name = ?",
                                   [name]).fetchone()[0]
-            schema = _quote(f"ds_{name}")
+            schema = quote_ident(f"ds_{name}")
             con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             con.execute(f"CREATE SCHEMA {schema}")
             for t, df in tables.items():
@@ -190,7 +192,7 @@ class Workspace:
         con = self.con
         con.begin()
         try:
-            con.execute(f"DROP SCHEMA IF EXISTS {_quote(f'ds_{name}')} CASCADE")
+            con.execute(f"DROP SCHEMA IF EXISTS {quote_ident(f'ds_{name}')} CASCADE")
             con.execute("DELETE FROM _datasets WHERE name = ?", [name])
             con.execute("DELETE FROM _dataset_meta WHERE name = ?", [name])
             con.commit()
@@ -203,7 +205,7 @@ class Workspace:
         view = "_incoming_frame"
         self.con.register(view, df)
         try:
-            self.con.execute(f"CREATE TABLE {schema}.{_quote(table)} AS SELECT * FROM {view}")
+            self.con.execute(f"CREATE TABLE {schema}.{quote_ident(table)} AS SELECT * FROM {view}")
         finally:
             self.con.unregister(view)
 
@@ -221,9 +223,4 @@ class Workspace:
     def _qualified(self, name: str, table: str) -> str:
         if not _TABLE.fullmatch(table):
             raise ValueError(f"invalid table name {table!r}")
-        return f"{_quote('ds_' + check_name(name))}.{_quote(table)}"
-
-
-def _quote(identifier: str) -> str:
-    # Only ever called on names that passed the patterns above; quoting keeps '-' legal.
-    return '"' + identifier.replace('"', '""') + '"'
+        return f"{quote_ident('ds_' + check_name(name))}.{quote_ident(table)}"
