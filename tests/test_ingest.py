@@ -465,3 +465,31 @@ def test_store_failure_mid_load_rolls_back(monkeypatch: pytest.MonkeyPatch) -> N
 def test_read_table_file_returns_raw_frame_indexed_by_file_row() -> None:
     df = read_table_file("x.csv", csv_bytes(CUSTOMERS_ZH))
     assert list(df.index) == [2, 3, 4] and df.columns[0] == "客户ID"
+
+
+# ---- package shape: layered, no import cycle ------------------------------------------------------
+def test_ingest_package_is_layered_without_cycles():
+    """Each module of profile_core.ingest imports only modules of the layers above it (no lazy imports)."""
+    import ast
+    from pathlib import Path
+
+    import profile_core.ingest as pkg
+
+    layers = ["report", "parsers", "reading", "mapping", "editing", "loading"]
+    root = Path(pkg.__file__).parent
+    for i, name in enumerate(layers):
+        tree = ast.parse((root / f"{name}.py").read_text(encoding="utf-8"))
+        used = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                used.update([node.module] if node.module else [a.name for a in node.names])
+        assert used <= set(layers[:i]), (name, used - set(layers[:i]))
+
+
+def test_old_import_paths_still_work():
+    from profile_core import mapping, parsing
+    from profile_core.ingest import editing
+    from profile_core.ingest import mapping as new_mapping
+
+    assert mapping.Mapping is new_mapping.Mapping and mapping.choose_target is editing.choose_target
+    assert parsing.DATE_FORMATS["YYMMDD"][1].startswith("6 digits")

@@ -10,26 +10,28 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from profile_core import parsing
 from profile_core.features import build_features_from_frames, split_columns
 from profile_core.ingest import load_into_workspace, prepare_tables, read_table_file
-from profile_core.mapping import (
+from profile_core.ingest import parsers as parsing
+from profile_core.ingest.editing import (
     FEATURE,
     IGNORE,
+    apply_code_tables,
+    choose_target,
+    is_plain,
+    set_labels,
+    update_column,
+)
+from profile_core.ingest.mapping import (
     DerivedColumn,
     LinkSpec,
     Mapping,
     MappingError,
     MappingStore,
-    apply_code_tables,
     apply_mapping,
-    choose_target,
-    is_plain,
     propose_files,
     propose_mapping,
-    set_labels,
     store_for,
-    update_column,
 )
 from profile_core.store import Workspace
 

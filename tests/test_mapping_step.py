@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from profile_core.ingest import load_into_workspace
-from profile_core.mapping import Mapping
+from profile_core.ingest import Mapping, load_into_workspace
 from profile_core.store import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -52,7 +52,7 @@ class LoadOutcome:
 def mapping_store():
     """Saved column mappings (``mappings/`` beside the workspace): a later upload with the same header gets
     its saved mapping applied automatically."""
-    from profile_core.mapping import store_for
+    from profile_core.ingest import store_for
 
     return store_for(state.workspace_path())
 
@@ -67,7 +67,7 @@ def repair_mapping_state(prefix: str) -> None:
 
 def load_files(files: list[tuple[str, bytes | Path]], dataset: str, *, source: str | None = None,
                mapping=None, as_system: bool = False) -> LoadOutcome:
-    """Validate ``files`` (with ``mapping`` — a confirmed ``profile_core.mapping.Mapping`` — or the saved
+    """Validate ``files`` (with ``mapping`` — a confirmed ``profile_core.ingest.Mapping`` — or the saved
     mappings applied) and, when they pass, replace ``dataset`` with them; sets it active on success.
     The user's policy is enforced in profile_core, except for the app's own first-start demo load."""
     names = [n for n, _ in files]

@@ -1,9 +1,9 @@
 """The mapping step of the data page: review and correct the proposed column mapping of uploaded files.
 
 ``render_mapping_step(files, lang=..., key_prefix=...)`` draws the proposal of
-:func:`profile_core.mapping.propose_files` (saved mappings re-applied by header) and returns the confirmed
-:class:`~profile_core.mapping.Mapping` on the run its confirm button is pressed, else None. Only widgets
-here: every decision is a call into ``profile_core.mapping``. The working mapping lives in session state
+:func:`profile_core.ingest.propose_files` (saved mappings re-applied by header) and returns the confirmed
+:class:`~profile_core.ingest.Mapping` on the run its confirm button is pressed, else None. Only widgets
+here: every decision is a call into ``profile_core.ingest``. The working mapping lives in session state
 under ``{key_prefix}-state-mapping`` and is proposed again when the files change.
 
 Widget keys (for tests): ``{p}-{i}-table``, ``{p}-{i}-column``, ``{p}-{i}-{j}-target`` / ``-kind`` /
@@ -17,9 +17,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from profile_core import mapping as mp
 from profile_core.i18n import t
-from profile_core.parsing import DATE_FORMATS, codes_text, parse_codes_text
+from profile_core.ingest import editing as ed
+from profile_core.ingest import mapping as mp
+from profile_core.ingest.parsers import DATE_FORMATS, codes_text, parse_codes_text
 
 _ROLES = ("owner", "disponent")
 
@@ -32,7 +33,7 @@ def render_mapping_step(files: list, *, lang: str = "zh", key_prefix: str = "map
     p = key_prefix
     pairs = [(f.name, f.getvalue()) if hasattr(f, "getvalue") else (f[0], f[1]) for f in files or []]
     store = mp.MappingStore(store) if isinstance(store, str | Path) else store
-    upload = mp.upload_signature(pairs)
+    upload = ed.upload_signature(pairs)
     if st.session_state.get(f"{p}-state-files") != upload:
         for key in [k for k in st.session_state if str(k).startswith(f"{p}-")]:
             del st.session_state[key]
@@ -54,7 +55,7 @@ def render_mapping_step(files: list, *, lang: str = "zh", key_prefix: str = "map
         except mp.MappingError as e:
             st.error(e.message(lang))
         else:
-            _replace(p, mp.merge_saved(mapping, saved))
+            _replace(p, ed.merge_saved(mapping, saved))
             st.session_state[f"{p}-state-imported"] = imported.file_id
             st.rerun()
 
@@ -67,12 +68,12 @@ def render_mapping_step(files: list, *, lang: str = "zh", key_prefix: str = "map
                        args=(p,))
     code_file = st.file_uploader(t("mapping.ui.code_file", lang), type=["csv", "xlsx"], key=f"{p}-code-file")
     if code_file is not None and st.session_state.get(f"{p}-state-codes") != code_file.file_id:
-        _replace(p, mp.apply_code_tables(_mapping(p), mp.read_code_tables(code_file.name, code_file.getvalue())))
+        _replace(p, ed.apply_code_tables(_mapping(p), ed.read_code_tables(code_file.name, code_file.getvalue())))
         st.session_state[f"{p}-state-codes"] = code_file.file_id
         st.rerun()
 
     mapping = _mapping(p)
-    problems = mp.problem_texts(mapping, lang)
+    problems = ed.problem_texts(mapping, lang)
     for severity, text in problems:
         (st.error if severity == "error" else st.warning)(text)
     _init(f"{p}-save-name", mapping.name or "")
@@ -100,15 +101,15 @@ def _table_block(p: str, i: int, tm: mp.TableMapping, lang: str) -> None:
     st.markdown(f"**{tm.file}**")
     if tm.saved_as is not None:
         st.info(t("mapping.ui.saved", lang, name=tm.saved_as))
-    note = mp.format_note(tm, lang)
+    note = ed.format_note(tm, lang)
     if note:
         st.caption(note)
-    for text in mp.derived_notes(tm, lang):
+    for text in ed.derived_notes(tm, lang):
         st.caption(text)
     _init(f"{p}-{i}-table", tm.table)
     st.selectbox(t("mapping.ui.table", lang), mp.TABLE_NAMES, key=f"{p}-{i}-table",
                  format_func=lambda v: t(f"mapping.table.{v}", lang), on_change=_on_table, args=(p, i))
-    st.dataframe(mp.proposal_frame(tm, lang), hide_index=True)
+    st.dataframe(ed.proposal_frame(tm, lang), hide_index=True)
     sources = [c.source for c in tm.columns]
     if not sources:
         return
@@ -120,9 +121,9 @@ def _table_block(p: str, i: int, tm: mp.TableMapping, lang: str) -> None:
     cm = tm.columns[j]
     left, right = st.columns(2)
     with left:
-        _init(f"{p}-{i}-{j}-target", mp.current_option(cm, tm.table))
-        st.selectbox(t("mapping.ui.target", lang), mp.target_options(tm.table), key=f"{p}-{i}-{j}-target",
-                     format_func=lambda v: mp.option_label(v, tm.table, lang), on_change=_on_target,
+        _init(f"{p}-{i}-{j}-target", ed.current_option(cm, tm.table))
+        st.selectbox(t("mapping.ui.target", lang), ed.target_options(tm.table), key=f"{p}-{i}-{j}-target",
+                     format_func=lambda v: ed.option_label(v, tm.table, lang), on_change=_on_target,
                      args=(p, i, j, source))
         if cm.role == "label":
             _init(f"{p}-{i}-{j}-kind", cm.kind or "binary")
@@ -152,7 +153,7 @@ def _table_block(p: str, i: int, tm: mp.TableMapping, lang: str) -> None:
                      format_func=lambda v: t(f"mapping.kind.{v}", lang), on_change=_on_labels, args=(p, i))
 
 
-# ---- state plumbing: callbacks call profile_core.mapping and drop the widget values they made stale ----
+# ---- state plumbing: callbacks call profile_core.ingest and drop the widget values they made stale ----
 def _init(key: str, value: object) -> None:
     if key not in st.session_state:
         st.session_state[key] = value
@@ -172,11 +173,11 @@ def _replace(p: str, mapping: mp.Mapping, *, keep: tuple[str, ...] = ()) -> None
 
 
 def _on_table(p: str, i: int) -> None:
-    _replace(p, mp.set_table(_mapping(p), i, st.session_state[f"{p}-{i}-table"]))
+    _replace(p, ed.set_table(_mapping(p), i, st.session_state[f"{p}-{i}-table"]))
 
 
 def _on_target(p: str, i: int, j: int, source: str) -> None:
-    _replace(p, mp.choose_target(_mapping(p), i, source, st.session_state[f"{p}-{i}-{j}-target"]))
+    _replace(p, ed.choose_target(_mapping(p), i, source, st.session_state[f"{p}-{i}-{j}-target"]))
 
 
 def _on_option(p: str, i: int, j: int, source: str, option: str) -> None:
@@ -186,7 +187,7 @@ def _on_option(p: str, i: int, j: int, source: str, option: str) -> None:
         value = parse_codes_text(value)
     elif option == "date_format":
         value = value or None
-    _replace(p, mp.update_column(_mapping(p), i, source, **{option: value}), keep=(f"{p}-{i}-{j}-{suffix}",))
+    _replace(p, ed.update_column(_mapping(p), i, source, **{option: value}), keep=(f"{p}-{i}-{j}-{suffix}",))
 
 
 def _on_labels(p: str, i: int) -> None:
@@ -195,7 +196,7 @@ def _on_labels(p: str, i: int) -> None:
     chosen = st.session_state[f"{p}-{i}-labels"]
     kinds = {s: st.session_state.get(f"{p}-{i}-{sources.index(s)}-label-kind")
              or mapping.tables[i].column(s).kind or "binary" for s in chosen}
-    _replace(p, mp.set_labels(mapping, i, kinds))
+    _replace(p, ed.set_labels(mapping, i, kinds))
 
 
 def _on_link_roles(p: str) -> None:

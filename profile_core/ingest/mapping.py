@@ -1,0 +1,935 @@
+"""The mapping step: bank exports in their own layout → the canonical schema.
+
+A :class:`Mapping` covers one load: one :class:`TableMapping` per uploaded file (or Excel sheet), saying
+which canonical table it holds and, per source column, a :class:`ColumnMapping`:
+
+* ``role`` — ``key`` (customer_id / account_id), ``field`` (a canonical field such as ``txn_time``),
+  ``feature`` (kept under its own name, or ``target`` if given), ``label`` (a training target with ``kind``
+  regression / binary / multiclass; canonical label names credit_score / default_flag / risk_level or any
+  name on the customers table) or ``ignore`` (free text, direct identifiers: dropped);
+* parse options — ``date_format`` (see :mod:`.parsers`), ``decimal_comma``, ``codes``
+  (code → label, e.g. ``{"1": "男", "2": "女"}``).
+
+Plus ``derived`` columns per table (age from a birth date, a flag from a threshold, a class from bins) and,
+for events keyed by account, a :class:`LinkSpec` telling which holders of an account get its events
+(``owner`` by default) — the link table itself is one of the uploaded files (table ``account_links``).
+
+``propose_mapping`` proposes a TableMapping for one raw frame: by alias, by name similarity (difflib) and by
+content (unique IDs, parseable dates, numbers with decimals, low-cardinality categories), each column with
+sample values, a confidence in [0, 1] and a reason. ``apply_mapping`` turns a raw frame into canonical
+columns; :func:`.loading.load_into_workspace` does the rest (validation, account → customer
+resolution, atomic store) — the same code path for the app and the CLI.
+
+Saved mappings are small YAML files (format ``profile_core.mapping``, version 1) in a :class:`MappingStore`
+folder (``mappings/`` beside the workspace by default); each table carries the header signature of its
+file, so a later upload with the same header gets the saved mapping again automatically.
+
+Labels: the load reports every label column with its kind in ``LoadResult.labels`` and stores the same
+dict in the workspace (``Workspace.meta(dataset)["labels"]``); non-canonical label columns live on the
+customers table (the flat form) under their output names.
+
+The helpers the mapping step's widgets call (choose a target, set labels, display frames) live in
+:mod:`.editing`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from dataclasses import replace as dc_replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..i18n import MessageError, t
+from ..schema import (
+    ACCOUNT_ID,
+    ACCOUNT_LINKS,
+    EVENT_TABLES,
+    GENDER_VALUES,
+    HOLDER_ROLES,
+    TABLES,
+    Column,
+    Table,
+    alias_map,
+    normalize_header,
+)
+from . import parsers as parsing
+from .parsers import FLAG_VALUES, to_datetime, to_flag, to_number
+from .reading import read_sheets, resolve_table
+from .report import FLAT_CUSTOMERS, IngestError, Issue, Msg, ValidationReport, issue
+
+Role = Literal["key", "field", "feature", "label", "ignore"]
+LabelKind = Literal["regression", "binary", "multiclass"]
+TableName = Literal["customers", "transactions", "behaviors", "credit_records", "account_links"]
+ROLES: tuple[str, ...] = ("key", "field", "feature", "label", "ignore")
+LABEL_KINDS: tuple[str, ...] = ("regression", "binary", "multiclass")
+TABLE_NAMES: tuple[str, ...] = ("customers", "transactions", "behaviors", "credit_records", "account_links")
+LINK_TABLE = "account_links"
+KEYS = ("customer_id", "account_id")
+#: kinds of the canonical label columns
+CANONICAL_LABELS: dict[str, str] = {"credit_score": "regression", "default_flag": "binary",
+                                    "risk_level": "multiclass"}
+FORMAT = "profile_core.mapping"
+FORMAT_VERSION = 1
+MAX_CATEGORY_LEVELS = 50  # more distinct texts than this: free text or an identifier → ignore
+PROPOSE_ROWS = 5000  # rows looked at when proposing
+LABEL_HINTS = ("label", "target", "default", "bad", "y", "class", "outcome", "churn", "违约", "标签", "目标")
+BIRTH_HINTS = ("birth", "dob", "出生", "生日", "geburt")
+DATE_HINTS = ("date", "time", "dt", "day", "datum", "日期", "时间", "日", "timestamp", "ts", "birth", "生日")
+
+# ---- the canonical targets per table -----------------------------------------------------------------
+_EVENT_ACCOUNT = dc_replace(ACCOUNT_ID, required=False)
+
+
+def target_table(name: str) -> Table:
+    """The fields a file of table ``name`` can map to (events may be keyed by account_id instead)."""
+    if name == "customers":
+        return FLAT_CUSTOMERS
+    if name == LINK_TABLE:
+        return ACCOUNT_LINKS
+    base = TABLES[name]
+    return Table(base.name, base.zh, base.en, base.columns + (_EVENT_ACCOUNT,), base.category, base.time_column,
+                 base.aliases)
+
+
+def required_fields(table: str) -> list[str]:
+    """Canonical fields a file of ``table`` must provide (events: customer_id or account_id)."""
+    return [c for c in target_table(table).required]
+
+
+# ---- models ------------------------------------------------------------------------------------------
+class MappingError(MessageError):
+    """A mapping file that cannot be used; ``key``/``values`` give the message in both languages."""
+
+
+class ColumnMapping(BaseModel):
+    """One source column: where it goes and how its values are read."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    source: str
+    target: str | None = None  # canonical field (key/field), output name (feature/label; None = source)
+    role: Role = "feature"
+    kind: LabelKind | None = None  # labels only
+    date_format: str | None = None  # a key of parsing.DATE_FORMATS; None = the generic date reader
+    decimal_comma: bool = False
+    codes: dict[str, str] = Field(default_factory=dict)
+    # proposal details (never saved)
+    confidence: float = Field(default=1.0, exclude=True)
+    reason: str = Field(default="mapping.reason.user", exclude=True)
+    reason_values: dict[str, str] = Field(default_factory=dict, exclude=True)
+    samples: list[str] = Field(default_factory=list, exclude=True)
+
+    @field_validator("date_format")
+    @classmethod
+    def _known_format(cls, v: str | None) -> str | None:
+        if v is not None and v not in parsing.DATE_FORMATS:
+            raise ValueError(f"unknown date format {v!r}; use one of {list(parsing.DATE_FORMATS)}")
+        return v
+
+    @field_validator("codes", mode="before")
+    @classmethod
+    def _codes_as_text(cls, v: object) -> object:
+        return {str(k): str(val) for k, val in v.items()} if isinstance(v, dict) else v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ColumnMapping:
+        if self.role == "key" and self.target not in KEYS:
+            raise ValueError(f"a key column maps to one of {KEYS}, not {self.target!r}")
+        if self.role == "field" and not self.target:
+            raise ValueError(f"column {self.source!r}: a mapped field needs a target")
+        if self.role == "label" and self.kind is None and self.target in CANONICAL_LABELS:
+            object.__setattr__(self, "kind", CANONICAL_LABELS[self.target])
+        if self.role != "label" and self.kind is not None:
+            object.__setattr__(self, "kind", None)
+        return self
+
+    @property
+    def output(self) -> str | None:
+        """Column name in the canonical frame (None when ignored)."""
+        return None if self.role == "ignore" else (self.target or self.source)
+
+    def reason_text(self, lang: str = "zh") -> str:
+        values = dict(self.reason_values)
+        if "format" in values and values["format"] in parsing.DATE_FORMATS:
+            values["format"] = parsing.DATE_FORMATS[values["format"]][0 if lang == "zh" else 1]
+        return t(self.reason, lang, **values)
+
+
+class DerivedColumn(BaseModel):
+    """A column computed after mapping: ``age`` (completed years from a birth date, at ``as_of`` or today),
+    ``threshold`` (1 where the source ≥ ``threshold`` else 0) or ``bins`` (right-open ``edges`` →
+    ``labels``, one more label than edges). ``source`` is an output column or a source header."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    op: Literal["age", "threshold", "bins"]
+    source: str
+    as_of: date | None = None
+    threshold: float | None = None
+    edges: list[float] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+    role: Literal["field", "feature", "label"] = "feature"
+    kind: LabelKind | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> DerivedColumn:
+        if self.op == "threshold" and self.threshold is None:
+            raise ValueError(f"derived column {self.name!r}: threshold needs a value")
+        if self.op == "bins" and (len(self.labels) != len(self.edges) + 1 or self.edges != sorted(self.edges)):
+            raise ValueError(f"derived column {self.name!r}: bins need increasing edges and one label more")
+        if self.role == "label" and self.kind is None:
+            kind = CANONICAL_LABELS.get(self.name) or {"threshold": "binary", "bins": "multiclass"}.get(self.op,
+                                                                                                        "regression")
+            object.__setattr__(self, "kind", kind)
+        return self
+
+
+class TableMapping(BaseModel):
+    """One file (or Excel sheet): its canonical table and its columns."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    file: str = ""
+    table: TableName | None = None
+    header_signature: str = ""
+    headers: list[str] = Field(default_factory=list)
+    columns: list[ColumnMapping] = Field(default_factory=list)
+    derived: list[DerivedColumn] = Field(default_factory=list)
+    # proposal details (never saved)
+    format: dict[str, str] = Field(default_factory=dict, exclude=True)
+    saved_as: str | None = Field(default=None, exclude=True)  # name of the saved mapping re-applied
+
+    @model_validator(mode="after")
+    def _signature(self) -> TableMapping:
+        if self.headers and not self.header_signature:
+            object.__setattr__(self, "header_signature", parsing.header_signature(self.headers))
+        return self
+
+    def column(self, source: str) -> ColumnMapping:
+        for c in self.columns:
+            if c.source == source:
+                return c
+        raise KeyError(source)
+
+    def targets(self) -> dict[str, str]:
+        """Canonical field → source header, for key and field columns (and canonical labels)."""
+        fields = {c.name for c in target_table(self.table).columns} if self.table else set()
+        return {c.target: c.source for c in self.columns
+                if c.role != "ignore" and c.target and c.target in fields}
+
+    def missing_required(self) -> list[str]:
+        """Required canonical fields no column (or derived column) provides; events count account_id as key."""
+        if self.table is None:
+            return []
+        have = set(self.targets()) | {d.name for d in self.derived}
+        if self.table in EVENT_TABLES and "account_id" in have:
+            have.add("customer_id")
+        return [f for f in required_fields(self.table) if f not in have]
+
+    def labels(self) -> dict[str, str]:
+        """Output name → kind of every label column (mapped or derived)."""
+        out = {c.output: c.kind or "" for c in self.columns if c.role == "label"}
+        out.update({d.name: d.kind or "" for d in self.derived if d.role == "label"})
+        return out
+
+    def account_keyed(self) -> bool:
+        return self.table in EVENT_TABLES and "account_id" in self.targets() and "customer_id" not in self.targets()
+
+
+class LinkSpec(BaseModel):
+    """How account-keyed events reach customers through the ``account_links`` table: to the holders whose
+    role is in ``roles`` (compared after ``schema.HOLDER_ROLES``; a link table without a role column makes
+    every holder eligible); an account with several eligible holders gives its events to the ``first`` one
+    (in file order) or to ``all`` of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    roles: list[str] = Field(default_factory=lambda: ["owner"])
+    several: Literal["first", "all"] = "first"
+
+
+class Mapping(BaseModel):
+    """All tables of one load (see the module doc); saved as YAML by :meth:`to_yaml`."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    format: Literal["profile_core.mapping"] = FORMAT
+    version: int = FORMAT_VERSION
+    name: str | None = None
+    saved_at: str | None = None
+    tables: list[TableMapping] = Field(default_factory=list)
+    link: LinkSpec = Field(default_factory=LinkSpec)
+
+    @field_validator("version")
+    @classmethod
+    def _supported(cls, v: int) -> int:
+        if v > FORMAT_VERSION:
+            raise ValueError(f"mapping format version {v} is newer than this program ({FORMAT_VERSION})")
+        return v
+
+    # -- lookup -----------------------------------------------------------------------------------------
+    def match(self, file: str, headers: list[str]) -> TableMapping | None:
+        """The TableMapping for a file: same header signature first, then the same file name."""
+        sig = parsing.header_signature(headers)
+        for tm in self.tables:
+            if tm.header_signature == sig:
+                return tm
+        for tm in self.tables:
+            if tm.file and tm.file == file:
+                return tm
+        return None
+
+    def labels(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for tm in self.tables:
+            out.update(tm.labels())
+        return out
+
+    # -- checks -----------------------------------------------------------------------------------------
+    def problems(self) -> list[Issue]:
+        """What stops this mapping from loading (errors) or deserves a look (warnings), in both languages."""
+        issues: list[Issue] = []
+        has_links = any(tm.table == LINK_TABLE for tm in self.tables)
+        for tm in self.tables:
+            f = tm.file or tm.header_signature
+            if tm.table is None:
+                issues.append(issue("no_table", f, area="mapping"))
+                continue
+            missing = tm.missing_required()
+            if missing:
+                issues.append(issue("missing_required", f, columns=missing, area="mapping",
+                                     table=Msg(f"mapping.table.{tm.table}")))
+            seen: dict[str, str] = {}
+            for c in tm.columns:
+                out = c.output
+                if out is None:
+                    continue
+                if out in seen:
+                    issues.append(issue("duplicate_target", f, column=out, area="mapping", header=c.source,
+                                         first=seen[out]))
+                seen.setdefault(out, c.source)
+                if c.role == "label" and c.kind is None:
+                    issues.append(issue("label_kind_missing", f, column=out, area="mapping"))
+                if c.role == "label" and tm.table != "customers" and out not in CANONICAL_LABELS:
+                    issues.append(issue("label_on_events", f, column=out, area="mapping"))
+            if tm.account_keyed() and not has_links:
+                issues.append(issue("no_link_table", f, area="mapping"))
+        return issues
+
+    def errors(self) -> list[Issue]:
+        return [i for i in self.problems() if i.severity == "error"]
+
+    # -- files ------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        data = self.model_dump(mode="json", exclude_defaults=False)
+        for tm in data["tables"]:  # keep the file small: drop empty/default per-column options
+            tm["columns"] = [{k: v for k, v in c.items() if v not in (None, False, {}, [])} for c in tm["columns"]]
+            if not tm["derived"]:
+                del tm["derived"]
+            else:
+                tm["derived"] = [{k: v for k, v in d.items() if v not in (None, [], {})} for d in tm["derived"]]
+        if not any(tm.table == LINK_TABLE for tm in self.tables) and self.link == LinkSpec():
+            del data["link"]
+        if data.get("saved_at") is None:
+            data.pop("saved_at", None)
+        if data.get("name") is None:
+            data.pop("name", None)
+        return data
+
+    def to_yaml(self) -> str:
+        head = ("# 客户全景画像 列映射 / Customer Panorama column mapping — format profile_core.mapping, version 1.\n"
+                "# 可手工编辑 / editable by hand. role: key | field | feature | label (kind: regression |\n"
+                "# binary | multiclass) | ignore; parse options: date_format, decimal_comma, codes. Files whose header\n"
+                "# has the same header_signature get this mapping again automatically.\n")
+        return head + yaml.safe_dump(self.to_dict(), allow_unicode=True, sort_keys=False, default_flow_style=None,
+                                     width=110)
+
+    @classmethod
+    def from_text(cls, text: str, *, source: str = "mapping") -> Mapping:
+        """A mapping from YAML (or JSON, which is YAML) text; MappingError when it is not one."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise MappingError("mapping.file_invalid", file=source, detail=str(e).splitlines()[0]) from e
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise MappingError("mapping.file_invalid", file=source, detail=f"format is not {FORMAT}")
+        if isinstance(data.get("version"), int) and data["version"] > FORMAT_VERSION:
+            raise MappingError("mapping.file_version", file=source, version=data["version"], supported=FORMAT_VERSION)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise MappingError("mapping.file_invalid", file=source, detail=f"{where}: {err['msg']}") from e
+
+    @classmethod
+    def load(cls, path: str | Path) -> Mapping:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except OSError as e:
+            raise MappingError("mapping.file_invalid", file=path.name, detail=e.strerror or type(e).__name__) from e
+        return cls.from_text(text, source=path.name)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.to_yaml(), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+
+# ---- proposing ---------------------------------------------------------------------------------------
+@dataclass
+class _Profile:
+    n: int
+    distinct: int
+    unique_ratio: float
+    numeric: bool
+    decimal_comma: bool
+    has_decimals: bool
+    is_datetime: bool
+    date_strong: str | None
+    date_weak: str | None
+    generic_date: bool
+    values: list[str]
+    samples: list[str]
+    leading_zero: bool
+    id_like: bool  # short, no spaces
+
+
+def _profile(s: pd.Series) -> _Profile:
+    s = s.iloc[:PROPOSE_ROWS]
+    is_dt = pd.api.types.is_datetime64_any_dtype(s)
+    txt = parsing.as_text(s) if not is_dt else s.astype("str").where(s.notna())
+    present = txt.dropna()
+    present = present[present != ""]
+    n = len(present)
+    distinct = int(present.nunique())
+    decimal_comma = parsing.sniff_decimal_comma(s) if n else False
+    if pd.api.types.is_bool_dtype(s):
+        num = s.astype("float64")
+    elif pd.api.types.is_numeric_dtype(s):
+        num = s.astype("float64")
+    elif decimal_comma:
+        num = parsing.parse_decimal_comma(present)
+    else:
+        num = pd.to_numeric(present, errors="coerce")
+    numeric = bool(n) and not is_dt and bool(num.dropna().size == n)
+    leading_zero = bool(present.str.match(r"^-?0\d").any()) if n and not is_dt else False
+    has_decimals = numeric and bool((num.dropna() % 1 != 0).any())
+    strong = parsing.sniff_date_format(s) if n and not is_dt else None
+    weak = strong or (parsing.sniff_date_format(s, weak=True) if n and not is_dt else None)
+    generic = False
+    if n and not is_dt and not strong and not numeric:
+        sample = present.iloc[:200]
+        generic = bool(to_datetime(sample).notna().mean() >= 0.9)
+    uniques = present.drop_duplicates()
+    values = sorted(uniques.tolist(), key=str) if distinct <= 20 else []
+    id_like = bool(n) and not is_dt and not present.str.contains(r"\s", regex=True).any() \
+        and present.str.len().max() <= 32
+    return _Profile(n, distinct, distinct / n if n else 0.0, numeric and not leading_zero, decimal_comma, has_decimals,
+                    is_dt, strong, weak, generic, values, [str(v) for v in uniques.iloc[:5]], leading_zero, id_like)
+
+
+@dataclass
+class _Candidate:
+    source: str
+    field: str
+    confidence: float
+    reason: str
+    values: dict[str, str]
+
+
+def _is_cjk(text: str) -> bool:
+    return bool(re.search(r"[\u3400-\u9fff]", text))
+
+
+def _name_match(header: str, col: Column) -> tuple[float, str, dict[str, str]] | None:
+    """Best name evidence that ``header`` is ``col``: alias (1.0), contains an alias (0.7–0.75), similar
+    name (difflib ratio ≥ 0.8 → 0.68–0.85)."""
+    h = normalize_header(header)
+    best: tuple[float, str, dict[str, str]] | None = None
+    for alias in (col.name, col.zh, col.en, *col.aliases):
+        a = normalize_header(alias)
+        if not a:
+            continue
+        if h == a:
+            return 1.0, "mapping.reason.alias", {"alias": alias}
+        if _is_cjk(a) and len(a) >= 2 and a in h:
+            cand = (0.75, "mapping.reason.contains", {"alias": alias})
+        elif len(a) >= 4 and re.search(rf"(^|_){re.escape(a)}(_|$)", h):
+            cand = (0.7, "mapping.reason.contains", {"alias": alias})
+        else:
+            ratio = difflib.SequenceMatcher(None, h, a).ratio()
+            if ratio < 0.8:
+                continue
+            cand = (round(0.85 * ratio, 2), "mapping.reason.similar", {"alias": alias})
+        if best is None or cand[0] > best[0]:
+            best = cand
+    return best
+
+
+def _date_hint(header: str) -> bool:
+    h = normalize_header(header)
+    return any(re.search(rf"(^|_){d}(_|$|\d)", h) or (_is_cjk(d) and d in h) for d in DATE_HINTS)
+
+
+def _fits(col: Column, p: _Profile, table: str, header: str) -> bool:
+    """Does the content agree with the field's kind?"""
+    if p.n == 0:
+        return True
+    if col.kind == "id":
+        if p.has_decimals:
+            return False
+        return p.unique_ratio >= 0.9 if table == "customers" and col.name == "customer_id" else True
+    if col.kind in ("datetime", "date"):
+        return p.is_datetime or bool(p.date_strong or p.date_weak or p.generic_date)
+    if col.kind in ("float", "int"):
+        return p.numeric or p.decimal_comma
+    if col.kind == "flag":
+        return p.distinct <= 2 and all(parsing.code_key(v) in FLAG_VALUES for v in p.values)
+    return True
+
+
+def _label_kind(p: _Profile) -> str:
+    if p.distinct <= 2:
+        return "binary"
+    if p.numeric and p.distinct > 10:
+        return "regression"
+    return "multiclass"
+
+
+def _column_options(cm: ColumnMapping, col: Column | None, p: _Profile, header: str) -> None:
+    """Parse options from the content: date format, decimal comma, gender codes (in place)."""
+    wants_date = (col is not None and col.kind in ("datetime", "date")) or (col is None and (
+        p.date_strong or (p.date_weak and _date_hint(header))))
+    if wants_date and not p.is_datetime:
+        fmt = p.date_strong or p.date_weak
+        if fmt:
+            cm.date_format = fmt
+    numeric_target = (col is not None and col.kind in ("float", "int")) or (
+        cm.role == "label" and cm.kind == "regression") or (col is None and cm.role == "feature")
+    if numeric_target and p.decimal_comma:
+        cm.decimal_comma = True
+    if col is not None and col.name == "gender" and p.values:
+        keys = {v: GENDER_VALUES.get(v.lower()) for v in p.values}
+        if all(keys.values()) and any(k not in ("男", "女") for k in keys):
+            cm.codes = {k: v for k, v in keys.items() if k not in ("男", "女")}
+
+
+def propose_mapping(table: str | None, frame: pd.DataFrame, file_name: str = "") -> TableMapping:
+    """A proposed TableMapping for a raw frame (as ``ingest.read_table_file`` returns it).
+
+    ``table`` None: guessed — by the same rules as a plain load (file name, aliases), then link tables
+    (account and customer IDs only), then the table whose required fields the columns fill best."""
+    headers = [str(h) for h in frame.columns]
+    profiles = {h: _profile(frame[h]) for h in headers}
+    if table is None:
+        table = _guess_table(headers, profiles, file_name)
+    columns = _propose_columns(table, headers, profiles) if table else [
+        _fallback(h, profiles[h]) for h in headers]
+    derived = _propose_derived(table, columns, profiles)
+    fmt = dict(frame.attrs.get("format", {}))
+    return TableMapping(file=file_name, table=table, headers=headers, columns=columns, derived=derived, format=fmt)
+
+
+def _propose_derived(table: str | None, columns: list[ColumnMapping],
+                     profiles: dict[str, _Profile]) -> list[DerivedColumn]:
+    """A birth-date column of a customers file without an age: ignored itself, age derived from it."""
+    if table != "customers" or any(c.target == "age" and c.role != "ignore" for c in columns):
+        return []
+    for c in columns:
+        dated = c.date_format or profiles[c.source].is_datetime or profiles[c.source].generic_date
+        if c.role == "feature" and dated and any(w in normalize_header(c.source) for w in BIRTH_HINTS):
+            c.role, c.reason, c.reason_values, c.confidence = "ignore", "mapping.reason.birth_date", {}, 0.6
+            if c.target is not None:
+                c.target = None
+            return [DerivedColumn(name="age", op="age", source=c.source, role="field")]
+    return []
+
+
+def _guess_table(headers: list[str], profiles: dict[str, _Profile], file_name: str) -> str | None:
+    stem = normalize_header(file_name.rsplit("/", 1)[-1].split(".", 1)[0]) if file_name else ""
+    named = stem in {normalize_header(a) for a in (LINK_TABLE, ACCOUNT_LINKS.zh, ACCOUNT_LINKS.en,
+                                                   *ACCOUNT_LINKS.aliases)}
+    amap = alias_map(ACCOUNT_LINKS)
+    mapped = {amap.get(normalize_header(h)) for h in headers}
+    if {"account_id", "customer_id"} <= mapped and (named or len(headers) <= 4):
+        return LINK_TABLE
+    plain = resolve_table(headers, file_name)
+    if plain is not None:
+        return plain
+    best, best_score = None, 0.0
+    for name in TABLE_NAMES:
+        score = _table_score(name, _propose_columns(name, headers, profiles), profiles)
+        if score > best_score:
+            best, best_score = name, score
+    return best
+
+
+def _table_score(table: str, cols: list[ColumnMapping], profiles: dict[str, _Profile]) -> float:
+    """How well proposed columns fill ``table``: required fields weigh 2 × confidence (a missing one −2, a
+    missing key of an event table −1), other fields 0.5 × confidence; a customers key must be unique."""
+    conf = {c.target: c.confidence for c in cols if c.role in ("key", "field", "label") and c.target}
+    key_col = next((c.source for c in cols if c.role == "key"), None)
+    if table in EVENT_TABLES and "account_id" in conf:
+        conf.setdefault("customer_id", conf["account_id"])
+    score = 0.0
+    for r in required_fields(table):
+        score += 2 * conf[r] if r in conf else (-1.0 if r == "customer_id" and table in EVENT_TABLES else -2.0)
+    score += sum(0.5 * v for k, v in conf.items() if k not in required_fields(table) and k != "account_id")
+    if table == "customers" and key_col is not None and profiles[key_col].unique_ratio < 0.95:
+        score -= 3.0
+    return score
+
+
+def _propose_columns(table: str, headers: list[str], profiles: dict[str, _Profile]) -> list[ColumnMapping]:
+    spec = target_table(table)
+    cands: list[_Candidate] = []
+    for h in headers:
+        for col in spec.columns:
+            m = _name_match(h, col)
+            if m is None:
+                continue
+            conf, reason, values = m
+            if not _fits(col, profiles[h], table, h):
+                if conf < 1.0:
+                    continue
+                conf, reason = 0.6, "mapping.reason.alias_content"
+            cands.append(_Candidate(h, col.name, conf, reason, values))
+    chosen: dict[str, _Candidate] = {}
+    used: set[str] = set()
+    for c in sorted(cands, key=lambda c: -c.confidence):
+        if c.source in chosen or c.field in used:
+            continue
+        chosen[c.source] = c
+        used.add(c.field)
+    _content_candidates(table, spec, headers, profiles, chosen, used)
+    out = []
+    for h in headers:
+        p = profiles[h]
+        c = chosen.get(h)
+        if c is None:
+            out.append(_fallback(h, p))
+            continue
+        col = spec.column(c.field)
+        role = "key" if c.field in KEYS else "label" if c.field in CANONICAL_LABELS else "field"
+        cm = ColumnMapping(source=h, target=c.field, role=role, confidence=c.confidence, reason=c.reason,
+                           reason_values=c.values, samples=p.samples)
+        _column_options(cm, col, p, h)
+        out.append(cm)
+    return out
+
+
+def _content_candidates(table: str, spec: Table, headers: list[str], profiles: dict[str, _Profile],
+                        chosen: dict[str, _Candidate], used: set[str]) -> None:
+    """Fill still-unmapped key, time and amount fields from the content alone (in place)."""
+    free = [h for h in headers if h not in chosen]
+    if table == "customers" and "customer_id" not in used:
+        for h in free:
+            p = profiles[h]
+            if p.n and p.unique_ratio >= 0.99 and p.id_like and not p.has_decimals and not p.is_datetime \
+                    and not p.date_strong:
+                chosen[h] = _Candidate(h, "customer_id", 0.45, "mapping.reason.content_id", {})
+                used.add("customer_id")
+                free.remove(h)
+                break
+    time_col = spec.time_column
+    if time_col and time_col not in used:
+        for h in free:
+            p = profiles[h]
+            fmt = p.date_strong or (p.date_weak if _date_hint(h) else None)
+            if p.is_datetime or fmt:
+                chosen[h] = _Candidate(h, time_col, 0.5, "mapping.reason.content_date", {"format": fmt or ""})
+                used.add(time_col)
+                free.remove(h)
+                break
+    if table == "transactions" and "amount" not in used:
+        for h in free:
+            p = profiles[h]
+            if p.numeric and (p.has_decimals or p.decimal_comma) and not p.date_weak:
+                chosen[h] = _Candidate(h, "amount", 0.4, "mapping.reason.content_amount", {})
+                used.add("amount")
+                break
+
+
+def _fallback(header: str, p: _Profile) -> ColumnMapping:
+    """A column no canonical field claimed: label (by name), feature (numbers, dates, categories) or ignore."""
+    h = normalize_header(header)
+    if p.distinct == 2 and any(re.search(rf"(^|_){re.escape(w)}(_|$)", h) or (_is_cjk(w) and w in h)
+                               for w in LABEL_HINTS):
+        cm = ColumnMapping(source=header, role="label", kind="binary", confidence=0.5,
+                           reason="mapping.reason.label_name", samples=p.samples)
+    elif p.is_datetime or p.date_strong or (p.date_weak and _date_hint(header)):
+        cm = ColumnMapping(source=header, role="feature", confidence=0.5, reason="mapping.reason.dates",
+                           reason_values={"format": p.date_strong or p.date_weak or ""}, samples=p.samples)
+    elif p.numeric or p.decimal_comma:
+        cm = ColumnMapping(source=header, role="feature", confidence=0.6, reason="mapping.reason.numeric",
+                           samples=p.samples)
+    elif p.distinct > 10 and p.unique_ratio >= 0.9:
+        cm = ColumnMapping(source=header, role="ignore", confidence=0.6, reason="mapping.reason.free_text",
+                           reason_values={"count": str(p.distinct)}, samples=p.samples)
+    elif p.n == 0:
+        cm = ColumnMapping(source=header, role="ignore", confidence=0.8, reason="mapping.reason.empty",
+                           samples=p.samples)
+    elif p.distinct <= MAX_CATEGORY_LEVELS:
+        cm = ColumnMapping(source=header, role="feature", confidence=0.6, reason="mapping.reason.category",
+                           reason_values={"count": str(p.distinct)}, samples=p.samples)
+    else:
+        cm = ColumnMapping(source=header, role="ignore", confidence=0.6, reason="mapping.reason.free_text",
+                           reason_values={"count": str(p.distinct)}, samples=p.samples)
+    _column_options(cm, None, p, header)
+    return cm
+
+
+def propose_files(files: list[tuple[str, bytes | str | Path]], *,
+                  store: MappingStore | str | Path | None = None) -> tuple[Mapping, list[Issue]]:
+    """Read every file (each Excel sheet apart) and propose one Mapping for the load; files whose header
+    matches a saved mapping in ``store`` get that mapping back (``saved_as`` says which). Returns the
+    mapping and the files that could not be read (as issues)."""
+    store = as_store(store)
+    tables: list[TableMapping] = []
+    unreadable: list[Issue] = []
+    link: LinkSpec | None = None
+    for name, data in files:
+        try:
+            sheets = read_sheets(name, data)
+        except IngestError as e:
+            unreadable.append(e.issue)
+            continue
+        for label, guess_name, raw in sheets:
+            found = store.find(list(map(str, raw.columns))) if store else None
+            if found is not None:
+                tm, saved = found
+                tm = tm.model_copy(update={"file": label, "saved_as": saved.name or "",
+                                           "format": dict(raw.attrs.get("format", {}))}, deep=True)
+                _attach_samples(tm, raw)
+                link = link or saved.link
+                tables.append(tm)
+            else:
+                tables.append(propose_mapping(None, raw, guess_name if guess_name != name else label))
+                tables[-1].file = label
+    return Mapping(tables=tables, link=link or LinkSpec()), unreadable
+
+
+def _attach_samples(tm: TableMapping, raw: pd.DataFrame) -> None:
+    for c in tm.columns:
+        if c.source in raw:
+            c.samples = [str(v) for v in parsing.as_text(raw[c.source].iloc[:PROPOSE_ROWS]).dropna().unique()[:5]]
+            c.confidence, c.reason, c.reason_values = 1.0, "mapping.reason.saved", {}
+
+
+# ---- applying ----------------------------------------------------------------------------------------
+def apply_mapping(frame: pd.DataFrame, mapping: TableMapping, report: ValidationReport | None = None, *,
+                  file: str | None = None) -> pd.DataFrame:
+    """Raw frame → frame in canonical columns (key/field targets), features and labels under their output
+    names, derived columns last; the index (file rows) is kept. Dates, decimal commas, codes and label
+    kinds are parsed here; other values are left for ``ingest`` to coerce and check. Values that do not
+    parse go to ``report`` (with file and row) when one is given."""
+    file = file or mapping.file
+    out = pd.DataFrame(index=frame.index)
+    parsed: dict[str, pd.Series] = {}
+    spec = target_table(mapping.table) if mapping.table else None
+    derived_sources = {d.source for d in mapping.derived}
+    for cm in mapping.columns:
+        if cm.role == "ignore" and cm.source not in derived_sources:
+            continue
+        col = _spec_column(spec, cm)
+        if cm.source not in frame:
+            if cm.role != "ignore" and report is not None:
+                req = col is not None and col.required
+                report.issues.append(issue("source_missing", file, column=cm.output, header=cm.source,
+                                            area="mapping", severity="error" if req else "warning"))
+            continue
+        s = _parse_column(frame[cm.source], cm, col, file, report)
+        parsed[cm.source] = s
+        if cm.output is not None and cm.output not in out:
+            out[cm.output] = s
+    for d in mapping.derived:
+        src = out[d.source] if d.source in out else parsed.get(d.source)
+        if src is None and d.source in frame:
+            src = frame[d.source]
+        if src is None:
+            if report is not None:
+                report.issues.append(issue("source_missing", file, column=d.name, header=d.source, area="mapping"))
+            continue
+        out[d.name] = _derive(d, src)
+    return out
+
+
+def _spec_column(spec: Table | None, cm: ColumnMapping) -> Column | None:
+    if spec is None or not cm.target:
+        return None
+    try:
+        return spec.column(cm.target)
+    except KeyError:
+        return None
+
+
+def _parse_column(s: pd.Series, cm: ColumnMapping, col: Column | None, file: str,
+                  report: ValidationReport | None) -> pd.Series:
+    present = s.notna()
+    if cm.codes:
+        coded, uncoded = parsing.apply_codes(s, cm.codes)
+        if uncoded.any() and report is not None:
+            first = uncoded[uncoded].index[0]
+            report.issues.append(issue("uncoded_values", file, row=int(first), column=cm.output or cm.source,
+                                        count=int(uncoded.sum()), value=s.at[first], area="mapping",
+                                        severity="warning"))
+        s = coded
+    out, how = s, None
+    if cm.date_format:
+        out, how = parsing.parse_dates(s, cm.date_format), cm.date_format
+    elif cm.role == "label" and cm.kind == "binary":
+        out, how = to_flag(s), "binary"
+    elif cm.decimal_comma:
+        out, how = parsing.parse_decimal_comma(s), "decimal_comma"
+    elif cm.role == "label" and cm.kind == "regression":
+        out, how = to_number(s), "number"
+    elif cm.role == "label" and cm.kind == "multiclass":
+        out = parsing.as_text(s)
+    if how is not None and report is not None:
+        bad = present & out.isna()
+        if bad.any():
+            first = bad[bad].index[0]
+            req = col is not None and col.required
+            report.issues.append(issue("bad_value" if req else "bad_value_optional", file, row=int(first),
+                                        column=cm.output or cm.source, count=int(bad.sum()), value=s.at[first],
+                                        area="mapping", how=Msg(f"mapping.how.{_how_key(how)}"),
+                                        severity="error" if req else "warning"))
+    return out
+
+
+def _how_key(how: str) -> str:
+    return {"YYYY-MM-DD": "iso", "YYYY/MM/DD": "slash", "DD.MM.YYYY": "dotted"}.get(how, how.lower())
+
+
+def _derive(d: DerivedColumn, src: pd.Series) -> pd.Series:
+    if d.op == "age":
+        birth = src if pd.api.types.is_datetime64_any_dtype(src) else to_datetime(src)
+        return parsing.age_in_years(birth, d.as_of)
+    if d.op == "threshold":
+        return parsing.threshold(src, float(d.threshold))
+    return parsing.bins(src, d.edges, d.labels)
+
+
+# ---- accounts → customers ----------------------------------------------------------------------------
+def resolve_accounts(events: pd.DataFrame, links: pd.DataFrame, spec: LinkSpec, file: str,
+                     report: ValidationReport) -> pd.DataFrame:
+    """Events keyed by ``account_id`` → the same events with ``customer_id`` (first column), through the
+    link table: holders whose role is in ``spec.roles``; unlinked events are dropped and counted (warning;
+    an error when none links at all)."""
+    ev_acc = parsing.as_text(events["account_id"])
+    lk = pd.DataFrame({"account_id": parsing.as_text(links["account_id"]),
+                       "customer_id": parsing.as_text(links["customer_id"])}, index=links.index)
+    if "holder_role" in links:
+        roles = parsing.as_text(links["holder_role"]).str.lower()
+        canon = roles.map(lambda r: HOLDER_ROLES.get(r, r), na_action="ignore")
+        wanted = {HOLDER_ROLES.get(r.lower(), r.lower()) for r in spec.roles}
+        lk = lk[canon.isin(wanted).to_numpy()]
+    lk = lk.dropna()
+    counts = lk.groupby("account_id").size()
+    several = counts[counts > 1]
+    if spec.several == "first":
+        lk = lk.drop_duplicates("account_id")
+    rows = events.assign(account_id=ev_acc).rename_axis("_row").reset_index()
+    merged = rows.merge(lk, on="account_id", how="left", sort=False).set_index("_row").rename_axis(None)
+    linked = merged["customer_id"].notna()
+    present = merged["account_id"].notna()
+    unlinked = merged[~linked & present]
+    if len(unlinked):
+        first = unlinked.index[0]
+        key = "nothing_linked" if not linked.any() else "unlinked_events"
+        report.issues.append(issue(key, file, row=int(first), column="account_id", count=len(unlinked),
+                                    value=unlinked["account_id"].iloc[0], area="mapping",
+                                    severity="error" if key == "nothing_linked" else "warning"))
+    used_several = several.index.intersection(pd.Index(ev_acc.dropna().unique()))
+    if len(used_several):
+        report.issues.append(issue(f"several_holders_{spec.several}", file, column="account_id",
+                                    count=len(used_several), value=used_several[0], area="mapping",
+                                    severity="warning"))
+    merged = merged[linked]
+    cols = ["customer_id"] + [c for c in merged.columns if c != "customer_id"]
+    return merged[cols]
+
+
+# ---- saved mappings ----------------------------------------------------------------------------------
+class MappingStore:
+    """A folder of saved mappings (``*.yaml``), found again by header signature.
+
+    ``save`` writes ``<name>.yaml`` (name: letters, digits, ``_``/``-``/``.``, and Chinese; default the first
+    table's signature); ``find(headers)`` returns the newest saved TableMapping with that header signature
+    and its Mapping. ``export``/``import_`` move mapping files between installations."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"MappingStore({str(self.root)!r})"
+
+    def path(self, name: str) -> Path:
+        if not re.fullmatch(r"[\w.\-\u3400-\u9fff]{1,80}", name) or name.startswith("."):
+            raise MappingError("mapping.bad_name", name=name)
+        return self.root / f"{name}.yaml"
+
+    def save(self, mapping: Mapping, name: str | None = None) -> Path:
+        name = name or mapping.name or (mapping.tables[0].header_signature if mapping.tables else "mapping")
+        saved = mapping.model_copy(update={"name": name, "saved_at": datetime.now().isoformat(timespec="seconds")})
+        return saved.save(self.path(name))
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in self.root.glob("*.yaml")) if self.root.is_dir() else []
+
+    def load(self, name: str) -> Mapping:
+        return Mapping.load(self.path(name))
+
+    def all(self) -> list[Mapping]:
+        out = []
+        for n in self.names():
+            try:
+                out.append(self.load(n))
+            except MappingError:
+                continue  # a broken file is skipped, not fatal
+        return sorted(out, key=lambda m: m.saved_at or "", reverse=True)
+
+    def find(self, headers: list[str]) -> tuple[TableMapping, Mapping] | None:
+        sig = parsing.header_signature(headers)
+        for m in self.all():
+            for tm in m.tables:
+                if tm.header_signature == sig:
+                    return tm, m
+        return None
+
+    def delete(self, name: str) -> None:
+        self.path(name).unlink(missing_ok=True)
+
+    def export(self, name: str) -> bytes:
+        return self.path(name).read_bytes()
+
+    def import_(self, data: bytes | str, name: str | None = None) -> Path:
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+        mapping = Mapping.from_text(text, source=name or "import")
+        return self.save(mapping, name or mapping.name)
+
+
+def store_for(workspace_path: str | Path) -> MappingStore | None:
+    """The default store: ``mappings/`` beside the workspace file (None for an in-memory workspace)."""
+    if str(workspace_path) == ":memory:":
+        return None
+    return MappingStore(Path(workspace_path).resolve().parent / "mappings")
+
+
+def as_store(store: MappingStore | str | Path | None) -> MappingStore | None:
+    return store if isinstance(store, MappingStore) or store is None else MappingStore(store)
+
+
