@@ -20,7 +20,6 @@ files a demo account uploaded (tagged by the app; anyone holding the public demo
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -200,8 +199,9 @@ def verify_password(password: str, password_hash: str) -> bool:
 
 def demo_mode_enabled(environ: Mapping[str, str] | None = None) -> bool:
     """Demo mode is on unless ``$PROFILE_DEMO`` is ``0`` / ``false`` / ``no`` / ``off``."""
-    value = (environ if environ is not None else os.environ).get("PROFILE_DEMO", "1")
-    return value.strip().lower() not in ("0", "false", "no", "off")
+    from profile_core.settings import current
+
+    return current(environ).demo
 
 
 def dataset_is_demo(source: Any, meta: Mapping[str, Any] | None) -> bool:

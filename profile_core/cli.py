@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from profile_core.settings import current
+
 
 def _print_json(obj) -> None:
     print(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
@@ -137,20 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
     data_help = "a folder of table files, one flat file, or workspace:NAME"
     s = sub.add_parser("load", help="files → workspace, printing the validation report")
     s.add_argument("files", nargs="+")
-    s.add_argument("--workspace", default="workspace.duckdb")
+    s.add_argument("--workspace", default=str(current().workspace))
     s.add_argument("--dataset", default="main")
     s.add_argument("--mapping", help="a saved column mapping (YAML/JSON) to apply before validation")
     s.set_defaults(func=cmd_load)
 
     s = sub.add_parser("features", help="write the one-row-per-customer feature table")
     s.add_argument("--data", required=True, help=data_help)
-    s.add_argument("--workspace", default="workspace.duckdb")
+    s.add_argument("--workspace", default=str(current().workspace))
     s.add_argument("--out", default="features.parquet")
     s.set_defaults(func=cmd_features)
 
     s = sub.add_parser("train", help="train a multi-task model and save a bundle")
     s.add_argument("--data", required=True, help=data_help)
-    s.add_argument("--workspace", default="workspace.duckdb")
+    s.add_argument("--workspace", default=str(current().workspace))
     s.add_argument("--arch", default="shared-bottom", choices=["shared-bottom", "mmoe", "ple"])
     s.add_argument("--weighting", default="uncertainty", choices=["fixed", "uncertainty", "gradnorm", "dwa"])
     s.add_argument("--epochs", type=int, default=None)
@@ -163,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="bundle + data → predictions per customer for all tasks")
     s.add_argument("--bundle", required=True)
     s.add_argument("--data", required=True, help=data_help)
-    s.add_argument("--workspace", default="workspace.duckdb")
+    s.add_argument("--workspace", default=str(current().workspace))
     s.add_argument("--out", required=True, help=".csv or .parquet")
     s.add_argument("--chunk-size", type=int, default=50_000)
     s.set_defaults(func=cmd_score)
@@ -171,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("explain", help="print a customer's card and reason codes, or global importance")
     s.add_argument("--bundle", required=True)
     s.add_argument("--data", default="data/demo", help=data_help)
-    s.add_argument("--workspace", default="workspace.duckdb")
+    s.add_argument("--workspace", default=str(current().workspace))
     s.add_argument("--customer")
     s.add_argument("--global", dest="global_out", metavar="OUT", help="write per-task importance (CSV)")
     s.set_defaults(func=cmd_explain)
@@ -199,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="self-contained HTML report of one customer or of the portfolio")
     s.add_argument("--bundle", required=True)
     s.add_argument("--data", default="data/demo", help=data_help)
-    s.add_argument("--workspace", default="workspace.duckdb")
+    s.add_argument("--workspace", default=str(current().workspace))
     which = s.add_mutually_exclusive_group(required=True)
     which.add_argument("--customer", help="customer_id: the panorama card with reason codes and waterfalls")
     which.add_argument("--portfolio", action="store_true", help="distributions, grades, model card")

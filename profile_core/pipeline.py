@@ -23,7 +23,7 @@ def table_files(data: str | Path) -> list[tuple[str, Path]]:
     return [(p.name, p) for p in files]
 
 
-def read_tables(data: str | Path, *, workspace: str | Path = "workspace.duckdb") -> dict[str, pd.DataFrame]:
+def read_tables(data: str | Path, *, workspace: str | Path | None = None) -> dict[str, pd.DataFrame]:
     """Canonical tables from ``workspace:NAME`` or from files (validated like an upload)."""
     if str(data).startswith("workspace:"):
         from profile_core.store import Workspace
@@ -42,7 +42,7 @@ def read_tables(data: str | Path, *, workspace: str | Path = "workspace.duckdb")
     return tables
 
 
-def feature_frame(data: str | Path, *, workspace: str | Path = "workspace.duckdb") -> pd.DataFrame:
+def feature_frame(data: str | Path, *, workspace: str | Path | None = None) -> pd.DataFrame:
     from profile_core.features import build_features_from_frames
 
     return build_features_from_frames(read_tables(data, workspace=workspace))
@@ -68,7 +68,7 @@ def train_and_save(
     seed: int = 42,
     device: str = "auto",
     baselines: bool = False,
-    workspace: str | Path = "workspace.duckdb",
+    workspace: str | Path | None = None,
     progress: bool = False,
     callback: Callable | None = None,
 ) -> dict:
@@ -119,7 +119,7 @@ def scored_frame(bundle, frame: pd.DataFrame, *, chunk_size: int = 50_000) -> pd
 
 
 def score(bundle_path: str | Path, data: str | Path, out: str | Path, *,
-          workspace: str | Path = "workspace.duckdb", chunk_size: int = 50_000, progress: bool = False) -> int:
+          workspace: str | Path | None = None, chunk_size: int = 50_000, progress: bool = False) -> int:
     """Score ``data`` into ``out``; one flat feature-table file (.parquet/.csv with every model column) is
     streamed chunk by chunk in bounded memory (``scoring.score_file``), anything else is built in memory."""
     from profile_core.bundle import load_bundle
@@ -139,7 +139,7 @@ def score(bundle_path: str | Path, data: str | Path, out: str | Path, *,
 
 
 def explain_cli(bundle_path: str | Path, data: str | Path, *, customer: str | None, global_out: str | None,
-                workspace: str | Path = "workspace.duckdb", lang: str = "zh", role: str = "analyst") -> int:
+                workspace: str | Path | None = None, lang: str = "zh", role: str = "analyst") -> int:
     """Print one customer's card and reason codes, and/or write per-task global importance."""
     from profile_core.bundle import load_bundle
     from profile_core.explain import HeadExplainer, global_importance, to_attributes

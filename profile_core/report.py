@@ -375,7 +375,7 @@ def _model_card(manifest: Mapping[str, Any], lang: str) -> dict[str, Any]:
 # --- the command line ------------------------------------------------------------------------------------------
 
 def report_cli(bundle_path: str | Path, data: str | Path, *, out: str | Path, customer: str | None = None,
-               portfolio: bool = False, workspace: str | Path = "workspace.duckdb", lang: str = "zh",
+               portfolio: bool = False, workspace: str | Path | None = None, lang: str = "zh",
                role: str = "analyst", rm_id: str | None = None) -> int:
     """``python -m profile_core report``: write a customer report (``customer``) or the portfolio report."""
     from profile_core.auth import Forbidden, require

@@ -50,6 +50,7 @@ import profile_core
 from profile_core.auth import Forbidden, require
 from profile_core.i18n import DEFAULT_LANG, LANGS, t
 from profile_core.privacy import AccessDenied, Policy
+from profile_core.settings import current as current_settings
 
 log = logging.getLogger("profile_core.service")
 
@@ -601,7 +602,7 @@ def serve(bundle_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
         log.warning("no keys file: authentication is off and every caller is an analyst (local use only)")
     torch.set_num_threads(torch_threads)
     if audit is None:
-        audit = os.environ.get("PROFILE_AUDIT") or (f"{workspace}.audit.jsonl" if workspace else None)
+        audit = current_settings().audit or (f"{workspace}.audit.jsonl" if workspace else None)
     kwargs = {"host": host, "port": port, "log_level": log_level, "access_log": access_log}
     if workers > 1:
         os.environ[_ENV] = json.dumps({"bundle_path": str(bundle_path), "workspace": workspace and str(workspace),

@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from profile_core.settings import current
 from profile_core.sql import quote_ident
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -57,8 +58,8 @@ def fingerprint_tables(tables: dict[str, pd.DataFrame]) -> str:
 class Workspace:
     """A DuckDB file (or ``":memory:"``) holding named datasets; the connection opens on first use."""
 
-    def __init__(self, path: str | Path = "workspace.duckdb") -> None:
-        self.path = str(path)
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = str(path if path is not None else current().workspace)  # $PROFILE_WORKSPACE
         self._con: duckdb.DuckDBPyConnection | None = None
 
     # -- connection -------------------------------------------------------------------------------

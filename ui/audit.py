@@ -11,7 +11,6 @@ unaudited can refuse on ``False``.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -27,8 +26,7 @@ VIEW_REPEAT_S = 600.0
 
 
 def log_path() -> Path:
-    value = os.environ.get("PROFILE_AUDIT")
-    return Path(value).expanduser() if value else Path(str(state.workspace_path()) + ".audit.jsonl")
+    return state.settings().audit or Path(str(state.workspace_path()) + ".audit.jsonl")  # $PROFILE_AUDIT
 
 
 @st.cache_resource(show_spinner=False)

@@ -13,7 +13,6 @@ and screenshots; honoured only while demo accounts are allowed, never for a non-
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -37,8 +36,8 @@ LOGOUT_BUTTON = "auth-logout-button"
 
 
 def users_path() -> Path:
-    value = os.environ.get("PROFILE_USERS")
-    return Path(value).expanduser() if value else state.ROOT / "config" / "users.yaml"
+    path = state.settings().users
+    return path if path.is_absolute() else state.ROOT / path
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -81,10 +80,7 @@ def current_user() -> User | None:
 
 
 def timeout_s() -> float:
-    try:
-        return max(1.0, float(os.environ.get("PROFILE_SESSION_MINUTES", "30"))) * 60.0
-    except ValueError:
-        return 1800.0
+    return state.settings().session_timeout_s
 
 
 def _sign_in(user: User, method: str) -> None:
@@ -131,7 +127,7 @@ def gate() -> User | None:
         else:
             st.session_state[LAST_SEEN] = now
             return user
-    wanted = os.environ.get("PROFILE_AUTOLOGIN", "").strip()
+    wanted = state.settings().autologin.strip()
     if wanted and not st.session_state.get(NOTICE):  # after a sign-out, show the login page instead
         candidate = _autologin_user(wanted)
         if candidate is not None and demo_allowed():

@@ -3,13 +3,14 @@ active dataset and bundle). Read-only helpers over ``st.session_state``; keys co
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import streamlit as st
 
 from profile_core.i18n import DEFAULT_LANG, LANGS
 from profile_core.i18n import t as _t
+from profile_core.settings import Settings
+from profile_core.settings import current as current_settings
 from ui import keys
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,32 +18,37 @@ ROLES = ("rm", "analyst", "auditor", "admin")
 DEFAULT_ROLE = "analyst"  # sees the whole portfolio, identities masked
 
 
-# ------------------------------------------------------------------ paths (env overrides for tests)
+# ------------------------------------------------------------------ paths (profile_core.settings)
 
 
-def _env_path(var: str, default: Path) -> Path:
-    value = os.environ.get(var)
-    return Path(value).expanduser() if value else default
+def settings() -> Settings:
+    """The ``PROFILE_*`` settings (``profile_core.settings.current``: the CLI and the API read the same)."""
+    return current_settings()
+
+
+def _rooted(path: Path) -> Path:
+    """A relative setting is relative to the project root (where ``make app`` runs), whatever the cwd."""
+    return path if path.is_absolute() else ROOT / path
 
 
 def workspace_path() -> Path:
     """The DuckDB workspace file: ``$PROFILE_WORKSPACE`` or ``workspace.duckdb`` in the project root."""
-    return _env_path("PROFILE_WORKSPACE", ROOT / "workspace.duckdb")
+    return _rooted(settings().workspace)
 
 
 def models_dir() -> Path:
     """Where bundles are saved and listed: ``$PROFILE_MODELS`` or ``models/``."""
-    return _env_path("PROFILE_MODELS", ROOT / "models")
+    return _rooted(settings().models)
 
 
 def demo_data_dir() -> Path:
     """The demo portfolio files: ``$PROFILE_DEMO_DATA`` or ``data/demo``."""
-    return _env_path("PROFILE_DEMO_DATA", ROOT / "data" / "demo")
+    return _rooted(settings().demo_data)
 
 
 def demo_bundle_dir() -> Path:
     """The shipped demo bundle: ``$PROFILE_DEMO_BUNDLE`` or ``models/demo``."""
-    return _env_path("PROFILE_DEMO_BUNDLE", ROOT / "models" / "demo")
+    return _rooted(settings().demo_bundle)
 
 
 # ------------------------------------------------------------------ session choices
