@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from profile_core import charts
-from ui import audit, cache, keys, model_view, scoring, state, widgets
+from profile_core import charts, views
+from ui import audit, cache, keys, model_view, state, widgets
 from ui.state import tr
 
 widgets.page_header("portfolio.title", "portfolio.caption")
@@ -24,25 +24,31 @@ if scored.empty:
     st.info(tr("portfolio.no_customers"))
     st.stop()
 
-m1, m2, m3, m4 = st.columns(4)
-m1.metric(tr("portfolio.customers"), f"{len(scored):,}")
-m2.metric(tr("portfolio.mean_score"), f"{scored['score'].mean():.0f}" if scored["score"].notna().any() else "—")
-m3.metric(tr("portfolio.mean_pd"), f"{scored['pd'].mean():.2%}" if scored["pd"].notna().any() else "—")
-high = scored["grade"].isin(["D", "E"]).mean() if scored["grade"].notna().any() else None
-m4.metric(tr("portfolio.high_risk"), f"{high:.1%}" if high is not None else "—")
+kpis = views.portfolio_kpis(scored, bundle.tasks, lang)
+for column, item in zip(st.columns(len(kpis)), kpis, strict=True):
+    column.metric(item.label, item.value)
 st.caption(tr("portfolio.bundle_caption", bundle=bundle.name, source=tr(f"portfolio.grade_source.{scored['grade_source'].iloc[0] or 'none'}")))
+has_pd = scored["pd"].notna().any()
+if not has_pd:
+    st.info(tr("portfolio.no_pd_task"))
 
-left, right = st.columns(2)
-with left:
-    widgets.chart(charts.plot_histogram(scored, column="score", by="grade", title=tr("portfolio.score_dist"),
-                                        x_title=tr("portfolio.score"), lang=lang), key="portfolio-score-hist")
-with right:
-    widgets.chart(charts.plot_histogram(scored, column="pd", title=tr("portfolio.pd_dist"),
-                                        x_title=tr("portfolio.pd"), lang=lang, color="#C0392B"),
-                  key="portfolio-pd-hist")
+# one distribution per head that is a number (score/points, PD, generic amounts and probabilities)
+dists = [("score", tr("portfolio.score"))] if scored["score"].notna().any() else []
+dists += [("pd", tr("portfolio.pd"))] if has_pd else []
+dists += [(f"{task.name}_{'pred' if task.kind == 'regression' else 'prob'}", task.display(lang))
+          for task in bundle.tasks if task.role == "generic" and task.kind != "multiclass"]
+for i, column in enumerate(st.columns(2) * ((len(dists) + 1) // 2)):
+    if i >= len(dists):
+        break
+    col, title = dists[i]
+    with column:
+        widgets.chart(charts.plot_histogram(scored, column=col, by="grade" if col == "score" else None,
+                                            title=tr("portfolio.head_dist", task=title), x_title=title, lang=lang,
+                                            color="#C0392B" if col == "pd" else None),
+                      key=f"portfolio-hist-{i}")
 
 st.subheader(tr("portfolio.grades"))
-groups = [c for c in scoring.GROUP_COLUMNS if c in scored.columns]
+groups = [c for c in views.GROUP_COLUMNS if c in scored.columns]
 g1, g2 = st.columns([1, 2])
 with g1:
     widgets.chart(charts.plot_grade_counts(scored, title=tr("portfolio.grade_counts"), lang=lang),
@@ -55,8 +61,12 @@ with g2:
                                                title=tr("portfolio.grade_by", group=tr(f"portfolio.groups.{by}")),
                                                lang=lang), key="portfolio-grade-by")
 
+if not has_pd or views.OBSERVED not in scored.columns:
+    audit.export_button(scored, f"{state.active_dataset()}/portfolio", key="portfolio-export-button",
+                        file_name=f"{state.active_dataset()}_portfolio.csv")
+    st.stop()
 st.subheader(tr("portfolio.default_by_grade"))
-table = charts.default_rate_table(scored, pd_column="pd")
+table = charts.default_rate_table(scored, target=views.OBSERVED, pd_column="pd")
 monotonic = charts.is_monotonic(table["rate"]) if len(table) else None
 badge = {True: ("portfolio.monotonic_ok", "green"), False: ("portfolio.monotonic_bad", "red"),
          None: ("portfolio.monotonic_na", "gray")}[monotonic]

@@ -8,7 +8,6 @@ inputs); ``CardContext.card(customer_id, policy=...)`` then builds a card in mil
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,34 +26,12 @@ from profile_core.explain import (
 from profile_core.features import LOGIN_VALUES, MOBILE_VALUES, feature_info
 from profile_core.i18n import t
 from profile_core.privacy import Policy, mask_counterparty
-from profile_core.schema import CATEGORIES, RISK_LEVELS, personal_columns
+from profile_core.schema import CATEGORIES, personal_columns
+from profile_core.scorecard import GRADES, pd_grade, scorecard_points
+from profile_core.tasks import TaskSpec, default_tasks
 
-# --- scorecard ------------------------------------------------------------------------------------------
-
-BASE_POINTS, BASE_ODDS, PDO = 600.0, 50.0, 40.0  # 600 points at 50:1 good:bad, +40 points per doubling
-FACTOR = PDO / math.log(2)
-OFFSET = BASE_POINTS - FACTOR * math.log(BASE_ODDS)
-POINTS_RANGE = (300.0, 850.0)
-PD_BANDS = (0.01, 0.03, 0.08, 0.20)  # A < 1% ≤ B < 3% ≤ C < 8% ≤ D < 20% ≤ E
-GRADES = RISK_LEVELS
-
-SCORE_TASK, PD_TASK, LEVEL_TASK = "credit_score", "default", "risk_level"
 TOP_SHARE = 0.30  # "credit score in the top 30%" for the heads-disagree warning
 GRADE_GAP = 2  # risk head and PD grade this many grades apart → warning
-
-
-def scorecard_points(pd_: float | np.ndarray) -> float | np.ndarray:
-    """points = offset + factor·ln(odds), odds = (1−PD)/PD good:bad; clipped to 300–850."""
-    p = np.asarray(pd_, dtype=float)
-    with np.errstate(divide="ignore"):
-        points = OFFSET + FACTOR * (np.log1p(-p) - np.log(p))
-    out = np.clip(points, *POINTS_RANGE)
-    return float(out) if out.ndim == 0 else out
-
-
-def pd_grade(pd_: float) -> str:
-    """A–E from the PD bands (<1%, 1–3%, 3–8%, 8–20%, ≥20%); a band's lower edge belongs to it."""
-    return GRADES[int(np.searchsorted(PD_BANDS, float(pd_), side="right"))]
 
 
 # --- tags -----------------------------------------------------------------------------------------------
@@ -203,16 +180,37 @@ class CardWarning:
 
 
 @dataclass
+class TaskOutput:
+    """One head's prediction for the card, named as the bank wrote its label."""
+
+    task: str  # internal task id
+    label: str  # the label column as written
+    title: str  # display name in the card's language
+    role: str  # pd | score | grade | generic
+    kind: str  # regression | binary | multiclass
+    value: float | None = None  # regression: the prediction in the label's units; binary: P(positive)
+    label_value: str | None = None  # multiclass: the predicted class
+    probs: dict[str, float] = field(default_factory=dict)  # multiclass: P(class)
+    percentile: float | None = None  # regression: among the portfolio's predictions, 0–100
+    unit: str = ""
+
+
+@dataclass
 class CardOutputs:
-    credit_score: float | None  # model prediction
-    pd: float | None  # probability of default
+    """The headline comes from task roles: ``pd`` → PD, points, PD grade; ``score`` → credit score;
+    ``grade`` → risk level. ``tasks`` holds every head (generic ones included) in the bundle's order."""
+
+    credit_score: float | None  # the score task's prediction
+    pd: float | None  # the pd task's probability
     points: float | None  # scorecard points from PD
     pd_grade: str | None  # A–E from the PD bands
-    risk_level: str | None  # the risk head's predicted level (when the model has one)
+    risk_level: str | None  # the grade task's predicted level (when the model has one)
     risk_probs: dict[str, float] = field(default_factory=dict)
-    grade: str | None = None  # shown: the risk head's level if present, else the PD grade
+    grade: str | None = None  # shown: the grade task's level if present, else the PD grade
     grade_source: str | None = None  # "risk_level" | "pd"
     credit_score_percentile: float | None = None  # among the portfolio's predictions, 0–100
+    tasks: list[TaskOutput] = field(default_factory=list)
+    titles: dict[str, str] = field(default_factory=dict)  # role → the title of the task that fills it
 
 
 @dataclass
@@ -262,7 +260,8 @@ class CardContext:
 
     def __init__(self, tables: Mapping[str, pd.DataFrame], features: pd.DataFrame,
                  predictions: pd.DataFrame | None = None, *, explanation: Explanation | None = None,
-                 explainer: HeadExplainer | None = None, as_of: str | None = None) -> None:
+                 explainer: HeadExplainer | None = None, as_of: str | None = None,
+                 tasks: list[TaskSpec] | None = None) -> None:
         self.customers = tables["customers"].copy()
         self.customers.index = self.customers["customer_id"].astype("str").to_numpy()
         self.transactions = _datetimes(tables.get("transactions"), "txn_time")
@@ -288,9 +287,10 @@ class CardContext:
         self.predictions = None
         if predictions is not None:
             self.predictions = predictions.set_index(predictions["customer_id"].astype("str").to_numpy())
-        self._score_pct = None
-        if self.predictions is not None and f"{SCORE_TASK}_pred" in self.predictions.columns:
-            self._score_pct = self._percentiles(self.predictions[[f"{SCORE_TASK}_pred"]])[f"{SCORE_TASK}_pred"]
+        self.tasks = _card_tasks(tasks, explainer, self.predictions)
+        regression = [f"{t_.name}_pred" for t_ in self.tasks if t_.kind == "regression"]
+        self._pred_pct = None if self.predictions is None else \
+            self._percentiles(self.predictions[[c for c in regression if c in self.predictions.columns]])
         if explanation is not None and explanation.level != "attribute":
             if explainer is None:
                 raise ValueError("pass an attribute-level explanation (explain.to_attributes) or the explainer")
@@ -326,7 +326,7 @@ class CardContext:
         identity["tenure_months"] = None if tenure is None or pd.isna(tenure) else int(tenure)
         return identity
 
-    def _outputs(self, cid: str) -> CardOutputs:
+    def _outputs(self, cid: str, lang: str = "zh") -> CardOutputs:
         if self.predictions is None or cid not in self.predictions.index:
             return CardOutputs(None, None, None, None, None)
         p = self.predictions.loc[cid]
@@ -334,19 +334,34 @@ class CardContext:
         def num(col: str) -> float | None:
             return float(p[col]) if col in p.index and not pd.isna(p[col]) else None
 
-        pd_ = num(f"{PD_TASK}_prob")
-        level = p.get(f"{LEVEL_TASK}_pred")
-        level = None if level is None or pd.isna(level) else str(level)
-        probs = {c[len(f"{LEVEL_TASK}_prob_"):]: float(p[c]) for c in p.index
-                 if str(c).startswith(f"{LEVEL_TASK}_prob_")}
+        heads = []
+        for task in self.tasks:
+            out = TaskOutput(task.name, task.label, task.display(lang), task.role, task.kind,
+                             unit=_unit(task, lang))
+            if task.kind == "regression":
+                out.value = num(f"{task.name}_pred")
+                pct = self._pred_pct.at[cid, f"{task.name}_pred"] \
+                    if self._pred_pct is not None and f"{task.name}_pred" in self._pred_pct.columns else np.nan
+                out.percentile = None if pd.isna(pct) else float(pct)
+            elif task.kind == "binary":
+                out.value = num(f"{task.name}_prob")
+            else:
+                level = p.get(f"{task.name}_pred")
+                out.label_value = None if level is None or pd.isna(level) else str(level)
+                out.probs = {c: float(p[f"{task.name}_prob_{c}"]) for c in task.classes
+                             if f"{task.name}_prob_{c}" in p.index}
+            heads.append(out)
+        by_role = {role: next((h for h in heads if h.role == role), None) for role in ("pd", "score", "grade")}
+        pd_ = by_role["pd"].value if by_role["pd"] else None
+        level = by_role["grade"].label_value if by_role["grade"] else None
         grade_pd = pd_grade(pd_) if pd_ is not None else None
-        pct = float(self._score_pct[cid]) if self._score_pct is not None and not pd.isna(self._score_pct[cid]) \
-            else None
-        return CardOutputs(credit_score=num(f"{SCORE_TASK}_pred"), pd=pd_,
+        return CardOutputs(credit_score=by_role["score"].value if by_role["score"] else None, pd=pd_,
                            points=scorecard_points(pd_) if pd_ is not None else None, pd_grade=grade_pd,
-                           risk_level=level, risk_probs=probs, grade=level or grade_pd,
+                           risk_level=level, risk_probs=by_role["grade"].probs if by_role["grade"] else {},
+                           grade=level or grade_pd,
                            grade_source="risk_level" if level else "pd" if grade_pd else None,
-                           credit_score_percentile=pct)
+                           credit_score_percentile=by_role["score"].percentile if by_role["score"] else None,
+                           tasks=heads, titles={r: h.title for r, h in by_role.items() if h is not None})
 
     def _attributes(self, cid: str, lang: str) -> pd.DataFrame:
         cols = ["category", "category_zh", "category_en", "attribute", "name", "value", "raw", "percentile"]
@@ -458,7 +473,7 @@ class CardContext:
             raise KeyError(t("profile.unknown_customer", "en", customer=cid))
         row = self.customers.loc[cid]
         policy.check(row)
-        outputs = self._outputs(cid)
+        outputs = self._outputs(cid, lang)
         has_events = cid in self._txn_rows or cid in self._beh_rows
         tags = self.tags(cid)
         return ProfileCard(
@@ -467,6 +482,23 @@ class CardContext:
             login_heatmap=self._login_heatmap(cid), recent_transactions=self._recent(cid),
             reasons=self._reasons(cid, lang, top_reasons), warnings=self._warnings(outputs, has_events, lang),
             as_of=str(self.as_of.date()), notice=t("app.notice", lang))
+
+
+def _card_tasks(tasks: list[TaskSpec] | None, explainer: HeadExplainer | None,
+                predictions: pd.DataFrame | None) -> list[TaskSpec]:
+    """The model's tasks: as given, else the explainer's, else the reference design's tasks whose columns
+    the predictions hold (predictions made elsewhere)."""
+    if tasks is not None:
+        return list(tasks)
+    if explainer is not None:
+        return list(explainer.tasks.values())
+    cols = set() if predictions is None else set(predictions.columns)
+    return [t_ for t_ in default_tasks() if f"{t_.name}_pred" in cols or f"{t_.name}_prob" in cols]
+
+
+def _unit(task: TaskSpec, lang: str) -> str:
+    info = feature_info(task.label)
+    return info.unit_zh if lang == "zh" else info.unit_en
 
 
 def build_profile_card(customer_id: str, *, tables: Mapping[str, pd.DataFrame], features: pd.DataFrame,

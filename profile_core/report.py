@@ -33,7 +33,10 @@ import pandas as pd
 import profile_core
 from profile_core import charts
 from profile_core.i18n import t
-from profile_core.profile import PD_TASK, ProfileCard, pd_grade, scorecard_points
+from profile_core.profile import ProfileCard
+from profile_core.scorecard import add_scorecard
+from profile_core.tasks import TaskSpec, role_task
+from profile_core.views import headline_items
 
 TEMPLATES = Path(__file__).with_name("templates")
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
@@ -135,23 +138,8 @@ def _identity_items(card: ProfileCard, lang: str) -> list[dict[str, str]]:
 
 
 def _output_items(card: ProfileCard, lang: str) -> list[dict[str, Any]]:
-    o = card.outputs
-    items: list[dict[str, Any]] = []
-    if o.points is not None:
-        items.append({"label": t("card.points", lang), "value": f"{o.points:.0f}"})
-    if o.pd is not None:
-        items.append({"label": t("report.pd", lang), "value": f"{o.pd:.2%}"})
-    if o.grade is not None:
-        items.append({"label": t("card.grade", lang), "value": o.grade, "grade": True,
-                      "color": charts.grade_color(o.grade)})
-    if o.pd_grade is not None and o.grade_source == "risk_level":
-        items.append({"label": t("report.pd_grade", lang), "value": o.pd_grade, "grade": True,
-                      "color": charts.grade_color(o.pd_grade)})
-    if o.credit_score is not None:
-        pct = f" ({t('report.percentile', lang, pct=round(o.credit_score_percentile))})" \
-            if o.credit_score_percentile is not None else ""
-        items.append({"label": t("report.credit_score", lang), "value": f"{o.credit_score:.0f}{pct}"})
-    return [{"grade": False, "color": "", **item} for item in items]
+    return [{"label": i.label, "value": i.value, "grade": i.grade is not None,
+             "color": charts.grade_color(i.grade) if i.grade else ""} for i in headline_items(card.outputs, lang)]
 
 
 def _waterfall(explanation, card: ProfileCard, task: str, lang: str):
@@ -226,18 +214,15 @@ def customer_report(card: ProfileCard, *, explanation=None, figures: Mapping[str
 
 # --- the portfolio --------------------------------------------------------------------------------------------
 
-def _with_scores(predictions: pd.DataFrame) -> pd.DataFrame:
-    out = predictions.copy()
-    pd_col = f"{PD_TASK}_prob"
-    if pd_col in out.columns and "points" not in out.columns:
-        out["points"] = scorecard_points(out[pd_col].to_numpy(dtype=float)).round(0)
-    if pd_col in out.columns and "pd_grade" not in out.columns:
-        out["pd_grade"] = [pd_grade(p) for p in out[pd_col]]
-    return out
+def _with_scores(predictions: pd.DataFrame, tasks: Sequence[TaskSpec]) -> pd.DataFrame:
+    if "points" in predictions.columns:
+        return predictions
+    cols = {c: predictions[c].to_numpy() for c in predictions.columns}
+    return pd.DataFrame(add_scorecard(cols, tasks), index=predictions.index)
 
 
-def _joined(predictions: pd.DataFrame, features: pd.DataFrame | None) -> pd.DataFrame:
-    scored = _with_scores(predictions)
+def _joined(predictions: pd.DataFrame, features: pd.DataFrame | None, tasks: Sequence[TaskSpec]) -> pd.DataFrame:
+    scored = _with_scores(predictions, tasks)
     if features is None or "customer_id" not in scored.columns or "customer_id" not in features.columns:
         return scored
     extra = [c for c in features.columns if c not in scored.columns]
@@ -252,11 +237,12 @@ def monitoring_tables(predictions: pd.DataFrame, features: pd.DataFrame | None, 
     (``monitor.calibration_table``)."""
     from profile_core.monitor import calibration_table, task_metrics
 
-    frame = _joined(predictions, features)  # predictions and labels side by side, same rows
+    frame = _joined(predictions, features, tasks)  # predictions and labels side by side, same rows
     metrics = task_metrics(frame, frame, tasks)
     rows = [(task, metric, value) for task, values in metrics.items() for metric, value in values.items()]
     out = {t("report.mon.metrics", lang): pd.DataFrame(rows, columns=["task", "metric", "value"])}
-    pd_col, target = f"{PD_TASK}_prob", next((getattr(x, "label", "") for x in tasks if x.name == PD_TASK), "")
+    pd_task = role_task(tasks, "pd")
+    pd_col, target = (f"{pd_task.name}_prob", pd_task.label) if pd_task else ("", "")
     if pd_col in frame.columns and target in frame.columns and frame[target].notna().sum() >= 10:
         out[t("report.mon.calibration", lang)] = calibration_table(frame[target], frame[pd_col], bins=10,
                                                                    strategy="quantile")
@@ -275,32 +261,38 @@ def portfolio_report(predictions: pd.DataFrame, features: pd.DataFrame | None, m
     missing); ``features``: the feature frame (labels such as ``default_flag`` and groups such as ``city``),
     joined on customer_id. Aggregates only: no customer is listed.
     """
-    frame = _joined(predictions, features)
+    from profile_core.views import portfolio_frame, portfolio_kpis
+
+    tasks = [TaskSpec.from_dict(d) for d in manifest.get("tasks", [])]
+    frame = _joined(predictions, features, tasks)
     fig = _Figures()
-    pd_col = f"{PD_TASK}_prob"
+    pd_task = role_task(tasks, "pd")
+    pd_col = f"{pd_task.name}_prob" if pd_task else ""
     n = len(frame)
-    summary = [{"label": t("report.customers", lang), "value": f"{n:,}"}]
-    if pd_col in frame.columns:
-        summary.append({"label": t("report.mean_pd", lang), "value": f"{frame[pd_col].mean():.2%}"})
-        summary.append({"label": t("report.median_points", lang), "value": f"{frame['points'].median():.0f}"})
-    if "default_flag" in frame.columns and frame["default_flag"].notna().any():
-        summary.append({"label": t("report.observed_rate", lang),
-                        "value": f"{pd.to_numeric(frame['default_flag'], errors='coerce').mean():.2%}"})
+    view = portfolio_frame(predictions, features if features is not None else frame, tasks)
+    summary = [{"label": i.label, "value": i.value} for i in portfolio_kpis(view, tasks, lang)]
     summary.append({"label": t("report.model_name", lang), "value": str(manifest.get("name", ""))})
+    target = pd_task.label if pd_task else ""
+    if pd_task is not None and target in frame.columns:
+        from profile_core.tasks import encode_label
+
+        frame[target] = encode_label(frame, pd_task)  # the observed bad flag as 0/1, whatever its codes
 
     distributions = []
-    for col, key in (("points", "report.dist.points"), (pd_col, "report.dist.pd"),
-                     ("credit_score_pred", "report.dist.score")):
+    heads = [("points", t("report.dist.points", lang))] if "points" in frame.columns else []
+    heads += [(f"{x.name}_pred" if x.kind == "regression" else f"{x.name}_prob", x.display(lang))
+              for x in tasks if x.kind != "multiclass"]
+    for col, title in heads:
         if col in frame.columns:
             distributions.append(fig(charts.plot_histogram(frame, column=col, by="pd_grade" if col == "points"
                                                            and "pd_grade" in frame else None,
-                                                           title=t(key, lang), x_title=t(key, lang), lang=lang)))
+                                                           title=title, x_title=title, lang=lang)))
     grade_figures, rate = [], pd.DataFrame()
     monotonic = None
     if "pd_grade" in frame.columns:
         grade_figures.append(fig(charts.plot_grade_counts(frame, grade="pd_grade", lang=lang,
                                                           title=t("report.grade_counts.pd", lang))))
-        rate = charts.default_rate_table(frame, grade="pd_grade", target="default_flag", pd_column=pd_col)
+        rate = charts.default_rate_table(frame, grade="pd_grade", target=target, pd_column=pd_col)
         if not rate["n_labelled"].sum():  # no labels: nothing observed to compare with
             rate = rate.iloc[:0]
         grade_figures.append(fig(charts.plot_default_rate_by_grade(rate, lang=lang,
@@ -308,8 +300,9 @@ def portfolio_report(predictions: pd.DataFrame, features: pd.DataFrame | None, m
         mono = charts.is_monotonic(rate["rate"].tolist()) if len(rate) else None
         if mono is not None:
             monotonic = t("report.monotonic.yes" if mono else "report.monotonic.no", lang)
-    if "risk_level_pred" in frame.columns:
-        grade_figures.append(fig(charts.plot_grade_counts(frame, grade="risk_level_pred", lang=lang,
+    grade_task = role_task(tasks, "grade")
+    if grade_task is not None and f"{grade_task.name}_pred" in frame.columns:
+        grade_figures.append(fig(charts.plot_grade_counts(frame, grade=f"{grade_task.name}_pred", lang=lang,
                                                           title=t("report.grade_counts.level", lang))))
     if "city" in frame.columns and "pd_grade" in frame.columns:
         grade_figures.append(fig(charts.plot_grade_counts(frame, grade="pd_grade", by="city", normalize=True,

@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 
 from profile_core.i18n import MessageError
-from profile_core.profile import GRADES, PD_BANDS, PD_TASK, scorecard_points
+from profile_core.scorecard import add_scorecard
 
 ID = "customer_id"
 SUFFIXES = (".parquet", ".csv", ".csv.gz")
@@ -63,11 +63,6 @@ def input_columns(bundle) -> list[str]:
     return [ID, *bundle.preprocessor.numeric, *bundle.preprocessor.categorical]
 
 
-def _grades(pd_: np.ndarray) -> np.ndarray:
-    """``profile.pd_grade`` vectorised (a band's lower edge belongs to it; NaN sorts last, like the scalar)."""
-    return np.asarray(GRADES, dtype=object)[np.searchsorted(PD_BANDS, pd_, side="right")]
-
-
 def score_columns(bundle, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """The columns of :func:`score_chunk` as arrays (``frame`` must have at least one row): the model's inputs
     from ``bundle.preprocessor.transform``, its outputs from ``train.predict`` — the computation of
@@ -79,16 +74,12 @@ def score_columns(bundle, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     if ID in frame.columns:
         out[ID] = frame[ID].to_numpy()
     out |= prediction_columns(preds, bundle.tasks)  # names and order as train.predictions_frame
-    pd_col = f"{PD_TASK}_prob"
-    if pd_col in out:
-        out["points"] = scorecard_points(out[pd_col]).round(0)
-        out["pd_grade"] = _grades(out[pd_col])
-    return out
+    return add_scorecard(out, bundle.tasks)
 
 
 def score_chunk(bundle, frame: pd.DataFrame) -> pd.DataFrame:
     """customer_id + every task's columns (as ``bundle.predict``) plus ``points`` (scorecard, rounded) and
-    ``pd_grade`` (A–E by PD band) when the model has a PD head. Pure: no I/O, no state; any row count."""
+    ``pd_grade`` (A–E by PD band) when the model has a task whose role is pd. Pure: no I/O, no state; any row count."""
     if not len(frame):  # the model cannot run on zero rows: score one blank row for the columns
         blank = pd.DataFrame({ID: pd.Series(["_"], dtype="str")})
         return score_chunk(bundle, blank).iloc[:0].reset_index(drop=True)

@@ -11,6 +11,8 @@ Everything downstream is keyed by ``TaskSpec.name``. Label encodings (for a fram
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -28,6 +30,20 @@ LOSSES: dict[str, tuple[str, ...]] = {"regression": ("mse", "huber"), "binary": 
 _TASK_NAMES = {"default_flag": "default"}
 _KNOWN_KINDS: dict[str, TaskKind] = {"credit_score": "regression", "default_flag": "binary",
                                      "risk_level": "multiclass"}
+
+#: What a task means to the card: ``pd`` a bad/default flag (→ PD, scorecard points, grade A–E), ``score`` a
+#: regression that is a credit score, ``grade`` an ordinal risk class, ``generic`` anything else (an amount,
+#: a propensity). Only a ``pd`` task is ever called a probability of default, only a ``score`` a credit score.
+ROLES: tuple[str, ...] = ("pd", "score", "grade", "generic")
+_ROLE_WORDS = {  # proposed from the label's name (lower-cased), when the kind fits the role
+    "pd": re.compile(r"default|delinq|\bbad\b|^bad|bad_|charge.?off|charged|arrear|overdue|write.?off|"
+                     r"not.?fully.?paid|违约|逾期|坏账|不良"),
+    "score": re.compile(r"score|fico|评分|信用分"),
+    "grade": re.compile(r"risk|grade|level|rating|等级|评级|风险"),
+}
+#: Fewest examples of each class of a binary label (and of a multiclass label's rarest class in train)
+#: for training to mean anything; fewer is refused before training, naming the label and the counts.
+MIN_CLASS_COUNT = 20
 
 
 class EngineError(MessageError):
@@ -51,12 +67,18 @@ class TaskSpec:
     ordered: bool = False  # ordered grades: scored with quadratic-weighted kappa
     mean: float = 0.0  # regression target standardisation (fitted on the train split)
     std: float = 1.0
+    role: str = ""  # one of ROLES; "" → proposed from the label's name and the kind (old bundles have none)
 
     def __post_init__(self) -> None:
         if not self.name or "." in self.name:
             raise EngineError("engine.task_bad_name", name=self.name)
         if self.kind not in KINDS:
             raise EngineError("engine.task_bad_kind", name=self.name, kind=self.kind)
+        if not self.role:
+            object.__setattr__(self, "role", propose_role(self.label or self.name, self.kind))
+        if self.role not in ROLES or not role_fits(self.role, self.kind):
+            raise EngineError("engine.task_bad_role", name=self.label or self.name, role=self.role,
+                              kind=self.kind, roles=", ".join(r for r in ROLES if role_fits(r, self.kind)))
         object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
         if not self.loss:
             object.__setattr__(self, "loss", LOSSES[self.kind][0])
@@ -92,13 +114,111 @@ class TaskSpec:
         return cls(**{**d, "classes": tuple(d.get("classes", ()))})
 
 
+def role_fits(role: str, kind: str) -> bool:
+    """A pd task is binary, a score task a regression, a grade task multiclass; generic fits every kind."""
+    return {"pd": "binary", "score": "regression", "grade": "multiclass"}.get(role, kind) == kind
+
+
+def propose_role(label: str, kind: str) -> str:
+    """The role a label's name suggests for its kind (``default.payment.next.month`` → pd, ``fico`` → score,
+    ``风险等级`` → grade); anything else is generic. A person confirms it in the mapping step or on the CLI."""
+    name = str(label).lower()
+    if name in ("default", "default_flag"):
+        return "pd"
+    for role, words in _ROLE_WORDS.items():
+        if role_fits(role, kind) and words.search(name):
+            return role
+    return "generic"
+
+
+def task_id(label: str, taken: Iterable[str] = ()) -> str:
+    """A safe internal task name for a label as written (module keys, weight names, prediction columns):
+    runs of characters other than letters, digits and ``_`` become ``_`` (中文 stays), never two alike."""
+    base = _TASK_NAMES.get(label) or re.sub(r"\W+", "_", str(label)).strip("_") or "task"
+    if base[0].isdigit():
+        base = f"t_{base}"
+    taken, name, i = set(taken), base, 2
+    while name in taken:
+        name, i = f"{base}_{i}", i + 1
+    return name
+
+
+def role_task(tasks: Iterable[TaskSpec], role: str) -> TaskSpec | None:
+    """The first task with ``role`` (the one that drives the card's headline for it), or None."""
+    return next((t_ for t_ in tasks if t_.role == role), None)
+
+
+def parse_task_option(option: str) -> tuple[str, str | None]:
+    """``NAME`` or ``NAME:kind`` (as given to ``train --task``) → (name, kind or None)."""
+    name, sep, kind = option.rpartition(":")
+    if sep and kind in KINDS and name:
+        return name, kind
+    return option, None
+
+
+def declared_tasks(frame: pd.DataFrame, labels: Mapping[str, str], *, roles: Mapping[str, str] | None = None,
+                   chosen: Iterable[str] | None = None) -> list[TaskSpec]:
+    """One task per declared label (``{column: kind}``, kind "" = infer from values), or only the ``chosen``
+    ones (``NAME`` or ``NAME:kind``; NAME as written or its task id). Roles: ``roles[column]`` if declared,
+    else proposed. Unknown or undeclared names are refused, naming what is declared."""
+    roles = roles or {}
+    picks: list[tuple[str, str | None]] = []
+    if chosen is None:
+        picks = [(col, kind or None) for col, kind in labels.items()]
+    else:
+        for option in chosen:
+            name, kind = parse_task_option(option)
+            column = next((c for c in labels if name in (c, task_id(c))), None)
+            if column is None:
+                raise EngineError("engine.unknown_label", label=name,
+                                  known=", ".join(labels) or "—")
+            picks.append((column, kind or labels[column] or None))
+    tasks: list[TaskSpec] = []
+    for column, kind in dict(picks).items():
+        spec = infer_task(frame, column, kind)  # type: ignore[arg-type]
+        role = roles.get(column) or propose_role(column, spec.kind)
+        if not role_fits(role, spec.kind):
+            raise EngineError("engine.task_bad_role", name=column, role=role, kind=spec.kind,
+                              roles=", ".join(r for r in ROLES if role_fits(r, spec.kind)))
+        tasks.append(replace(spec, name=task_id(column, [t_.name for t_ in tasks]), role=role))
+    if not tasks:
+        raise EngineError("engine.no_declared_labels")
+    return tasks
+
+
+def check_labels(frame: pd.DataFrame, tasks: list[TaskSpec], split: Mapping[str, np.ndarray]) -> None:
+    """Refuse labels that cannot be learned or scored, before any training: a binary label with fewer than
+    MIN_CLASS_COUNT of either class or one class only in a split, a regression label without variance, a
+    multiclass label whose classes are missing from the validation split."""
+    for task in tasks:
+        y = encode_label(frame, task, standardize=False)
+        have = labelled(task, y)
+        if task.kind == "regression":
+            values = y[have]
+            if len(values) < 2 or float(np.nanstd(values)) <= 1e-12:
+                raise EngineError("engine.label_constant", label=task.label, n=int(have.sum()))
+            continue
+        counts = pd.Series(y[have]).value_counts().sort_index()
+        names = task.classes or ("0", "1")
+        shown = ", ".join(f"{names[int(k)]}: {int(v)}" for k, v in counts.items()) or "—"
+        if task.kind == "binary" and (len(counts) < 2 or int(counts.min()) < MIN_CLASS_COUNT):
+            raise EngineError("engine.label_few", label=task.label, counts=shown, min=MIN_CLASS_COUNT)
+        if len(counts) < 2:
+            raise EngineError("engine.label_few", label=task.label, counts=shown, min=MIN_CLASS_COUNT)
+        # every class must be seen in training and be there to evaluate (validation drives model selection)
+        for part in ("train", "val", "test") if task.kind == "binary" else ("train", "val"):
+            rows = np.asarray(split.get(part, []), dtype=int)
+            if len(rows) and not set(counts.index) <= set(np.unique(y[rows][have[rows]]).tolist()):
+                raise EngineError("engine.label_split", label=task.label, split=part, counts=shown)
+
+
 def default_tasks() -> list[TaskSpec]:
     """The reference design's three heads: credit score, default, risk level A–E."""
     return [
-        TaskSpec("credit_score", "credit_score", "regression", zh="信用评分", en="Credit score"),
-        TaskSpec("default", "default_flag", "binary", zh="违约概率", en="Default probability"),
+        TaskSpec("credit_score", "credit_score", "regression", zh="信用评分", en="Credit score", role="score"),
+        TaskSpec("default", "default_flag", "binary", zh="违约概率", en="Default probability", role="pd"),
         TaskSpec("risk_level", "risk_level", "multiclass", classes=RISK_LEVELS, ordered=True,
-                 zh="风险等级", en="Risk level"),
+                 zh="风险等级", en="Risk level", role="grade"),
     ]
 
 

@@ -12,7 +12,7 @@ from profile_core import scoring
 from profile_core.bundle import load_bundle
 from profile_core.features import build_features_from_frames
 from profile_core.pipeline import scored_frame
-from profile_core.profile import pd_grade
+from profile_core.scorecard import pd_grade
 from profile_core.scoring import ScoringError, is_feature_table, output_schema, score_chunk, score_file
 from profile_core.synth import generate_portfolio
 
@@ -56,7 +56,7 @@ def test_score_chunk_is_the_cli_scoring(bundle, features, expected):
     pd.testing.assert_frame_equal(score_chunk(bundle, features), expected)
     assert {"points", "pd_grade", "default_prob", "risk_level_pred", "credit_score_pred"} <= set(expected.columns)
     p = np.array([0.0, 0.0099, 0.01, 0.03, 0.0799, 0.08, 0.2, 1.0, np.nan])
-    assert scoring._grades(p).tolist() == [pd_grade(x) for x in p]
+    assert pd_grade(p).tolist() == [pd_grade(x) for x in p]  # vectorised == scalar, NaN → None
     empty = score_chunk(bundle, features.iloc[:0])
     assert list(empty.columns) == list(expected.columns) and len(empty) == 0
     assert output_schema(bundle).names == list(expected.columns)

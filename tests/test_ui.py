@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from profile_core import i18n
+from profile_core import i18n, views
 from profile_core.tasks import default_tasks
-from ui import scoring, training
+from ui import training
 from ui.jobs import Job
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,28 +167,6 @@ def test_label_options_and_default_tasks():
     assert training.valid_bundle_name("my-model_1") and not training.valid_bundle_name("../x")
 
 
-def test_scoring_grades_from_pd_bands_and_points():
-    pd_ = pd.Series([0.005, 0.02, 0.05, 0.1, 0.5, np.nan])
-    assert scoring.grade_from_pd(pd_).tolist()[:5] == ["A", "B", "C", "D", "E"]
-    assert pd.isna(scoring.grade_from_pd(pd_).iloc[5])
-    assert scoring.points_from_pd(pd.Series([1 / 51]))[0] == pytest.approx(600.0)
-    assert scoring.points_from_pd(pd.Series([1e-9, 0.999]))[0] == 850.0
-
-
-def test_portfolio_frame_uses_model_heads():
-    tasks = default_tasks()
-    preds = pd.DataFrame({"customer_id": ["a", "b"], "credit_score_pred": [650.0, 520.0],
-                          "default_prob": [0.02, 0.3], "risk_level_pred": ["B", "E"]})
-    features = pd.DataFrame({"customer_id": ["a", "b"], "default_flag": [0, 1], "city": ["上海", "北京"]})
-    out = scoring.portfolio_frame(preds, features, tasks)
-    assert out["score"].tolist() == [650.0, 520.0] and out["grade"].tolist() == ["B", "E"]
-    assert set(out["grade_source"]) == {"risk_level"} and out["city"].tolist() == ["上海", "北京"]
-    only_default = scoring.portfolio_frame(preds.drop(columns=["credit_score_pred", "risk_level_pred"]), features,
-                                           [t for t in tasks if t.kind == "binary"])
-    assert only_default["grade"].tolist() == ["B", "E"] and set(only_default["grade_source"]) == {"pd_bands"}
-    assert only_default["score"].iloc[0] > only_default["score"].iloc[1]
-
-
 # ------------------------------------------------------------------ messages
 
 
@@ -213,7 +191,7 @@ def test_every_message_key_used_by_the_app_exists():
     ("app.roles.", ("rm", "analyst", "auditor", "admin")),
     ("model.archs.", training.ARCHS), ("model.weightings.", training.WEIGHTINGS), ("model.kinds.", training.KINDS),
     ("data.table.", ("customers", "transactions", "behaviors", "credit_records")),
-    ("portfolio.groups.", scoring.GROUP_COLUMNS), ("charts.weekday.", tuple("0123456")),
+    ("portfolio.groups.", views.GROUP_COLUMNS), ("charts.weekday.", tuple("0123456")),
     ("model.metrics_", ("test", "val")), ("model.phase.", ("mtl", "baselines", "done")),
     ("portfolio.grade_source.", ("risk_level", "pd_bands", "none")), ("data.kind.", ("tables", "flat")),
     ("data.severity.", ("error", "warning")), ("charts.split.", ("train", "val")),

@@ -162,8 +162,8 @@ def predictions(path: str, name: str, fingerprint: str, bundle_path: str, sha: s
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def portfolio(path: str, name: str, fingerprint: str, bundle_path: str, sha: str) -> pd.DataFrame:
-    """Per-customer score, PD, grade and grouping columns (``ui.scoring.portfolio_frame``)."""
-    from ui.scoring import portfolio_frame
+    """Per-customer score, PD, grade and grouping columns (``views.portfolio_frame``)."""
+    from profile_core.views import portfolio_frame
 
     return portfolio_frame(predictions(path, name, fingerprint, bundle_path, sha),
                            feature_table(path, name, fingerprint), bundle(bundle_path, sha).tasks)

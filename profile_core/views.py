@@ -1,0 +1,150 @@
+"""The presentation layer: the tables and figure data that a screen, an HTML report, the REST API and the CLI
+show, computed once here from what the core returns. Pages and reports only render these.
+
+Everything is driven by task roles (``tasks.ROLES``): a ``pd`` task feeds PD, scorecard points and the PD
+grade; a ``score`` task is the credit score; a ``grade`` task the risk level; ``generic`` tasks are shown
+by their own names and units. Nothing is called a credit score or a PD that is not one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from profile_core.i18n import t
+from profile_core.scorecard import pd_grade, scorecard_points
+from profile_core.tasks import TaskSpec, role_task
+
+GROUP_COLUMNS = ("rm_id", "city", "occupation")
+OBSERVED = "observed_bad"  # the pd task's observed label (0/1) in the portfolio frame
+
+
+@dataclass(frozen=True)
+class Item:
+    """One labelled value of a headline (a KPI tile, a line of a report's summary)."""
+
+    key: str  # stable id: "points", "pd", "grade", "pd_grade", "score", or "task:<id>"
+    label: str
+    value: str
+    help: str = ""
+    grade: str | None = None  # set when the value is an A–E grade (for colouring)
+
+
+def fmt_number(value: float | None, unit: str = "", digits: int | None = None) -> str:
+    """A number for people: thousands separators, no scientific notation, "—" when missing."""
+    if value is None or not np.isfinite(value):
+        return "—"
+    if digits is None:
+        digits = 0 if abs(value) >= 100 else 2 if abs(value) >= 1 else 4
+    text = f"{value:,.{digits}f}"
+    return f"{text} {unit}".strip()
+
+
+def fmt_share(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None or not np.isfinite(value) else f"{value:.{digits}%}"
+
+
+# --- the card's headline -----------------------------------------------------------------------------------------
+
+def headline_items(outputs, lang: str = "zh") -> list[Item]:
+    """The card's headline by role: points, PD and grade from the pd task, the credit score from the score
+    task, the risk level from the grade task, then every other head by its own name (value with unit and
+    percentile, a probability named after the task, or a class)."""
+    o, items = outputs, []
+    if o.points is not None:
+        items.append(Item("points", t("card.kpi.points", lang), f"{o.points:.0f}", t("card.kpi.points_help", lang)))
+    if o.pd is not None:
+        items.append(Item("pd", f"{t('card.kpi.pd', lang)} · {o.titles.get('pd', '')}".rstrip(" ·"),
+                          fmt_share(o.pd), t("card.kpi.pd_help", lang)))
+    if o.grade is not None:
+        items.append(Item("grade", t("card.kpi.grade", lang), o.grade, grade=o.grade,
+                          help=t("card.grade_from_head" if o.grade_source == "risk_level" else "card.grade_from_pd",
+                                 lang, grade=o.pd_grade or "—")))
+    if o.credit_score is not None:
+        pct = f" ({t('report.percentile', lang, pct=round(o.credit_score_percentile))})" \
+            if o.credit_score_percentile is not None else ""
+        items.append(Item("score", o.titles.get("score") or t("card.kpi.score", lang),
+                          f"{o.credit_score:.0f}{pct}", t("card.kpi.score_help", lang)))
+    shown = {o.titles.get(r) for r in ("pd", "score", "grade") if o.titles.get(r)}
+    for head in o.tasks:
+        if head.role != "generic" and head.title in shown:
+            continue
+        items.append(Item(f"task:{head.task}", head.title, task_value_text(head, lang)))
+    return items
+
+
+def task_value_text(head, lang: str = "zh") -> str:
+    """One head's prediction as text: a regression value with unit and percentile, a probability, a class."""
+    if head.kind == "regression":
+        pct = f" ({t('report.percentile', lang, pct=round(head.percentile))})" if head.percentile is not None else ""
+        return fmt_number(head.value, head.unit) + pct
+    if head.kind == "binary":
+        return fmt_share(head.value)
+    top = max(head.probs.values()) if head.probs else None
+    return f"{head.label_value or '—'}" + (f" ({fmt_share(top, 0)})" if top is not None else "")
+
+
+# --- the portfolio -----------------------------------------------------------------------------------------------
+
+def portfolio_frame(preds: pd.DataFrame, features: pd.DataFrame, tasks: Sequence[TaskSpec]) -> pd.DataFrame:
+    """One row per customer: ``score`` (the score task, else points from the pd task), ``pd`` (the pd task),
+    ``grade`` and ``grade_source`` (the grade task, else the PD band), ``observed_bad`` (the pd task's
+    label when known), the grouping columns, and every head's prediction columns as the model names them."""
+    out = pd.DataFrame({"customer_id": preds["customer_id"]} if "customer_id" in preds else {}, index=preds.index)
+    pd_task, score_task, grade_task = (role_task(tasks, r) for r in ("pd", "score", "grade"))
+    out["pd"] = preds[f"{pd_task.name}_prob"].astype(float) if pd_task else np.nan
+    if score_task is not None:
+        out["score"] = preds[f"{score_task.name}_pred"].astype(float)
+    elif pd_task is not None:
+        out["score"] = scorecard_points(out["pd"].to_numpy(dtype=float).clip(1e-9, 1 - 1e-9))
+    else:
+        out["score"] = np.nan
+    if grade_task is not None:
+        out["grade"], out["grade_source"] = preds[f"{grade_task.name}_pred"].astype(object), "risk_level"
+    elif pd_task is not None:
+        out["grade"], out["grade_source"] = pd_grade(out["pd"].to_numpy(dtype=float)), "pd_bands"
+    else:
+        out["grade"], out["grade_source"] = None, ""
+    heads = [c for c in preds.columns if c != "customer_id" and c not in out.columns]
+    out[heads] = preds[heads]
+    aligned = features.reset_index(drop=True)
+    if len(aligned) == len(out):
+        if pd_task is not None and pd_task.label in aligned.columns:
+            from profile_core.tasks import encode_label
+
+            out[OBSERVED] = encode_label(aligned, pd_task)
+        for col in GROUP_COLUMNS:
+            if col in aligned.columns:
+                out[col] = aligned[col].to_numpy()
+    return out
+
+
+def portfolio_kpis(frame: pd.DataFrame, tasks: Sequence[TaskSpec], lang: str = "zh") -> list[Item]:
+    """Customers, then mean PD, mean score/points, high-risk share (grades D–E) and observed bad rate when a
+    model has the role that gives them, then the mean of every generic head (named as written)."""
+    items = [Item("customers", t("portfolio.customers", lang), f"{len(frame):,}")]
+    pd_task, score_task = role_task(tasks, "pd"), role_task(tasks, "score")
+    if score_task is not None or pd_task is not None:
+        label = score_task.display(lang) if score_task else t("card.kpi.points", lang)
+        items.append(Item("score", f"{t('portfolio.mean', lang)} · {label}", fmt_number(frame["score"].mean(),
+                                                                                        digits=0)))
+    if pd_task is not None:
+        items.append(Item("pd", f"{t('portfolio.mean_pd', lang)} · {pd_task.display(lang)}",
+                          fmt_share(frame["pd"].mean())))
+    if frame["grade"].notna().any():
+        items.append(Item("high_risk", t("portfolio.high_risk", lang), fmt_share(frame["grade"].isin(["D", "E"]).mean(),
+                                                                                  1)))
+    if OBSERVED in frame.columns and np.isfinite(frame[OBSERVED].to_numpy(dtype=float)).any():
+        items.append(Item("observed", t("report.observed_rate", lang), fmt_share(np.nanmean(frame[OBSERVED]))))
+    for task in tasks:
+        if task.role != "generic" or task.kind == "multiclass":
+            continue
+        col = f"{task.name}_pred" if task.kind == "regression" else f"{task.name}_prob"
+        if col in frame.columns:
+            value = frame[col].astype(float).mean()
+            items.append(Item(f"task:{task.name}", f"{t('portfolio.mean', lang)} · {task.display(lang)}",
+                              fmt_share(value) if task.kind == "binary" else fmt_number(value)))
+    return items
