@@ -24,8 +24,7 @@ def cmd_demo_data(a: argparse.Namespace) -> int:
 
 
 def cmd_load(a: argparse.Namespace) -> int:
-    from profile_core.ingest import load_into_workspace
-    from profile_core.mapping import Mapping, MappingError, store_for
+    from profile_core.ingest import Mapping, MappingError, load_into_workspace, store_for
     from profile_core.store import Workspace
 
     files = [(Path(f).name, Path(f)) for f in a.files]
@@ -33,6 +32,10 @@ def cmd_load(a: argparse.Namespace) -> int:
         mapping = Mapping.load(a.mapping) if a.mapping else None
     except MappingError as e:
         print(e.message(a.lang))
+        return 2
+    if mapping is not None and mapping.errors():  # refused before any file is read
+        for i in mapping.errors():
+            print(i.message(a.lang))
         return 2
     ws = Workspace(a.workspace)
     try:
@@ -46,7 +49,27 @@ def cmd_load(a: argparse.Namespace) -> int:
     if result.version is not None:
         print(f"dataset {a.dataset!r} version {result.version}: "
               + ", ".join(f"{k}={len(v)}" for k, v in result.tables.items()))
+    if any(i.problem == "mapping.unmatched" for i in result.report.errors):
+        return 2
     return 0 if result.report.ok else 1
+
+
+def cmd_propose(a: argparse.Namespace) -> int:
+    from profile_core.ingest import propose_files
+
+    mapping, unreadable = propose_files([(Path(f).name, Path(f)) for f in a.files])
+    for i in unreadable:
+        print(i.message(a.lang))
+    if not mapping.tables:
+        return 2
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(mapping.to_yaml(annotated=True, lang=a.lang), encoding="utf-8")
+    for tm in mapping.tables:
+        print(f"{tm.file}: {tm.table or '?'} ({len(tm.columns)} columns)")
+    for i in sorted(mapping.problems(), key=lambda i: i.severity != "error"):
+        print(f"{i.severity}: {i.message(a.lang)}")
+    print(f"→ {a.out}: edit it, then python -m profile_core load FILES --mapping {a.out}")
+    return 0
 
 
 def cmd_features(a: argparse.Namespace) -> int:
@@ -141,8 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+")
     s.add_argument("--workspace", default=str(current().workspace))
     s.add_argument("--dataset", default="main")
-    s.add_argument("--mapping", help="a saved column mapping (YAML/JSON) to apply before validation")
+    s.add_argument("--mapping", help="a column mapping (YAML, e.g. from propose) applied before validation; exits 2 "
+                                     "on an error-level problem or a table that matches no file's header")
     s.set_defaults(func=cmd_load)
+
+    s = sub.add_parser("propose", help="files → a proposed column mapping (YAML with comments) to edit and load")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--out", default="mapping.yaml")
+    s.set_defaults(func=cmd_propose)
 
     s = sub.add_parser("features", help="write the one-row-per-customer feature table")
     s.add_argument("--data", required=True, help=data_help)

@@ -213,6 +213,9 @@ def _prepare_files(files: list[tuple[str, bytes | str | Path]], mapping: Mapping
         report.issues.append(issue("no_files", ""))
         return _Prepared({}, report, {}, None)
     store = as_store(store)
+    if mapping is not None:  # a mapping that cannot load as written stops the load, naming the problem
+        report.issues.extend(i for i in mapping.problems() if i.severity == "error")
+    matched: set[int] = set()  # ids of the given mapping's tables some file matched
     used: list = []  # TableMappings applied, for the LoadResult
     link_spec = mapping.link if mapping is not None else None
     staged: list[tuple[str, str, pd.DataFrame, bool]] = []  # (label, table, frame, mapped)
@@ -227,6 +230,8 @@ def _prepare_files(files: list[tuple[str, bytes | str | Path]], mapping: Mapping
         for label, guess_name, raw in sheets:
             headers = [str(h) for h in raw.columns]
             tm = mapping.match(label, headers) if mapping is not None else None
+            if tm is not None:
+                matched.add(id(tm))
             if tm is None and store is not None:
                 found = store.find(headers)
                 if found is not None:
@@ -246,6 +251,10 @@ def _prepare_files(files: list[tuple[str, bytes | str | Path]], mapping: Mapping
                 unresolved += 1
                 continue
             staged.append((label, table, raw, False))
+    for tm in mapping.tables if mapping is not None else []:
+        if id(tm) not in matched:
+            report.issues.append(issue("unmatched", tm.file or tm.header_signature, area="mapping",
+                                       value=", ".join(tm.headers or [c.source for c in tm.columns])[:200]))
     link_frames = [_conform(label, "account_links", frame, report, exact=mapped)
                    for label, tb, frame, mapped in staged if tb == "account_links"]
     links = pd.concat(link_frames) if link_frames else None

@@ -277,13 +277,19 @@ class Mapping(BaseModel):
 
     # -- lookup -----------------------------------------------------------------------------------------
     def match(self, file: str, headers: list[str]) -> TableMapping | None:
-        """The TableMapping for a file: same header signature first, then the same file name."""
+        """The TableMapping for a file, by its header, never by its name: the same header signature, else (a
+        hand-written table without ``headers``/``header_signature``) one whose every used source column is
+        among ``headers``. ``file`` (the upload's name) plays no part: a renamed export still matches."""
         sig = parsing.header_signature(headers)
         for tm in self.tables:
             if tm.header_signature == sig:
                 return tm
+        have = {normalize_header(h) for h in headers}
         for tm in self.tables:
-            if tm.file and tm.file == file:
+            if tm.header_signature or not tm.columns:
+                continue
+            used = {normalize_header(c.source) for c in tm.columns if c.role != "ignore"}
+            if used and used <= have:
                 return tm
         return None
 
@@ -344,13 +350,45 @@ class Mapping(BaseModel):
             data.pop("name", None)
         return data
 
-    def to_yaml(self) -> str:
+    def to_yaml(self, *, annotated: bool = False, lang: str = "en") -> str:
+        """The mapping as YAML. ``annotated``: one line per column (flow style) with the proposal's confidence,
+        reason and sample values as a comment, and each table's problems as comments above it — what
+        ``python -m profile_core propose`` writes for a person to edit. Comments never change the mapping."""
+        if annotated:
+            return self._annotated_yaml(lang)
         head = ("# 客户全景画像 列映射 / Customer Panorama column mapping — format profile_core.mapping, version 1.\n"
                 "# 可手工编辑 / editable by hand. role: key | field | feature | label (kind: regression |\n"
                 "# binary | multiclass) | ignore; parse options: date_format, decimal_comma, codes. Files whose header\n"
                 "# has the same header_signature get this mapping again automatically.\n")
         return head + yaml.safe_dump(self.to_dict(), allow_unicode=True, sort_keys=False, default_flow_style=None,
                                      width=110)
+
+    def _annotated_yaml(self, lang: str) -> str:
+        data = self.to_dict()
+        by_file: dict[str, list[Issue]] = {}
+        for i in sorted(self.problems(), key=lambda i: i.severity != "error"):
+            by_file.setdefault(i.file, []).append(i)
+        out = [_YAML_HEAD.rstrip("\n")]
+        out += [_yaml_kv(k, v) for k, v in data.items() if k not in ("tables", "link")]
+        out.append("tables:")
+        for tm, td in zip(self.tables, data["tables"], strict=True):
+            out.append(f"# ---- {_one_line(tm.file or tm.header_signature)} → {tm.table or '?'}")
+            for i in by_file.get(tm.file or tm.header_signature, []):
+                out.append(f"# {i.severity.upper()}: {_one_line(i.message(lang))}")
+            rest = [(k, v) for k, v in td.items() if k not in ("columns", "derived")]
+            for j, (k, v) in enumerate(rest):
+                out.append(("- " if j == 0 else "  ") + _yaml_kv(k, v))
+            out.append("  columns:")
+            for cm, cd in zip(tm.columns, td["columns"], strict=True):
+                sample = ", ".join(cm.samples[:3])
+                note = f"{cm.confidence:.2f} {cm.reason_text(lang)}" + (f" | e.g. {sample}" if sample else "")
+                out.append(f"  - {_flow(cd)}  # {_one_line(note)}")
+            if td.get("derived"):
+                out.append("  derived:")
+                out += [f"  - {_flow(d)}" for d in td["derived"]]
+        if "link" in data:
+            out.append(_yaml_kv("link", data["link"]))
+        return "\n".join(out) + "\n"
 
     @classmethod
     def from_text(cls, text: str, *, source: str = "mapping") -> Mapping:
@@ -386,6 +424,27 @@ class Mapping(BaseModel):
         tmp.write_text(self.to_yaml(), encoding="utf-8")
         tmp.replace(path)
         return path
+
+
+_YAML_HEAD = ("# 客户全景画像 列映射 / Customer Panorama column mapping — format profile_core.mapping, version 1.\n"
+              "# Edit, then: python -m profile_core load FILES --mapping THIS.yaml. One line per source column:\n"
+              "#   role: key | field | feature | label (kind: regression | binary | multiclass) | ignore;\n"
+              "#   parse options: date_format, decimal_comma, codes. Comments (# …) show the proposal's confidence,\n"
+              "#   reason and sample values, and each table's problems; a file matches by its header, not its name.\n")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _flow(obj: object) -> str:
+    """``obj`` as one line of YAML (flow style)."""
+    text = yaml.safe_dump(obj, allow_unicode=True, default_flow_style=True, sort_keys=False, width=1 << 30)
+    return text.removesuffix("\n...\n").strip()
+
+
+def _yaml_kv(key: str, value: object) -> str:
+    return f"{key}: {_flow(value)}"
 
 
 # ---- proposing ---------------------------------------------------------------------------------------
