@@ -70,10 +70,22 @@ def test_taiwan_tasks_and_no_label_leaks(taiwan):
     assert risk.n_classes == 4 and risk.ordered
     features = set(taiwan.features)
     assert not features & {*taiwan.labels, "credit_limit", "utilisation_m1", "customer_id"}
-    assert set(taiwan.display_only) == {"credit_limit", "utilisation_m1"}
+    assert set(taiwan.display_only) == {"credit_limit", "utilisation_m1", "limit_band"}
     assert set(taiwan.numeric).isdisjoint(taiwan.categorical)
     assert set(taiwan.features) <= set(taiwan.frame.columns)
     assert set(taiwan.feature_frame().columns) == {"customer_id", *taiwan.features, *taiwan.labels}
+
+
+def test_taiwan_limit_band_is_quintiles_of_the_credit_limit(taiwan):
+    from profile_core.datasets.taiwan import LIMIT_BAND_TASK, limit_band
+
+    got = limit_band(pd.Series([float(v) for v in range(1, 11)]))
+    assert got.tolist() == ["B1", "B1", "B2", "B2", "B3", "B3", "B4", "B4", "B5", "B5"]
+    band = taiwan.frame["limit_band"]
+    assert set(band) <= set(LIMIT_BAND_TASK.classes) and LIMIT_BAND_TASK.ordered
+    limit = taiwan.frame["credit_limit"]
+    assert limit[band == "B1"].max() <= limit[band == "B5"].min()  # bands are ordered by the limit
+    assert "limit_band" not in taiwan.features
 
 
 def test_columns_have_names_and_categories(taiwan):

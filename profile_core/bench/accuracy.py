@@ -8,8 +8,14 @@
   LightGBM; test AUC mean ± std over model seeds on one fixed 60/20/20 split of the test file (the only file
   available here), next to the published figures (which used the 199,523-row training file).
 
+Every model of a seed sees the same split. Per head the table names the winner (best mean) and, for every model,
+a paired comparison with LightGBM over the seeds: wins / ties / losses (a tie: |Δ| < ``TIE``), the mean
+difference, a paired t-test and a two-sided sign test.
+
 ``python -m profile_core bench accuracy --dataset taiwan`` → ``benchmarks/results/accuracy_<dataset>.json``,
-``.md`` (table) and ``.html``/``.png`` (chart; PNG only when kaleido can render).
+``.md`` (table) and ``.html``/``.png`` (chart; PNG only when kaleido can render). A quick run, a subsample or
+fewer than ``FULL_SEEDS`` seeds writes ``accuracy_<dataset>_quick.*`` instead (git-ignored): it never replaces
+the committed full results. Results name the data file relative to the data-set folder, never a machine path.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +36,8 @@ from profile_core.i18n import t
 
 #: Test metrics reported per task (the first is the headline in the chart).
 REPORTED: dict[str, dict[str, tuple[str, ...]]] = {
-    "taiwan": {"default": ("auc", "ks"), "credit_limit": ("rmse", "r2"), "repay_risk": ("macro_f1", "qwk")},
+    "taiwan": {"default": ("auc", "ks"), "credit_limit": ("rmse", "r2"), "repay_risk": ("macro_f1", "qwk"),
+               "limit_band": ("accuracy", "macro_f1")},
     "census": {"income_50k": ("auc",), "never_married": ("auc",)},
 }
 #: Published test AUCs on Census-Income group 1 (income, never married).
@@ -42,32 +49,44 @@ PUBLISHED_CENSUS: dict[str, dict[str, Any]] = {
                          "source": "Tang et al., RecSys 2020"},
     "PLE (PLE paper)": {"income_50k": 0.9522, "never_married": 0.9945, "source": "Tang et al., RecSys 2020"},
 }
+#: The metric each head is judged on (winner, paired test); the other reported metrics are shown beside it.
+HEADLINE: dict[str, dict[str, str]] = {
+    "taiwan": {"default": "auc", "credit_limit": "r2", "repay_risk": "macro_f1", "limit_band": "accuracy"},
+    "census": {"income_50k": "auc", "never_married": "auc"},
+}
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "logloss"})
+TIE = 5e-4  # |Δ| below which one seed's paired comparison counts as a tie
+FULL_SEEDS = 5  # fewer seeds (or --quick, or a subsample) → the *_quick result files
+REFERENCE = "LightGBM"  # what every model is paired against
 CENSUS_SPLIT_SEED = 2018  # census: one fixed split; the seeds vary model initialisation and batch order
 SINGLE_TASK = "Single-task MLP"
 LIGHTGBM = "LightGBM"
 ARCH_LABEL = {"shared-bottom": "SharedBottom", "mmoe": "MMoE", "ple": "PLE"}
 
 
+DEFAULT_MTL = "MTL default"  # TrainConfig() as the app trains it without tuning
+BEST_MTL = "MTL best"  # the best configuration found (validation split), see SETUPS
+
+
 @dataclass(frozen=True)
 class Setup:
-    """How one data set is benchmarked (trainer settings chosen to fit the 10-minute budget on 2 CPU cores)."""
+    """How one data set is benchmarked: the multi-task models (display name → TrainConfig fields over
+    ``base``), which of them the single-task MLP copies (one head per fit), and the quick-mode limits."""
 
     dataset: str
-    weightings: tuple[str, ...]
-    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields
+    models: dict[str, dict[str, Any]]
+    base: dict[str, Any] = field(default_factory=lambda: {"num_threads": 1})
+    single: str = DEFAULT_MTL
     quick_rows: int = 3000
     quick_epochs: int = 3
 
+    def config(self, model: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {**self.base, **self.models[model], **(overrides or {})}
+
 
 SETUPS: dict[str, Setup] = {
-    "taiwan": Setup("taiwan", ("fixed", "uncertainty"),
-                    dict(hidden=(128, 64), head_hidden=(32,), n_experts=4, n_shared_experts=2, n_task_experts=1,
-                         dropout=0.1, lr=3e-3, weight_decay=1e-4, batch_size=1024, max_epochs=60, patience=5,
-                         num_threads=1)),
-    "census": Setup("census", ("fixed",),
-                    dict(hidden=(128, 64), head_hidden=(32,), n_experts=4, n_shared_experts=2, n_task_experts=1,
-                         dropout=0.1, lr=2e-3, weight_decay=1e-4, batch_size=1024, max_epochs=30, patience=4,
-                         num_threads=1)),
+    "taiwan": Setup("taiwan", {DEFAULT_MTL: {}, BEST_MTL: {}}),
+    "census": Setup("census", {DEFAULT_MTL: {}, BEST_MTL: {}}),
 }
 
 
@@ -77,9 +96,25 @@ def load(dataset: str, path: str | Path | None = None):
     return load_dataset(dataset, path=path)
 
 
-def model_name(arch: str, weighting: str, setup: Setup) -> str:
-    base = ARCH_LABEL.get(arch, arch)
-    return f"{base} ({weighting})" if len(setup.weightings) > 1 else base
+def bench_tasks(dataset: str, bundle) -> list:
+    """The data set's tasks, plus Taiwan's credit-limit band (a band of a numeric target)."""
+    if dataset == "taiwan":
+        from profile_core.datasets.taiwan import LIMIT_BAND_TASK
+
+        return [*bundle.tasks, LIMIT_BAND_TASK]
+    return list(bundle.tasks)
+
+
+def result_stem(dataset: str, *, quick: bool, rows: int | None, seeds: int) -> str:
+    """``accuracy_<dataset>`` for a full run (all rows, ≥ FULL_SEEDS seeds), else ``accuracy_<dataset>_quick``."""
+    full = not quick and not rows and seeds >= FULL_SEEDS
+    return f"accuracy_{dataset}" if full else f"accuracy_{dataset}_quick"
+
+
+def data_file(path: str | Path) -> str:
+    """The data file as ``<data-set folder>/<file>`` (no machine path in committed results)."""
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
 
 
 def _subsample(frame: pd.DataFrame, rows: int, label: str | None, seed: int) -> pd.DataFrame:
@@ -118,11 +153,10 @@ def _baseline_metrics(frame, tasks, config, split, numeric, categorical, log) ->
     return out
 
 
-def _runs_for_seed(bundle, frame, setup: Setup, seed: int, config_kwargs: dict[str, Any], split_seed: int,
+def _runs_for_seed(bundle, frame, tasks, setup: Setup, seed: int, overrides: dict[str, Any], split_seed: int,
                    log) -> list[dict[str, Any]]:
     from profile_core.train import TrainConfig, fit, split_indices
 
-    tasks = bundle.tasks
     split = split_indices(frame, tasks, seed=split_seed, val=0.2, test=0.2)
     rows: list[dict[str, Any]] = []
     reported = REPORTED[setup.dataset]
@@ -134,18 +168,16 @@ def _runs_for_seed(bundle, frame, setup: Setup, seed: int, config_kwargs: dict[s
                          **{k: _finite(m.get(k)) for k in reported[task.name]},
                          "seconds": round(seconds, 3), **extra})
 
-    for arch in ("shared-bottom", "mmoe", "ple"):
-        for weighting in setup.weightings:
-            cfg = TrainConfig(arch=arch, weighting=weighting, seed=seed, device="cpu", **config_kwargs)
-            t0 = time.perf_counter()
-            res = fit(frame, tasks, cfg, numeric=bundle.numeric, categorical=bundle.categorical, split=split)
-            sec = time.perf_counter() - t0
-            name = model_name(arch, weighting, setup)
-            weights = res.history[-1].weights if res.history else {}
-            record(name, res.metrics["test"], sec, epochs=len(res.history), best_epoch=res.best_epoch,
-                   final_weights={k: round(float(v), 4) for k, v in weights.items()})
-            log(f"  seed {seed} {name}: {sec:.1f}s, {len(res.history)} epochs")
-    cfg = TrainConfig(arch="shared-bottom", weighting="fixed", seed=seed, device="cpu", **config_kwargs)
+    for name in setup.models:
+        cfg = TrainConfig(seed=seed, device="cpu", **setup.config(name, overrides))
+        t0 = time.perf_counter()
+        res = fit(frame, tasks, cfg, numeric=bundle.numeric, categorical=bundle.categorical, split=split)
+        sec = time.perf_counter() - t0
+        weights = res.history[-1].weights if res.history else {}
+        record(name, res.metrics["test"], sec, epochs=len(res.history), best_epoch=res.best_epoch,
+               final_weights={k: round(float(v), 4) for k, v in weights.items()})
+        log(f"  seed {seed} {name}: {sec:.1f}s, {len(res.history)} epochs")
+    cfg = TrainConfig(seed=seed, device="cpu", **setup.config(setup.single, overrides))
     for model, metrics, sec in _baseline_metrics(frame, tasks, cfg, split, bundle.numeric, bundle.categorical, log):
         record(model, metrics, sec)
     return rows
@@ -166,17 +198,92 @@ def summarise(runs: list[dict[str, Any]], dataset: str) -> dict[str, dict[str, d
     return out
 
 
+def paired(runs: list[dict[str, Any]], dataset: str, reference: str = REFERENCE
+           ) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """{model: {task: {metric: {wins, ties, losses, n, mean_diff, p_ttest, p_sign}}}} against ``reference``,
+    paired by seed. ``mean_diff`` is model − reference (for RMSE-like metrics too); a win is a better value by at
+    least ``TIE``. p-values: paired t-test and two-sided sign test (ties left out); None when undefined."""
+    from scipy import stats
+
+    df = pd.DataFrame(runs)
+    out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    ref = df[df["model"] == reference]
+    if ref.empty:
+        return out
+    for model in pd.unique(df["model"]):
+        if model == reference:
+            continue
+        for task, metrics in REPORTED[dataset].items():
+            for metric in (m for m in metrics if m in df.columns):
+                a = df[(df["model"] == model) & (df["task"] == task)].set_index("seed")[metric]
+                b = ref[ref["task"] == task].set_index("seed")[metric]
+                both = pd.concat([a, b], axis=1, keys=["a", "b"]).apply(pd.to_numeric, errors="coerce").dropna()
+                d = (both["a"] - both["b"]).to_numpy(float)
+                better = -d if metric in LOWER_IS_BETTER else d
+                wins, losses = int((better >= TIE).sum()), int((better <= -TIE).sum())
+                p_t = None
+                if len(d) > 1 and float(np.std(d)) > 0:
+                    p_t = _finite(stats.ttest_rel(both["a"], both["b"]).pvalue)
+                p_sign = _finite(stats.binomtest(wins, wins + losses, 0.5).pvalue) if wins + losses else None
+                out.setdefault(str(model), {}).setdefault(task, {})[metric] = {
+                    "wins": wins, "ties": int(len(d) - wins - losses), "losses": losses, "n": int(len(d)),
+                    "mean_diff": float(d.mean()) if len(d) else None, "p_ttest": p_t, "p_sign": p_sign}
+    return out
+
+
+def winners(summary: dict[str, Any], dataset: str) -> dict[str, dict[str, str]]:
+    """{task: {metric: model with the best mean}}."""
+    out: dict[str, dict[str, str]] = {}
+    for task, metrics in REPORTED[dataset].items():
+        for metric in metrics:
+            vals = {m: s.get(task, {}).get(metric, {}).get("mean", math.nan) for m, s in summary.items()}
+            vals = {m: v for m, v in vals.items() if v is not None and math.isfinite(v)}
+            if vals:
+                out.setdefault(task, {})[metric] = (min if metric in LOWER_IS_BETTER else max)(vals, key=vals.get)
+    return out
+
+
 def _fmt(stat: dict[str, float], digits: int = 4) -> str:
     if stat is None or not math.isfinite(stat.get("mean", math.nan)):
         return "—"
     return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
 
 
+def _metric_label(metric: str) -> str:
+    return metric.upper() if metric in ("auc", "ks", "rmse", "qwk") else metric
+
+
+def _p(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def paired_table(result: dict[str, Any]) -> list[str]:
+    """Markdown lines: per head (headline metric), the winner and each model against LightGBM."""
+    dataset = result["dataset"]
+    rivals = [m for m in result["summary"] if m != REFERENCE]
+    lines = [f"Per head (headline metric): winner by mean, and each model against {REFERENCE} paired by seed — "
+             f"Δ of the means (model − {REFERENCE}), wins/ties/losses over seeds (tie: |Δ| < {TIE}), paired t-test "
+             "p, sign-test p.", "",
+             "| head | winner | " + " | ".join(f"{m} vs {REFERENCE}" for m in rivals) + " |",
+             "|---|---|" + "---|" * len(rivals)]
+    for task, metric in HEADLINE[dataset].items():
+        winner = result["winners"].get(task, {}).get(metric, "—")
+        cells = []
+        for m in rivals:
+            p = result["paired"].get(m, {}).get(task, {}).get(metric)
+            if not p or p["mean_diff"] is None:
+                cells.append("—")
+                continue
+            cells.append(f"{p['mean_diff']:+.4f}, {p['wins']}/{p['ties']}/{p['losses']}, "
+                         f"p {_p(p['p_ttest'])} / {_p(p['p_sign'])}")
+        lines.append(f"| {task} {_metric_label(metric)} | {winner} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     dataset = result["dataset"]
     tasks = REPORTED[dataset]
-    heads = [f"{task} {metric.upper() if metric in ('auc', 'ks', 'rmse', 'qwk') else metric}"
-             for task, ms in tasks.items() for metric in ms]
+    heads = [f"{task} {_metric_label(metric)}" for task, ms in tasks.items() for metric in ms]
     lines = [f"# Accuracy — {result['title']}", "",
              f"{result['rows']:,} rows, {result['n_features']} features, seeds {result['seeds']}, "
              f"split {result['split']}; test-split metrics, mean ± std over seeds. "
@@ -185,17 +292,23 @@ def markdown(result: dict[str, Any]) -> str:
              + (" (quick mode: a pipeline check, not the figures)." if result["quick"] else "."), "",
              "| model | " + " | ".join(heads) + " | s / seed |",
              "|---|" + "---|" * (len(heads) + 1)]
-    best = _best(result)
+    best = result["winners"]
     for model, per_task in result["summary"].items():
         cells = []
         for task, ms in tasks.items():
             for metric in ms:
                 cell = _fmt(per_task.get(task, {}).get(metric))
-                cells.append(f"**{cell}**" if best.get((task, metric)) == model else cell)
+                cells.append(f"**{cell}**" if best.get(task, {}).get(metric) == model else cell)
         cells.append(f"{result['seconds_per_fit'].get(model, math.nan):.1f}")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("Bold: best mean per column (lowest RMSE, highest otherwise).")
+    lines.append("Bold: best mean per column (lowest RMSE, highest otherwise). \"s / seed\": one multi-task fit, "
+                 "or one fit per task for the single-task baselines.")
+    lines += ["", *paired_table(result)]
+    configs = result.get("model_configs", {})
+    if configs:
+        lines += ["", "Configurations (TrainConfig fields over the trainer's defaults):", ""]
+        lines += [f"- {m}: " + (", ".join(f"{k}={v}" for k, v in c.items()) or "defaults") for m, c in configs.items()]
     if dataset == "census":
         lines += ["", "Published test AUCs (group 1):", "", "| model | income_50k AUC | never_married AUC | source |",
                   "|---|---|---|---|"]
@@ -204,17 +317,6 @@ def markdown(result: dict[str, Any]) -> str:
     for note in result.get("notes", []):
         lines += ["", f"> {note}"]
     return "\n".join(lines) + "\n"
-
-
-def _best(result: dict[str, Any]) -> dict[tuple[str, str], str]:
-    best: dict[tuple[str, str], str] = {}
-    for task, ms in REPORTED[result["dataset"]].items():
-        for metric in ms:
-            vals = {m: s.get(task, {}).get(metric, {}).get("mean", math.nan) for m, s in result["summary"].items()}
-            vals = {m: v for m, v in vals.items() if math.isfinite(v)}
-            if vals:
-                best[(task, metric)] = (min if metric in ("rmse", "mae", "logloss") else max)(vals, key=vals.get)
-    return best
 
 
 def figure(result: dict[str, Any]):
@@ -259,44 +361,52 @@ def write_chart(result: dict[str, Any], out: Path, stem: str) -> dict[str, str]:
     try:
         fig.write_image(out / f"{stem}.png", width=1250, height=420 * math.ceil(
             sum(len(m) for m in REPORTED[result["dataset"]].values()) / 3), scale=1)
-        written["png"] = str(out / f"{stem}.png")
+        written["png"] = f"{stem}.png"  # file names only: no machine path in the results
     except Exception as err:  # kaleido missing or no browser: the HTML carries the chart alone
         written["png_error"] = f"{type(err).__name__}: {str(err)[:200]}"
     fig.write_html(out / f"{stem}.html", include_plotlyjs="cdn" if "png" in written else True,
                    full_html=True)
-    written["html"] = str(out / f"{stem}.html")
+    written["html"] = f"{stem}.html"
     return written
 
 
-def run(dataset: str = "taiwan", seeds: int = 5, quick: bool = False, out_dir: str | Path = "benchmarks/results",
-        *, path: str | Path | None = None, rows: int | None = None, train: dict[str, Any] | None = None,
-        verbose: bool = True) -> dict[str, Any]:
+def run(dataset: str = "taiwan", seeds: int = FULL_SEEDS, quick: bool = False,
+        out_dir: str | Path = "benchmarks/results", *, path: str | Path | None = None, rows: int | None = None,
+        train: dict[str, Any] | None = None, models: list[str] | None = None, verbose: bool = True
+        ) -> dict[str, Any]:
     """Benchmark ``dataset`` over ``seeds`` seeds; writes ``accuracy_<dataset>.json/.md/.html(.png)`` into
-    ``out_dir`` and returns the JSON's dict. ``quick``: 1 seed, a 3,000-row subsample, 3 epochs (a pipeline
-    check). ``rows`` subsamples the data; ``train`` overrides trainer settings."""
+    ``out_dir`` (``accuracy_<dataset>_quick.*`` unless it is a full run, see :func:`result_stem`) and returns the
+    JSON's dict. ``quick``: 1 seed, a 3,000-row subsample, 3 epochs (a pipeline check). ``rows`` subsamples the
+    data; ``train`` overrides trainer settings of every net; ``models`` keeps only those multi-task models."""
     import torch
 
     if dataset not in SETUPS:
         raise ValueError(f"unknown benchmark data set {dataset!r}; choose one of {', '.join(SETUPS)}")
     setup = SETUPS[dataset]
+    if models is not None:
+        unknown = set(models) - set(setup.models)
+        if unknown:
+            raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {', '.join(setup.models)}")
+        setup = replace(setup, models={m: c for m, c in setup.models.items() if m in models})
     started, cpu_started = time.perf_counter(), time.process_time()
     log = print if verbose else (lambda *_: None)
     bundle = load(dataset, path)
-    config_kwargs = dict(setup.train)
+    tasks = bench_tasks(dataset, bundle)
+    overrides: dict[str, Any] = {}
     frame = bundle.frame
     if quick:
         seeds = 1
         rows = min(rows or setup.quick_rows, setup.quick_rows)
-        config_kwargs.update(max_epochs=setup.quick_epochs, patience=setup.quick_epochs)
+        overrides.update(max_epochs=setup.quick_epochs, patience=setup.quick_epochs)
     if train:
-        config_kwargs.update(train)
+        overrides.update(train)
     if rows:
         frame = _subsample(frame, rows, bundle.stratify, seed=0)
     seed_list = list(range(seeds))
     runs: list[dict[str, Any]] = []
     for seed in seed_list:
         split_seed = CENSUS_SPLIT_SEED if dataset == "census" else seed
-        runs += _runs_for_seed(bundle, frame, setup, seed, config_kwargs, split_seed, log)
+        runs += _runs_for_seed(bundle, frame, tasks, setup, seed, overrides, split_seed, log)
 
     df = pd.DataFrame(runs)
     # seconds a model takes per seed for all tasks (one MTL fit; one fit per task for the baselines)
@@ -310,13 +420,16 @@ def run(dataset: str = "taiwan", seeds: int = 5, quick: bool = False, out_dir: s
     if dataset == "census":
         notes.append(t("bench.accuracy.census_note", "en"))
         notes.append("LightGBM has std 0: with the split fixed and no bagging it is deterministic, whatever the seed.")
+    summary = summarise(runs, dataset)
     result: dict[str, Any] = {
-        "dataset": dataset, "title": bundle.en, "path": bundle.path, "is_sample": bundle.is_sample,
+        "dataset": dataset, "title": bundle.en, "data_file": data_file(bundle.path), "is_sample": bundle.is_sample,
         "rows": len(frame), "n_features": len(bundle.features), "quick": quick, "seeds": seed_list,
         "split": split_text, "tasks": {task: list(ms) for task, ms in REPORTED[dataset].items()},
-        "train_config": {k: list(v) if isinstance(v, tuple) else v for k, v in config_kwargs.items()},
-        "models": list(pd.unique(df["model"])), "summary": summarise(runs, dataset),
-        "seconds_per_fit": seconds_per_fit, "runs": runs,
+        "headline": HEADLINE[dataset],
+        "model_configs": {m: _plain(setup.config(m, overrides)) for m in setup.models},
+        "single_task_config": setup.single,
+        "models": list(pd.unique(df["model"])), "summary": summary, "winners": winners(summary, dataset),
+        "paired": paired(runs, dataset), "tie": TIE, "seconds_per_fit": seconds_per_fit, "runs": runs,
         "published": PUBLISHED_CENSUS if dataset == "census" else {}, "notes": notes,
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                     "python": platform.python_version(), "processor": platform.processor() or platform.machine()},
@@ -326,7 +439,7 @@ def run(dataset: str = "taiwan", seeds: int = 5, quick: bool = False, out_dir: s
     result["machine"]["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"accuracy_{dataset}"
+    stem = result_stem(dataset, quick=quick, rows=rows, seeds=seeds)
     result["chart"] = write_chart(result, out, stem)
     result["runtime_seconds"] = round(time.perf_counter() - started, 1)
     (out / f"{stem}.md").write_text(markdown(result), encoding="utf-8")
@@ -334,6 +447,10 @@ def run(dataset: str = "taiwan", seeds: int = 5, quick: bool = False, out_dir: s
                                                  default=_json_default) + "\n", encoding="utf-8")
     log(f"accuracy {dataset}: {result['runtime_seconds']:.0f} s → {out / stem}.json")
     return result
+
+
+def _plain(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
 
 
 def _clean(o: Any) -> Any:
@@ -384,7 +501,7 @@ def sweep(dataset: str = "taiwan", seeds: int = 2, out_dir: str | Path = "benchm
     for seed in range(seeds):
         split = split_indices(bundle.frame, bundle.tasks, seed=seed, val=0.2, test=0.2)
         for label, overrides in grid.items():
-            kwargs = {**SETUPS[dataset].train, **overrides}
+            kwargs = {**SETUPS[dataset].base, **overrides}
             for arch in archs:
                 for weighting in weightings:
                     cfg = TrainConfig(arch=arch, weighting=weighting, seed=seed, device="cpu", **kwargs)

@@ -8,6 +8,10 @@ Tasks (each head never sees its own label or the label's source column):
 - ``repay_risk`` — ordered 4-class ``repay_risk`` from PAY_0 (this month's repayment status): ≤0 (paid duly /
   no consumption), 1, 2, ≥3 months of delay. PAY_0 is not in the frame at all.
 
+An extra, optional task for benchmarks: ``limit_band`` — the credit limit in 5 quantile bands (``LIMIT_BANDS``,
+cut on the whole file), a band of a numeric target as users often ask for it (``LIMIT_BAND_TASK``; not in
+``TASKS``).
+
 Months: ``_m1`` is September 2005 (the latest: BILL_AMT1, PAY_AMT1), ``_m6`` April 2005; ``pay_status_m2`` is
 PAY_2 (August) … ``pay_status_m6`` is PAY_6 (April).
 """
@@ -53,8 +57,9 @@ LOG_AMOUNTS = [f"{c}_log" for c in AMOUNTS]
 DERIVED = ["months_delayed", "max_delay", "payment_ratio", "bill_growth"]
 NUMERIC = ["age", *PAY_STATUS, *LOG_AMOUNTS, *DERIVED]
 CATEGORICAL = ["gender", "education", "marital_status"]
-DISPLAY_ONLY = ["credit_limit", "utilisation_m1"]  # reveal the credit-limit label
-LABELS = ["credit_limit_log", "default_flag", "repay_risk"]
+DISPLAY_ONLY = ["credit_limit", "utilisation_m1", "limit_band"]  # reveal the credit-limit label
+LABELS = ["credit_limit_log", "default_flag", "repay_risk", "limit_band"]
+LIMIT_BANDS = ("B1", "B2", "B3", "B4", "B5")  # quintiles of LIMIT_BAL, lowest first
 
 _MONTH_ZH = {1: "9月", 2: "8月", 3: "7月", 4: "6月", 5: "5月", 6: "4月"}
 _MONTH_EN = {1: "Sep", 2: "Aug", 3: "Jul", 4: "Jun", 5: "May", 6: "Apr"}
@@ -88,6 +93,7 @@ COLUMNS: dict[str, tuple[str, str, str]] = {
     "credit_limit_log": ("授信额度(对数)", "Credit limit (log)", "credit"),
     "default_flag": ("下月违约", "Default next month", "credit"),
     "repay_risk": ("本月还款风险等级", "Repayment risk class (this month)", "credit"),
+    "limit_band": ("授信额度分档(五分位)", "Credit-limit band (quintiles)", "credit"),
 }
 
 TASKS = [
@@ -96,6 +102,16 @@ TASKS = [
     TaskSpec("repay_risk", "repay_risk", "multiclass", classes=RISK_CLASSES, ordered=True,
              zh="还款风险等级", en="Repayment risk class"),
 ]
+
+LIMIT_BAND_TASK = TaskSpec("limit_band", "limit_band", "multiclass", classes=LIMIT_BANDS, ordered=True,
+                           zh="授信额度分档", en="Credit-limit band")
+
+
+def limit_band(limit: pd.Series) -> pd.Series:
+    """Credit limit → quintile band label B1 (lowest) … B5; ties fall in the lower band."""
+    edges = np.quantile(limit.to_numpy(float), np.linspace(0, 1, len(LIMIT_BANDS) + 1)[1:-1])
+    code = np.searchsorted(edges, limit.to_numpy(float), side="left")
+    return pd.Series(np.asarray(LIMIT_BANDS, dtype=object)[code], index=limit.index, dtype="str")
 
 
 def risk_class(pay_0: pd.Series) -> pd.Series:
@@ -148,6 +164,7 @@ def build_frame(raw: pd.DataFrame) -> pd.DataFrame:
     f["credit_limit_log"] = np.log(num["LIMIT_BAL"])
     f["default_flag"] = num[LABEL_RAW].astype(np.int64)
     f["repay_risk"] = risk_class(raw["PAY_0"])
+    f["limit_band"] = limit_band(num["LIMIT_BAL"])
     return f.reset_index(drop=True)
 
 
