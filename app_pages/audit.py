@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from profile_core.audit import ACTIONS, verify_chain
+from profile_core.audit import ACTIONS
 from profile_core.auth import PERMISSIONS, Forbidden, UsersFileError, allowed, role_table
 from ui import audit, auth, state, widgets
 from ui.state import tr
@@ -17,14 +17,23 @@ USER_SELECT = "audit-user-selectbox"
 ACTION_SELECT = "audit-action-multiselect"
 DATES = "audit-dates-date-input"
 SEEN = "audit-page-recorded"
+REPAIR_BUTTON = "audit-repair-button"
 
 widgets.page_header("audit.title", "audit.caption")
 lang, policy = state.lang(), state.policy()
 log = audit.audit_log()
 
-chain = verify_chain(log.path)
+chain = audit.chain_report()  # file, head file and the anchor in the workspace database
 (st.success if chain.ok else st.error)(chain.message(lang), icon=":material/verified:" if chain.ok else
                                        ":material/gpp_bad:")
+if not chain.ok and allowed(policy, "repair_audit"):  # auditors only: quarantine the damaged tail, resume
+    st.caption(tr("audit.repair.caption"))
+    if st.button(tr("audit.repair.button"), key=REPAIR_BUTTON, icon=":material/build:"):
+        result = audit.repair(auth.current_user())
+        st.success(tr("audit.repair.done", file=log.path.name, kept=result.kept, quarantined=result.quarantined,
+                      quarantine=result.quarantine_file.name if result.quarantine_file else "-",
+                      problem=result.problem))
+        chain = audit.chain_report()
 if not st.session_state.get(SEEN):  # one entry per session, not per rerun
     st.session_state[SEEN] = audit.record("view_audit", log.path.name)
 

@@ -14,14 +14,17 @@ widgets): see :data:`PERMISSIONS`. Which customers a role sees and how identitie
 :mod:`profile_core.privacy`; :func:`policy_for` turns a user into that policy.
 
 Demo accounts (``demo: true``) are accepted only in demo mode (``$PROFILE_DEMO`` not ``0``) **and** only while
-every dataset in the workspace is demo data (:func:`dataset_is_demo`): the seeded synthetic portfolio, or
-files a demo account uploaded (tagged by the app; anyone holding the public demo password sees them).
+every dataset in the workspace is demo data (:func:`dataset_is_demo`): the seeded synthetic portfolio (marked
+in the workspace metadata by the demo loader, :func:`mark_demo`), or files a demo account uploaded (tagged by
+the app; anyone holding the public demo password sees them). A file name never makes data demo data.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +38,16 @@ from .privacy import ROLES, Policy
 #: What each role may do. ``view_customers``: customer cards, lists and the portfolio (rows filtered and
 #: masked by ``privacy.Policy``); ``view_monitoring``: model monitoring and the model card (aggregates only);
 #: ``view_audit``: the audit log; ``reveal``: an admin may show identities in full (every switch is audited).
+#: ``score``: the API's scoring and explanation endpoints (analysts and admins: they run models on raw
+#: attributes); ``repair_audit``: quarantine a damaged audit-log tail (auditors only — the person who
+#: checks the log is the one who may restart it, never an admin who also runs the system).
 PERMISSIONS: dict[str, frozenset[str]] = {
     "rm": frozenset({"view_customers", "export"}),
-    "analyst": frozenset({"view_customers", "view_monitoring", "load_data", "train", "activate_bundle", "export"}),
-    "auditor": frozenset({"view_monitoring", "view_audit", "export"}),
+    "analyst": frozenset({"view_customers", "view_monitoring", "load_data", "train", "activate_bundle", "export",
+                          "score"}),
+    "auditor": frozenset({"view_monitoring", "view_audit", "export", "repair_audit"}),
     "admin": frozenset({"view_customers", "view_monitoring", "view_audit", "load_data", "train", "activate_bundle",
-                        "export", "manage_users", "reveal"}),
+                        "export", "manage_users", "reveal", "score"}),
 }
 ACTIONS: frozenset[str] = frozenset().union(*PERMISSIONS.values())
 _USERNAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -204,11 +211,22 @@ def demo_mode_enabled(environ: Mapping[str, str] | None = None) -> bool:
     return current(environ).demo
 
 
+#: The dataset meta key the demo generator writes (``mark_demo``); its value names the generator.
+DEMO_META = "demo"
+
+
 def dataset_is_demo(source: Any, meta: Mapping[str, Any] | None) -> bool:
-    """Demo data: the seeded demo portfolio (``source == "demo"``, set only by the app's demo loader; uploads
-    record their file names, which always carry an extension) or a dataset a demo account uploaded
-    (``meta["demo"] is True``, written by the app right after the load)."""
-    return str(source) == "demo" or bool((meta or {}).get("demo") is True)
+    """Demo data: only what carries the demo marker in the workspace metadata — written by the demo generator's
+    load (:func:`mark_demo`) or by the app when a demo account uploaded the data (``meta["demo"] is True``).
+    ``source`` (file names, ``"demo"``…) is deliberately ignored: a real file named ``demo`` is real data."""
+    del source  # kept in the signature for callers; never decides anything
+    return bool((meta or {}).get(DEMO_META) is True)
+
+
+def mark_demo(ws, dataset: str, generator: str = "profile_core.synth") -> dict:
+    """Record in workspace ``ws``'s metadata that ``dataset`` is generated demo data (the demo loader calls
+    this right after its load); returns the new meta. A later load of the dataset drops the marker."""
+    return ws.update_meta(dataset, {DEMO_META: True, "demo_generator": generator})
 
 
 def workspace_is_demo(ws) -> bool:
@@ -238,32 +256,56 @@ def authenticate(config: UsersConfig, username: str, password: str, *, demo_allo
 
 
 class LoginThrottle:
-    """At most ``max_failures`` failed logins per user name within ``window_s``; then refused for
-    ``lockout_s``. The app keeps one per process; it holds only names and times."""
+    """At most ``max_failures`` failed logins per (user name, client) within ``window_s``; then that pair is
+    refused for ``lockout_s``. A client (e.g. an IP address) failing ``max_client_failures`` times in the window
+    across any names is refused for every name. Keyed by client, so nobody can lock an account for everyone
+    else; bounded to ``max_keys`` entries (the oldest dropped first), so failed names cannot fill memory. The app
+    keeps one per process; it holds only names, client addresses and times."""
 
-    def __init__(self, max_failures: int = 5, window_s: float = 900.0, lockout_s: float = 300.0) -> None:
+    def __init__(self, max_failures: int = 5, window_s: float = 900.0, lockout_s: float = 300.0, *,
+                 max_client_failures: int = 50, max_keys: int = 10_000) -> None:
         self.max_failures, self.window_s, self.lockout_s = max_failures, window_s, lockout_s
-        self._failures: dict[str, list[float]] = {}
+        self.max_client_failures, self.max_keys = max_client_failures, max_keys
+        self._failures: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def _recent(self, key: str, now: float) -> list[float]:
-        times = [x for x in self._failures.get(key, []) if now - x < self.window_s]
-        self._failures[key] = times
-        return times
+    @staticmethod
+    def _key(username: str, client: str | None) -> tuple[str, str]:
+        return str(username or "").strip().lower()[:64], str(client or "")[:64]
 
-    def locked(self, username: str, now: float | None = None) -> float:
-        """Seconds until ``username`` may try again (0 when it may)."""
+    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
+        return [x for x in self._failures.get(key, ()) if now - x < self.window_s][-self.max_client_failures:]
+
+    def _wait(self, times: list[float], limit: int, now: float) -> float:
+        return 0.0 if len(times) < limit else max(0.0, times[-1] + self.lockout_s - now)
+
+    def locked(self, username: str, client: str | None = "", now: float | None = None) -> float:
+        """Seconds until ``username`` may try again from ``client`` (0 when it may)."""
         now = time.time() if now is None else now
-        times = self._recent(username.strip().lower(), now)
-        if len(times) < self.max_failures:
-            return 0.0
-        return max(0.0, times[-1] + self.lockout_s - now)
+        user_key = self._key(username, client)
+        with self._lock:
+            pair = self._wait(self._recent(user_key, now), self.max_failures, now)
+            whole = self._wait(self._recent(("", user_key[1]), now), self.max_client_failures, now)
+        return max(pair, whole)
 
-    def failed(self, username: str, now: float | None = None) -> None:
+    def failed(self, username: str, client: str | None = "", now: float | None = None) -> None:
         now = time.time() if now is None else now
-        self._recent(username.strip().lower(), now).append(now)
+        user_key = self._key(username, client)
+        with self._lock:
+            for key in {user_key, ("", user_key[1])}:  # the pair, and the client across every name
+                times = self._recent(key, now)
+                times.append(now)
+                self._failures[key] = times
+                self._failures.move_to_end(key)
+            while len(self._failures) > self.max_keys:
+                self._failures.popitem(last=False)
 
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(username.strip().lower(), None)
+    def succeeded(self, username: str, client: str | None = "") -> None:
+        with self._lock:
+            self._failures.pop(self._key(username, client), None)
+
+    def __len__(self) -> int:
+        return len(self._failures)
 
 
 def role_table(lang: str = "zh", roles: Iterable[str] = ROLES) -> list[dict[str, str]]:

@@ -147,6 +147,13 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(a: argparse.Namespace) -> int:
+    from profile_core.audit import audit_cli
+
+    return audit_cli(a.action, a.log or f"{a.workspace}.audit.jsonl", workspace=a.workspace, users=a.users,
+                     user=a.user, lang=a.lang)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m profile_core", description="客户全景画像 / Customer Panorama")
     p.add_argument("--lang", default="zh", choices=["zh", "en"])
@@ -238,6 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--role", default="analyst", choices=["rm", "analyst", "auditor", "admin"])
     s.add_argument("--rm-id")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("audit", help="verify the audit log, or (auditors) quarantine a damaged tail and resume")
+    s.add_argument("action", choices=["verify", "repair"])
+    s.add_argument("--log", help="the audit log (default: <workspace>.audit.jsonl)")
+    s.add_argument("--workspace", default=str(current().workspace), help="holds the log's anchor (table _audit_anchor)")
+    s.add_argument("--users", default="config/users.yaml", help="users file (repair: the auditor signs in)")
+    s.add_argument("--user", help="repair: the auditor's user name (password asked, or $PROFILE_PASSWORD)")
+    s.set_defaults(func=cmd_audit)
 
     s = sub.add_parser("bench", help="benchmarks; results in benchmarks/results/")
     s.add_argument("which", choices=["ingest", "train", "explain", "accuracy", "perf", "scoring", "api_load"])

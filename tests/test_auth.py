@@ -18,6 +18,7 @@ from profile_core.auth import (
     allowed,
     authenticate,
     dataset_is_demo,
+    mark_demo,
     demo_mode_enabled,
     hash_password,
     load_users,
@@ -34,10 +35,10 @@ ROOT_USERS = "config/users.yaml"
 #: The role rules (README / report table): role → actions it may do; everything else is refused.
 RULES = {
     "rm": {"view_customers", "export"},
-    "analyst": {"view_customers", "view_monitoring", "load_data", "train", "activate_bundle", "export"},
-    "auditor": {"view_monitoring", "view_audit", "export"},
+    "analyst": {"view_customers", "view_monitoring", "load_data", "train", "activate_bundle", "export", "score"},
+    "auditor": {"view_monitoring", "view_audit", "export", "repair_audit"},
     "admin": {"view_customers", "view_monitoring", "view_audit", "load_data", "train", "activate_bundle", "export",
-              "manage_users", "reveal"},
+              "manage_users", "reveal", "score"},
 }
 
 
@@ -134,14 +135,17 @@ def test_demo_data_is_the_demo_load_or_tagged_uploads():
     with Workspace(":memory:") as ws:
         assert workspace_is_demo(ws)  # empty
         load_into_workspace([("customers.csv", csv)], ws, dataset="demo", source="demo")
-        assert workspace_is_demo(ws)
+        assert not workspace_is_demo(ws)  # a source (file) named "demo" is not demo data
+        mark_demo(ws, "demo")  # what the demo loader writes
+        assert workspace_is_demo(ws) and ws.meta("demo")["demo_generator"] == "profile_core.synth"
         load_into_workspace([("customers.csv", csv)], ws, dataset="main")
         assert not workspace_is_demo(ws)  # an untagged upload is real data
         ws.update_meta("main", {"demo": True, "loaded_by": "analyst"})
         assert workspace_is_demo(ws) and ws.meta("main")["labels"] == {}
         load_into_workspace([("customers.csv", csv)], ws, dataset="main")  # a later load drops the tag
         assert not workspace_is_demo(ws)
-    assert dataset_is_demo("demo", None) and not dataset_is_demo("demo.csv", {"demo": "yes"})
+    assert not dataset_is_demo("demo", None) and not dataset_is_demo("demo.csv", {"demo": "yes"})
+    assert dataset_is_demo("anything.csv", {"demo": True})
 
 
 def test_login_throttle():
@@ -155,6 +159,20 @@ def test_login_throttle():
     gate.failed("bob", now=141)
     gate.succeeded("bob")
     assert gate.locked("bob", now=142) == 0
+
+
+def test_login_throttle_is_keyed_by_client_and_bounded():
+    gate = LoginThrottle(max_failures=3, window_s=60, lockout_s=30, max_client_failures=10, max_keys=100)
+    for i in range(3):  # an attacker at 10.0.0.9 fails three times for bob
+        gate.failed("bob", "10.0.0.9", now=100 + i)
+    assert gate.locked("bob", "10.0.0.9", now=103) > 0
+    assert gate.locked("bob", "192.168.1.5", now=103) == 0  # bob himself, from his own client, is not locked out
+    for i in range(10):  # spraying names from one client locks that client for every name
+        gate.failed(f"user{i}", "10.0.0.66", now=200 + i)
+    assert gate.locked("alice", "10.0.0.66", now=210) > 0 and gate.locked("alice", "10.0.0.1", now=210) == 0
+    for i in range(5000):  # many names from many clients: memory stays bounded
+        gate.failed(f"name{i}", f"c{i}", now=300)
+    assert len(gate) <= 100
 
 
 # ------------------------------------------------------------------ permissions

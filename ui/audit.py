@@ -30,22 +30,55 @@ def log_path() -> Path:
 
 
 @st.cache_resource(show_spinner=False)
-def _log(path: str) -> AuditLog:
-    return AuditLog(path)
+def _log(path: str, workspace: str) -> AuditLog:
+    """The log at ``path``, its head anchored in the app's workspace database (through the shared connection,
+    so appends and loads never fight over the DuckDB file lock)."""
+    from functools import partial
+
+    from profile_core.audit import WorkspaceAnchor
+    from ui import cache
+
+    return AuditLog(path, anchor=WorkspaceAnchor(partial(cache.workspace, workspace)))
 
 
 def audit_log() -> AuditLog:
-    return _log(str(log_path()))
+    return _log(str(log_path()), str(state.workspace_path()))
+
+
+def chain_report():
+    """``profile_core.audit.verify_chain`` of this app's log, against its head file and workspace anchor."""
+    from profile_core.audit import verify_chain
+
+    log_ = audit_log()
+    return verify_chain(log_.path, anchor=log_._anchor)
+
+
+def repair(user) -> object:
+    """Quarantine the damaged tail of this app's log and resume (``profile_core.audit.repair_log``; auditors
+    only — ``auth.Forbidden`` otherwise); returns its ``RepairResult``."""
+    from profile_core.audit import repair_log
+
+    log_ = audit_log()
+    return repair_log(log_.path, state.policy(), user.username, anchor=log_._anchor)
 
 
 def record(action: str, target: str = "", *, user=None, **details) -> bool:
-    """Append ``action`` on ``target`` for ``user`` (default: the signed-in user); True when written."""
+    """Append ``action`` on ``target`` for ``user`` (default: the signed-in user); True when written. When the
+    log fails its integrity check, says so (and how an auditor repairs it) besides returning False."""
+    from profile_core.audit import AuditIntegrityError
     from ui import auth
 
     user = user or auth.current_user()
     name, role = (user.username, user.role) if user is not None else ("(anonymous)", "none")
     try:
         audit_log().append(name, role, action, str(target or ""), details)
+    except AuditIntegrityError as exc:  # appends stay refused until an auditor repairs the log: say how
+        log.error("audit log refused the write: %s (%s)", exc.values.get("problem"), action)
+        try:
+            st.error(exc.message(state.lang()), icon=":material/gpp_bad:")
+        except Exception:  # noqa: BLE001 - no page to show it on (e.g. another thread)
+            pass
+        return False
     except Exception as exc:  # noqa: BLE001 - the page decides what to do; never a traceback for people
         log.error("audit log write failed: %s (%s)", type(exc).__name__, action)
         return False

@@ -158,20 +158,28 @@ def _attempt(username: str, password: str) -> str | None:
     from ui import audit
 
     username = (username or "").strip().lower()
-    gate_ = throttle()
-    if gate_.locked(username):
+    gate_, client = throttle(), _client()
+    if gate_.locked(username, client):
         audit.record("login_failed", "(locked)", user=_known(username), reason="locked")
         return "auth.locked"
     try:
         user = core.authenticate(users(), username, password, demo_allowed=demo_allowed())
     except AuthError as e:
-        gate_.failed(username)
+        gate_.failed(username, client)
         known = _known(username)
         audit.record("login_failed", known.username if known else "(unknown)", user=known, reason=e.key)
         return e.key
-    gate_.succeeded(username)
+    gate_.succeeded(username, client)
     _sign_in(user, "password")
     return None
+
+
+def _client() -> str:
+    """Who is trying, for the login throttle: the client's IP address as Streamlit sees it ("" when unknown)."""
+    try:
+        return str(st.context.ip_address or "")
+    except Exception:  # noqa: BLE001 - no request context (bare runs, tests)
+        return ""
 
 
 def _known(username: str) -> User | None:

@@ -116,7 +116,13 @@ def demo_files() -> list[tuple[str, Path]]:
 
 def load_demo(*, as_system: bool = False) -> LoadOutcome:
     """(Re)load the demo portfolio into the ``demo`` dataset and make it active."""
-    return load_files(demo_files(), DEMO_DATASET, source="demo", as_system=as_system)
+    outcome = load_files(demo_files(), DEMO_DATASET, source="demo", as_system=as_system)
+    if outcome.ok:  # demo-ness is this marker in the workspace metadata, never the source's name
+        from profile_core.auth import mark_demo
+
+        with cache.workspace() as ws:
+            mark_demo(ws, outcome.dataset)
+    return outcome
 
 
 def list_bundles() -> list[Path]:
