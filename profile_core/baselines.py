@@ -60,7 +60,7 @@ def run_baselines(frame: pd.DataFrame, tasks: list[TaskSpec], config: TrainConfi
                   *, numeric: list[str] | None = None, categorical: list[str] | None = None,
                   models: Sequence[str] = BASELINES) -> dict[str, dict[str, dict[str, float]]]:
     """model name → task → metrics on the test split (validation when there is none)."""
-    numeric, categorical = feature_columns(frame, tasks, numeric, categorical)
+    numeric, categorical = feature_columns(frame, tasks, numeric, categorical, config)
     part = report_split(split)
     results: dict[str, dict[str, dict[str, float]]] = {}
     if "single-mlp" in models:

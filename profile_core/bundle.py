@@ -46,7 +46,7 @@ _POINTER_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".joblib", ".bin", ".npy"
 _MANIFEST_KEYS = frozenset({"format_version", "name", "created_utc", "tasks", "architecture", "config", "features",
                             "label_stats", "metrics", "history", "best_epoch", "cancelled", "split_sizes",
                             "data_fingerprint", "versions", "device", "seed", "train_seconds", "samples_per_second",
-                            "weights_sha256"})
+                            "weights_sha256", "excluded_inputs", "data"})
 _SHA256_HEX = frozenset("0123456789abcdef")
 
 
@@ -116,8 +116,11 @@ def _versions() -> dict[str, str]:
 
 
 def save_bundle(result: TrainResult, out_dir: str | Path, *, name: str | None = None,
-                data_fingerprint: str = "") -> Path:
-    """Write ``result`` as a bundle directory at ``out_dir`` (replacing an earlier bundle there); returns it."""
+                data_fingerprint: str = "", data: dict[str, Any] | None = None) -> Path:
+    """Write ``result`` as a bundle directory at ``out_dir`` (replacing an earlier bundle there); returns it.
+
+    ``data``: what the model was made from (data set name and version, the held-out customer ids the
+    monitoring evaluates by default), stored as the manifest's ``data`` block."""
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or {p.name for p in out.iterdir()} - ALLOWED):
         raise BundleError("engine.bundle_target_taken", path=out)
@@ -147,6 +150,8 @@ def save_bundle(result: TrainResult, out_dir: str | Path, *, name: str | None = 
             "cancelled": result.cancelled,
             "split_sizes": {k: len(v) for k, v in result.split.items()},
             "data_fingerprint": data_fingerprint,
+            "data": data or {},
+            "excluded_inputs": dict(result.excluded),
             "versions": _versions(),
             "device": result.device,
             "seed": result.config.seed,

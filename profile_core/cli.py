@@ -90,13 +90,33 @@ def _write_frame(frame, out: str) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    from profile_core.i18n import t
     from profile_core.pipeline import train_and_save
+    from profile_core.service import jsonable
+    from profile_core.views import metrics_table
 
+    roles = dict(r.split("=", 1) for r in a.role or [] if "=" in r)
     summary = train_and_save(
-        a.data, a.out, arch=a.arch, weighting=a.weighting, epochs=a.epochs, seed=a.seed,
-        device=a.device, baselines=a.baselines, workspace=a.workspace, progress=True,
+        a.data, a.out, tasks=a.task, roles=roles, use_age=a.use_age, arch=a.arch, weighting=a.weighting,
+        epochs=a.epochs, seed=a.seed, device=a.device, baselines=a.baselines, workspace=a.workspace,
+        progress=not a.json,
     )
-    _print_json(summary)
+    if a.json:  # strict JSON: NaN and infinities become null
+        print(json.dumps(jsonable(summary), ensure_ascii=False, indent=2, allow_nan=False))
+        return 0
+    from profile_core.bundle import read_manifest
+
+    manifest = read_manifest(summary["bundle"])
+    print(t("cli.trained", a.lang, bundle=summary["bundle"], device=summary["device"]))
+    print(metrics_table(summary["metrics"], manifest["tasks"], a.lang).to_string(index=False, na_rep="—"))
+    if summary["excluded_inputs"]:
+        print(f"\n{t('views.excluded_title', a.lang)}:")
+        for col, why in summary["excluded_inputs"].items():
+            print(f"  {col}: {t(f'views.excluded.{why}', a.lang)}")
+    if summary.get("comparison"):
+        import pandas as pd
+
+        print(pd.DataFrame(summary["comparison"]).to_string(index=False, na_rep="—"))
     return 0
 
 
@@ -195,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=42)
     s.add_argument("--device", default="auto")
     s.add_argument("--baselines", action="store_true", help="also train single-task MLPs and LightGBM")
+    s.add_argument("--task", action="append", metavar="NAME[:KIND]",
+                   help="train only this declared label (repeatable; default: every declared label)")
+    s.add_argument("--role", action="append", metavar="NAME=ROLE",
+                   help="the role of a label: pd | score | grade | generic (default: proposed from its name)")
+    s.add_argument("--use-age", action="store_true", help="let age be a model input (off by default)")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_train)
 
@@ -264,8 +290,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a problem a person can fix prints its one sentence (no traceback) and exits 2."""
+    import duckdb
+
+    from profile_core.i18n import MessageError, t
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    lang = getattr(args, "lang", "zh")
+    try:
+        return args.func(args)
+    except MessageError as err:
+        message = err.message(lang)
+    except (OSError, KeyError, ValueError, duckdb.Error) as err:  # files, data set names, configs, locks
+        message = str(err.args[0] if isinstance(err, KeyError) and err.args else err).strip().splitlines()[0]
+    except KeyboardInterrupt:
+        return 130
+    print(t("cli.error", lang, message=message), file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

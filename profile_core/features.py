@@ -31,6 +31,16 @@ from profile_core.sql import quote_ident, quote_literal
 LABEL_COLUMNS = ("credit_score", "default_flag", "risk_level")
 #: Kept in the table for display and grouping, never used as model inputs.
 NON_FEATURES = frozenset({"customer_id", "rm_id", "city", "open_date"})
+#: Attributes no model uses as inputs by default (fair lending): they stay on the card as fields, reason codes
+#: never cite them, and the model card lists them as excluded. Age is an input only when a run opts in.
+PROTECTED = ("gender", "marital_status", "ethnicity", "religion")
+_PROTECTED_NAMES = {  # canonical name → headers that mean it (compared in schema.normalize_header form)
+    "gender": ("gender", "sex", "性别", "性別"),
+    "marital_status": ("marital_status", "marriage", "marital", "婚姻", "婚姻状况"),
+    "ethnicity": ("ethnicity", "race", "ethnic", "民族", "种族"),
+    "religion": ("religion", "宗教", "宗教信仰"),
+    "age": ("age", "年龄", "年齡"),
+}
 MAX_LEVELS = 50  # a text column with more distinct values is an identifier or free text, not a category
 MAX_CATEGORIES = 20  # one-hot columns per attribute; rarer values share one "(other)" column
 OTHER = "(other)"
@@ -407,6 +417,18 @@ def build_features_from_frames(frames: dict[str, pd.DataFrame], as_of: str | Non
         con.close()
 
 
+def protected_columns(columns: Iterable[str], protected: Iterable[str] = PROTECTED, *,
+                      allow_age: bool = False) -> list[str]:
+    """The columns that are protected attributes: by canonical name or a common header for one (``SEX``,
+    ``MARRIAGE``, ``性别``), plus any column named in ``protected`` as written (e.g. marked in the mapping);
+    age unless ``allow_age``."""
+    from profile_core.schema import normalize_header
+
+    wanted = set(protected) | ({"age"} if not allow_age else set())
+    names = {normalize_header(h) for p in wanted for h in (p, *_PROTECTED_NAMES.get(p, ()))}
+    return [c for c in columns if normalize_header(c) in names or c in wanted]
+
+
 def split_columns(frame: pd.DataFrame, exclude: Iterable[str] = ()) -> tuple[list[str], list[str]]:
     """(numeric, categorical) model inputs: no ids, labels (canonical ones and ``exclude``), personal or
     display-only columns, no dates; text columns only when they look like categories (≤ MAX_LEVELS values)."""
@@ -452,13 +474,44 @@ def _texts(frame: pd.DataFrame, col: str) -> np.ndarray:
     return np.where(missing, None, np.array([str(v) for v in values], dtype=object))
 
 
+NUMERIC_ENCODINGS = ("standard", "ple")
+PLE_SEP = "#pl"  # output column of bin k of a numeric column: f"{column}{PLE_SEP}{k}"
+
+
+def _ple_edges(values: np.ndarray, n_bins: int) -> list[float]:
+    """Quantile bin edges of the observed values (duplicates merged); fewer than 3 edges: no encoding."""
+    v = values[~np.isnan(values)]
+    if not len(v) or n_bins < 2:
+        return []
+    edges = np.unique(np.quantile(v, np.linspace(0.0, 1.0, n_bins + 1)))
+    return edges.tolist() if len(edges) >= 3 else []
+
+
+def piecewise_linear(x: np.ndarray, edges: list[float] | np.ndarray) -> np.ndarray:
+    """Piecewise-linear encoding (Gorishniy et al. 2022, "On Embeddings for Numerical Features in Tabular Deep
+    Learning"): bin t of edges b gets clip((x − b[t]) / (b[t+1] − b[t]), 0, 1) — 1 for the bins below x, the
+    position inside x's own bin, 0 above. (n,) → (n, len(edges) − 1)."""
+    b = np.asarray(edges, dtype=float)
+    return np.clip((x[:, None] - b[:-1]) / np.diff(b), 0.0, 1.0)
+
+
 class Preprocessor:
     """Numbers: signed log for heavy-tailed columns, median impute (+ indicator for columns with gaps) and
     standardise; categories: fill with the
     most frequent value, one-hot the MAX_CATEGORIES most frequent, the rest into one "(other)" column, and
-    ignore values unseen at fit (all zeros)."""
+    ignore values unseen at fit (all zeros).
 
-    def __init__(self) -> None:
+    ``encoding="ple"`` adds, after each standardised number, its piecewise-linear encoding over ``n_bins``
+    quantile bins of the training rows (columns ``<name>#pl<k>``; numbers with fewer than 3 distinct edges get
+    none): the net then sees numbers in bins as trees do. Every added column maps back to its number in
+    ``source_of``, so SHAP values summed per attribute stay exact.
+    """
+
+    def __init__(self, encoding: str = "standard", n_bins: int = 16) -> None:
+        if encoding not in NUMERIC_ENCODINGS:
+            raise ValueError(f"unknown numeric encoding {encoding!r}; known: {', '.join(NUMERIC_ENCODINGS)}")
+        self.encoding, self.n_bins = encoding, n_bins
+        self.edges: dict[str, list[float]] = {}  # encoding "ple": bin edges per numeric column (scaled units)
         self.numeric: list[str] = []
         self.categorical: list[str] = []
         self.median: list[float] = []
@@ -481,6 +534,12 @@ class Preprocessor:
             self.median = imputer.statistics_.tolist()
             self.mean, self.scale = scaler.mean_.tolist(), scaler.scale_.tolist()
             self.indicator = [self.numeric[i] for i in imputer.indicator_.features_]
+        self.edges = {}
+        if self.encoding == "ple" and self.numeric:
+            scaled = (x - np.asarray(self.mean)) / np.asarray(self.scale)  # NaN stays NaN: edges of observed values
+            for j, c in enumerate(self.numeric):
+                if edges := _ple_edges(scaled[:, j], self.n_bins):
+                    self.edges[c] = edges
         self.fill, self.categories, self.infrequent = {}, {}, {}
         for col in self.categorical:
             values = _texts(frame, col)
@@ -501,7 +560,11 @@ class Preprocessor:
 
     @property
     def source_of(self) -> dict[str, str]:
-        out = {c: c for c in self.numeric} | {f"{c}__missing": c for c in self.indicator}
+        out: dict[str, str] = {}
+        for c in self.numeric:
+            out[c] = c
+            out |= {f"{c}{PLE_SEP}{k}": c for k in range(len(self.edges.get(c, ())) - 1)}
+        out |= {f"{c}__missing": c for c in self.indicator}
         for col in self.categorical:
             values = self.categories[col] + ([OTHER] if self.infrequent[col] else [])
             out |= {f"{col}={v}": col for v in values}
@@ -513,6 +576,13 @@ class Preprocessor:
             x = self._signed_log(_numbers(frame, self.numeric))
             missing = np.isnan(x)
             x = (np.where(missing, np.asarray(self.median), x) - np.asarray(self.mean)) / np.asarray(self.scale)
+            if self.edges:
+                blocks = []
+                for j, c in enumerate(self.numeric):
+                    blocks.append(x[:, j:j + 1])
+                    if c in self.edges:
+                        blocks.append(piecewise_linear(x[:, j], self.edges[c]))
+                x = np.hstack(blocks)
             parts += [x, missing[:, [self.numeric.index(c) for c in self.indicator]].astype(float)]
         for col in self.categorical:
             values = _texts(frame, col)
@@ -547,7 +617,9 @@ class Preprocessor:
         return float(value) if value.ndim == 0 else value
 
     _FIELDS = ("numeric", "categorical", "median", "mean", "scale", "indicator", "fill", "categories", "infrequent",
-               "log")
+               "log", "encoding", "n_bins", "edges")
+    #: fields absent from earlier bundles, with the value that reproduces their behaviour
+    _OPTIONAL = {"log": list, "encoding": lambda: "standard", "n_bins": lambda: 16, "edges": dict}
 
     def to_dict(self) -> dict:
         """Plain JSON-safe parameters (lists, dicts, str, float)."""
@@ -557,5 +629,5 @@ class Preprocessor:
     def from_dict(cls, d: dict) -> Preprocessor:
         p = cls()
         for f in cls._FIELDS:
-            setattr(p, f, d.get(f, []) if f == "log" else d[f])  # "log" is absent from early bundles
+            setattr(p, f, d[f] if f in d or f not in cls._OPTIONAL else cls._OPTIONAL[f]())
         return p

@@ -3,7 +3,8 @@ model → bundle → predictions. Each step is one call into the module that own
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -42,6 +43,71 @@ def read_tables(data: str | Path, *, workspace: str | Path | None = None) -> dic
     return tables
 
 
+@dataclass
+class DataSource:
+    """A data set as the engine needs it: its tables and what its loader declared about them.
+
+    ``labels``: declared label column → kind ("" = infer from values); ``roles``: label → role where declared;
+    ``protected``: columns marked protected; ``lineage``: column → the label it is derived from or that is
+    derived from it (never an input while that label is trained, see :func:`label_lineage`);
+    ``name``/``version``/``fingerprint`` identify the data a model is made from."""
+
+    tables: dict[str, pd.DataFrame]
+    labels: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)
+    protected: list[str] = field(default_factory=list)
+    lineage: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+    version: int | None = None
+    fingerprint: str = ""
+
+
+def label_lineage(mapping: dict | None, labels: Iterable[str]) -> dict[str, str]:
+    """Column → label for the columns a mapping derives from a label (a band of an amount label) and for the
+    sources of labels it derives (``PAY_0`` behind a ``PAY_0 band`` label): while that label is trained the
+    column would hand the model its answer, so it is never an input then."""
+    labels, out = set(labels), {}
+    for tm in (mapping or {}).get("tables", []):
+        names = {c["source"]: c.get("target") or c["source"] for c in tm.get("columns", [])}
+        for d in tm.get("derived", []):
+            src, name = names.get(d.get("source"), d.get("source")), d.get("name")
+            if name in labels and src and src not in labels:
+                out[src] = name
+            if src in labels and name and name not in labels:
+                out[name] = src
+    return out
+
+
+def leaking_columns(source: DataSource, trained: Iterable[str]) -> set[str]:
+    """Columns that are never inputs of a model trained on ``trained`` labels: every declared label (chosen
+    or not) and every column tied to a trained label by derivation."""
+    trained = set(trained)
+    return set(source.labels) | {c for c, label in source.lineage.items() if label in trained}
+
+
+def load_source(data: str | Path, *, workspace: str | Path | None = None) -> DataSource:
+    """``workspace:NAME`` (labels, roles and protected columns from the data set's meta) or files (validated
+    like an upload; the canonical label columns they carry are its labels)."""
+    if str(data).startswith("workspace:"):
+        from profile_core.store import Workspace
+
+        name = str(data).split(":", 1)[1]
+        ws = Workspace(workspace)
+        try:
+            tables = {t: ws.read_table(name, t) for t in ws.tables(name)}
+            meta, version, fp = ws.meta(name), ws.version(name), ws.fingerprint(name)
+        finally:
+            ws.close()
+        labels = dict(meta.get("labels") or {})
+        return DataSource(tables, labels, dict(meta.get("label_roles") or {}), list(meta.get("protected") or []),
+                          label_lineage(meta.get("mapping"), labels), name, version, fp)
+    from profile_core.ingest import label_columns
+    from profile_core.store import fingerprint_tables
+
+    tables = read_tables(data, workspace=workspace)
+    return DataSource(tables, label_columns(tables), name=str(data), fingerprint=fingerprint_tables(tables))
+
+
 def feature_frame(data: str | Path, *, workspace: str | Path | None = None) -> pd.DataFrame:
     from profile_core.features import build_features_from_frames
 
@@ -59,9 +125,12 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
 
 
 def train_and_save(
-    data: str | Path | pd.DataFrame,
+    data: str | Path | DataSource,
     out: str | Path,
     *,
+    tasks: Iterable[str] | None = None,
+    roles: dict[str, str] | None = None,
+    use_age: bool = False,
     arch: str = "shared-bottom",
     weighting: str = "uncertainty",
     epochs: int | None = None,
@@ -72,16 +141,24 @@ def train_and_save(
     progress: bool = False,
     callback: Callable | None = None,
 ) -> dict:
-    """Train the default tasks on ``data`` and write a bundle to ``out``; returns a JSON-able summary."""
+    """Train the labels ``data`` declares (or the ``tasks`` chosen, ``NAME`` or ``NAME:kind``) and write a
+    bundle to ``out``; returns a JSON-able summary. Declared labels not chosen, columns derived from labels
+    and protected attributes are never inputs; the bundle records them and the data it was made from."""
     from profile_core.baselines import comparison_table, run_baselines
     from profile_core.bundle import save_bundle
-    from profile_core.tasks import default_tasks
+    from profile_core.features import build_features_from_frames
+    from profile_core.tasks import declared_tasks
     from profile_core.train import TrainConfig, fit
 
-    frame = data if isinstance(data, pd.DataFrame) else feature_frame(data, workspace=workspace)
-    tasks = [t for t in default_tasks() if t.label in frame.columns and frame[t.label].notna().any()]
-    config = TrainConfig(arch=arch, weighting=weighting, seed=seed, device=device,
+    source = data if isinstance(data, DataSource) else load_source(data, workspace=workspace)
+    frame = build_features_from_frames(source.tables)
+    specs = declared_tasks(frame, source.labels, roles={**source.roles, **(roles or {})}, chosen=tasks)
+    others = leaking_columns(source, (t.label for t in specs)) - {t.label for t in specs}
+    config = TrainConfig(arch=arch, weighting=weighting, seed=seed, device=device, use_age=use_age,
+                         exclude_inputs=tuple(sorted(others)),
+                         protected=tuple(dict.fromkeys([*TrainConfig().protected, *source.protected])),
                          **({"max_epochs": epochs} if epochs else {}))
+    tasks = specs
     bar = _progress_bar(config.max_epochs) if progress else None
 
     def report(epoch_report) -> None:
@@ -94,8 +171,14 @@ def train_and_save(
     result = fit(frame, tasks, config, callback=report)
     if bar is not None:
         bar.close()
-    path = save_bundle(result, out, name=Path(out).name, data_fingerprint=data_fingerprint(frame))
-    summary = {"bundle": str(path), "device": result.device, "metrics": result.metrics}
+    holdout = frame["customer_id"].astype("str").iloc[result.split["test"]].tolist() \
+        if "customer_id" in frame.columns else []
+    path = save_bundle(result, out, name=Path(out).name, data_fingerprint=data_fingerprint(frame),
+                       data={"source": source.name, "version": source.version, "fingerprint": source.fingerprint,
+                             "as_of": frame.attrs.get("as_of"), "holdout_ids": holdout})
+    summary = {"bundle": str(path), "device": result.device, "metrics": result.metrics,
+               "tasks": [{"task": t.name, "label": t.label, "kind": t.kind, "role": t.role} for t in result.tasks],
+               "excluded_inputs": result.excluded}
     if baselines:
         table = comparison_table({"MTL": result.metrics["test"],
                                   **run_baselines(frame, tasks, config, result.split)})

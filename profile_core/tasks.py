@@ -256,7 +256,7 @@ def infer_task(frame: pd.DataFrame, column: str, kind: TaskKind | None = None) -
             kind = "multiclass" if grades else "regression"
         else:
             kind = "binary" if len(uniq) == 2 else "multiclass"
-    name = _TASK_NAMES.get(column, column)
+    name = task_id(column)
     common = {"zh": display_name(column, "zh"), "en": display_name(column, "en")}
     if kind == "regression":
         return TaskSpec(name, column, "regression", **common)

@@ -23,11 +23,12 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 
-from profile_core.features import Preprocessor, split_columns
+from profile_core.features import NUMERIC_ENCODINGS, PROTECTED, Preprocessor, protected_columns, split_columns
 from profile_core.nets import ARCHITECTURES, MultiTaskNet, NetConfig, build_net
 from profile_core.tasks import (
     EngineError,
     TaskSpec,
+    check_labels,
     encode_labels,
     label_stats,
     labelled,
@@ -67,6 +68,15 @@ class TrainConfig(BaseModel):
     num_threads: int = 1
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    # numbers as the net sees them: "standard" (scaled value) or "ple" (scaled value + piecewise-linear
+    # encoding over n_bins quantile bins, features.Preprocessor)
+    numeric_encoding: str = "standard"
+    n_bins: int = 16
+    # inputs: columns never used (labels not chosen, columns derived from labels), protected attributes
+    # (never inputs unless the caller lists the columns itself), and whether age may be an input
+    exclude_inputs: tuple[str, ...] = ()
+    protected: tuple[str, ...] = PROTECTED
+    use_age: bool = False
 
     @field_validator("arch")
     @classmethod
@@ -82,6 +92,13 @@ class TrainConfig(BaseModel):
             raise ValueError(f"unknown weighting {v!r}; known: {', '.join(WEIGHTINGS)}")
         return v
 
+    @field_validator("numeric_encoding")
+    @classmethod
+    def _encoding(cls, v: str) -> str:
+        if v not in NUMERIC_ENCODINGS:
+            raise ValueError(f"unknown numeric encoding {v!r}; known: {', '.join(NUMERIC_ENCODINGS)}")
+        return v
+
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
@@ -95,8 +112,9 @@ class TrainConfig(BaseModel):
                 or self.val_fraction + self.test_fraction > 0.8:
             raise ValueError("val_fraction must be in (0, 1), test_fraction in [0, 1), together at most 0.8")
         if min(self.batch_size, self.max_epochs, self.patience) < 1 or not self.hidden or self.lr <= 0 \
-                or self.num_threads < 0:
-            raise ValueError("batch_size, max_epochs, patience must be ≥ 1, hidden non-empty, lr > 0, num_threads ≥ 0")
+                or self.num_threads < 0 or self.n_bins < 2:
+            raise ValueError("batch_size, max_epochs, patience must be ≥ 1, hidden non-empty, lr > 0, num_threads ≥ 0, "
+                             "n_bins ≥ 2")
         return self
 
     def net_config(self, input_dim: int, tasks: list[TaskSpec]) -> NetConfig:
@@ -138,6 +156,7 @@ class TrainResult:
     samples_per_second: float
     best_epoch: int
     cancelled: bool = False
+    excluded: dict[str, str] = field(default_factory=dict)  # column → why it is not an input (label | protected)
     feature_names: list[str] = field(default_factory=list)
 
     def history_frame(self) -> pd.DataFrame:
@@ -305,13 +324,25 @@ def _weighted_total(losses: dict[str, float], tasks: list[TaskSpec]) -> float:
     return float(sum(t.weight * losses[t.name] for t in tasks if t.name in losses))
 
 
+def excluded_inputs(frame: pd.DataFrame, tasks: list[TaskSpec], config: TrainConfig) -> dict[str, str]:
+    """Columns of ``frame`` that are not inputs and why: ``label`` (a task's label, another declared label or
+    a column derived from one) or ``protected`` (a protected attribute; age unless ``config.use_age``)."""
+    out = {c: "label" for c in (*(t.label for t in tasks), *config.exclude_inputs) if c in frame.columns}
+    for c in protected_columns(frame.columns, config.protected, allow_age=config.use_age):
+        out.setdefault(c, "protected")
+    return out
+
+
 def feature_columns(frame: pd.DataFrame, tasks: list[TaskSpec], numeric: list[str] | None,
-                     categorical: list[str] | None) -> tuple[list[str], list[str]]:
+                    categorical: list[str] | None, config: TrainConfig | None = None) -> tuple[list[str], list[str]]:
+    """The model's inputs: the given columns, or every usable one (``split_columns``) less the excluded ones;
+    labels and columns derived from labels are dropped even from a caller's own lists."""
+    excluded = excluded_inputs(frame, tasks, config or TrainConfig())
+    labels = {c for c, why in excluded.items() if why == "label"}
     if numeric is None or categorical is None:
-        auto_num, auto_cat = split_columns(frame)
+        auto_num, auto_cat = split_columns(frame, exclude=excluded)
         numeric = auto_num if numeric is None else numeric
         categorical = auto_cat if categorical is None else categorical
-    labels = {t.label for t in tasks}  # a label is never a feature, whatever the caller says
     numeric = [c for c in numeric if c not in labels]
     categorical = [c for c in categorical if c not in labels]
     if not numeric and not categorical:
@@ -354,10 +385,11 @@ def fit(
     if unknown:
         raise EngineError("engine.unknown_task", task=", ".join(sorted(unknown)))
     tasks = [replace(t, weight=config.task_weights.get(t.name, t.weight)) for t in tasks]
-    numeric, categorical = feature_columns(frame, tasks, numeric, categorical)
+    numeric, categorical = feature_columns(frame, tasks, numeric, categorical, config)
     split = split or split_indices(frame, tasks, config.seed, config.val_fraction, config.test_fraction)
+    check_labels(frame, tasks, split)
     train_rows = frame.iloc[split["train"]]
-    preprocessor = Preprocessor().fit(train_rows, numeric, categorical)
+    preprocessor = Preprocessor(config.numeric_encoding, config.n_bins).fit(train_rows, numeric, categorical)
     tasks = with_label_stats(tasks, train_rows)
     raw = encode_labels(frame, tasks, standardize=False)  # for metrics, in original units
     encoded = {t.name: (raw[t.name] - t.mean) / t.std if t.kind == "regression" else raw[t.name] for t in tasks}
@@ -426,7 +458,9 @@ def fit(
         split=split, label_stats=label_stats(tasks), device=str(device),
         train_seconds=time.perf_counter() - started,
         samples_per_second=n_train * len(history) / max(train_time, 1e-9), best_epoch=best_epoch,
-        cancelled=cancelled, feature_names=list(preprocessor.output_names))
+        cancelled=cancelled, feature_names=list(preprocessor.output_names),
+        excluded={c: why for c, why in excluded_inputs(frame, tasks, config).items()
+                  if c not in numeric and c not in categorical})
 
 
 def _train_epoch(model: MultiTaskNet, weighting: Weighting, optimizer: torch.optim.Optimizer, X: Tensor,

@@ -148,3 +148,25 @@ def portfolio_kpis(frame: pd.DataFrame, tasks: Sequence[TaskSpec], lang: str = "
             items.append(Item(f"task:{task.name}", f"{t('portfolio.mean', lang)} · {task.display(lang)}",
                               fmt_share(value) if task.kind == "binary" else fmt_number(value)))
     return items
+
+
+# --- model metrics -----------------------------------------------------------------------------------------------
+
+METRIC_DIGITS = {"auc": 4, "ks": 4, "logloss": 4, "brier": 4, "accuracy": 4, "macro_f1": 4, "qwk": 4, "r2": 4}
+
+
+def metrics_table(metrics: dict, tasks: Sequence[TaskSpec] | Sequence[dict], lang: str = "zh") -> pd.DataFrame:
+    """One row per (task, metric) with a column per split (``val``, ``test``, …): the task named as its label
+    is written, with its role; ``n`` as an integer; missing metrics as None (never NaN on screen)."""
+    specs = [TaskSpec.from_dict(t_) if isinstance(t_, dict) else t_ for t_ in tasks]
+    rows: dict[tuple[str, str], dict[str, object]] = {}
+    for split, per_task in (metrics or {}).items():
+        for spec in specs:
+            for metric, value in ((per_task or {}).get(spec.name) or {}).items():
+                row = rows.setdefault((spec.name, metric), {
+                    t("views.task", lang): spec.display(lang), t("views.role_column", lang): t(f"views.role.{spec.role}", lang),
+                    t("views.metric", lang): metric})
+                ok = value is not None and np.isfinite(float(value))
+                row[split] = (int(value) if metric == "n" else round(float(value), METRIC_DIGITS.get(metric, 2))) \
+                    if ok else None
+    return pd.DataFrame(list(rows.values()), dtype=object)
