@@ -1,12 +1,22 @@
 """REST API (FastAPI) over a model bundle and, optionally, a workspace dataset.
 
-Endpoints (OpenAPI docs at ``/docs``)::
+Endpoints (and who may call them; ``auth.PERMISSIONS``)::
 
     POST /v1/score                      customers' raw attributes → every task's prediction, points, PD grade
-    POST /v1/explain                    → per task: reason codes (zh/en) and the top SHAP values
+                                        (``score``: analyst, admin)
+    POST /v1/explain                    → per task: reason codes (zh/en) and the top SHAP values (``score``)
     GET  /v1/customers/{id}/profile     the panorama card from the workspace dataset, masked by the caller
-    GET  /v1/model                      manifest summary and metrics
+                                        (``view_customers``: rm — own customers only —, analyst, admin)
+    GET  /v1/model                      manifest summary and metrics (``view_monitoring``)
     GET  /healthz                       liveness (no key needed)
+    GET  /docs, /openapi.json           off by default; with ``docs=True`` behind a key like the rest
+
+Before any body is read (a pure ASGI guard in front of FastAPI): the key is checked (401), the role's
+permission for the path (403) and the declared size (413 over ``max_body_bytes``, default 8 MiB); a body sent
+without a length is counted while it streams in and cut off at the limit. Numbers must be finite and within
+±1e15 (422 naming the field). With a workspace, every profile request first checks that the dataset's version
+is still the one loaded at start: after a new load the server answers 409 (restart it to serve the new data),
+so a customer removed by the load is never served.
 
 Request models are generated from the bundle's feature schema (``Preprocessor.numeric`` → ``float | None``,
 ``Preprocessor.categorical`` → ``str | None``, unknown fields forbidden), so a bad request gets 422 with the
@@ -58,6 +68,12 @@ API_KEY_HEADER = "X-API-Key"
 MAX_SCORE_CUSTOMERS = 10_000  # per /v1/score request
 MAX_EXPLAIN_CUSTOMERS = 50  # per /v1/explain request (SHAP costs ~100× a prediction)
 MAX_TOP = 20
+MAX_BODY_BYTES = 8 << 20  # default request-size limit (a 10,000-customer score request is ~6 MB)
+MAX_ABS_INPUT = 1e15  # |number| above this is refused (422): no attribute of a customer is that large
+#: Path → the permission it needs (checked before the body is read; the endpoints check again).
+ROUTE_PERMISSIONS = (("/v1/score", "score"), ("/v1/explain", "score"), ("/v1/model", "view_monitoring"),
+                     ("/v1/customers/", "view_customers"))
+OPEN_PATHS = frozenset({"/healthz"})
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 Lang = Literal["zh", "en"]
 
@@ -157,7 +173,8 @@ def customer_model(preprocessor) -> type[BaseModel]:
     for a category are read as text, as in training); any other field is an error."""
     fields: dict[str, Any] = {"customer_id": (str | None, Field(None, max_length=128, description="客户ID / customer ID"))}
     for i, col in enumerate(preprocessor.numeric):
-        fields[f"n{i}"] = (float | None, Field(None, alias=col, allow_inf_nan=False, description=_describe(col)))
+        fields[f"n{i}"] = (float | None, Field(None, alias=col, allow_inf_nan=False, ge=-MAX_ABS_INPUT,
+                                                le=MAX_ABS_INPUT, description=_describe(col)))
     for i, col in enumerate(preprocessor.categorical):
         known = preprocessor.categories.get(col, [])
         hint = f"; known: {', '.join(known[:20])}" if known else ""
@@ -340,6 +357,111 @@ class _State:
     dataset: dict[str, Any] | None
     callers: dict[str, Caller] | None  # None: no keys configured (every caller is an 'analyst')
     lock: threading.Lock  # the explainer's DeepLIFT replay is run one request at a time
+    workspace: str | None = None  # the DuckDB file the dataset was read from
+    version: int | None = None  # the dataset version loaded at start
+
+
+def _dataset_version(workspace: str | Path, dataset: str, retry_s: float = 2.0) -> tuple[int, str] | None:
+    """(version, fingerprint) of ``dataset`` in the workspace now (None when it is gone); waits up to
+    ``retry_s`` while another process holds the file, then raises ``duckdb.IOException``."""
+    import time
+
+    import duckdb
+
+    from profile_core.store import check_name
+
+    deadline = time.monotonic() + retry_s
+    while True:
+        try:
+            con = duckdb.connect(str(workspace))
+            break
+        except duckdb.IOException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        row = con.execute("SELECT version, fingerprint FROM _datasets WHERE name = ?", [check_name(dataset)]).fetchone()
+    finally:
+        con.close()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+class RequestGuard:
+    """Pure ASGI guard in front of the app: key (401) and the path's permission (403) from the headers, then
+    the body size (413: a declared length over ``max_body``, or a streamed body once it passes it) — all
+    before FastAPI reads or parses a byte of the body."""
+
+    def __init__(self, app, *, callers: dict[str, Caller] | None, max_body: int) -> None:
+        self.app, self.callers, self.max_body = app, callers, max_body
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        lang = "en" if headers.get("accept-language", "").lower().startswith("en") else DEFAULT_LANG
+        path = scope.get("path", "")
+        if path not in OPEN_PATHS and self.callers is not None:
+            key = headers.get(API_KEY_HEADER.lower())
+            who = self.callers.get(hash_key(key)) if key else None
+            if who is None:
+                await _send_json(send, 401, {"detail": t("service.unauthorized", lang, header=API_KEY_HEADER)},
+                                 [(b"www-authenticate", b"ApiKey")])
+                return
+            action = next((a for prefix, a in ROUTE_PERMISSIONS if path.startswith(prefix)), None)
+            if action is not None:
+                try:
+                    require(who.policy, action)
+                except Forbidden as err:
+                    await _send_json(send, 403, {"detail": err.message(lang)})
+                    return
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            await _send_json(send, 413, {"detail": t("service.too_large", lang, limit=_mib(self.max_body))},
+                             [(b"connection", b"close")])
+            return
+        seen, started = 0, False
+
+        async def counted_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise _BodyTooLarge(lang, self.max_body)
+            return message
+
+        async def watched_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except _BodyTooLarge:
+            if not started:
+                await _send_json(send, 413, {"detail": t("service.too_large", lang, limit=_mib(self.max_body))},
+                                 [(b"connection", b"close")])
+
+
+class _BodyTooLarge(HTTPException):
+    """Raised by the counting receive: FastAPI passes HTTP exceptions through its body parsing, so the caller
+    gets this 413 (not a generic 400)."""
+
+    def __init__(self, lang: str, limit: int) -> None:
+        super().__init__(413, detail=t("service.too_large", lang, limit=_mib(limit)))
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):g} MiB"
+
+
+async def _send_json(send, status: int, content: dict, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps(content, ensure_ascii=False).encode("utf-8")
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _load_dataset(workspace: str | Path, dataset: str) -> tuple[dict[str, pd.DataFrame], str]:
@@ -373,7 +495,8 @@ def _field_path(loc: tuple | list) -> str:
 
 def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, dataset: str = "main",
                keys: Mapping | list | str | Path | None = None, audit: str | Path | None = None,
-               n_background: int = 100, compute_threads: int = 2) -> FastAPI:
+               n_background: int = 100, compute_threads: int = 2, max_body_bytes: int = MAX_BODY_BYTES,
+               docs: bool = False) -> FastAPI:
     """The API over the bundle at ``bundle_path``; with ``workspace`` the customer profiles (and the SHAP
     background and percentiles) come from its ``dataset``. ``keys``: a keys file or its content
     (:func:`load_keys`); ``None`` disables authentication (every caller is treated as an ``analyst``:
@@ -386,7 +509,11 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
     record cannot be written.
 
     Model work runs in at most ``compute_threads`` worker threads (the event loop stays free for I/O; more
-    threads only contend for the GIL with one torch thread each — scale with processes instead)."""
+    threads only contend for the GIL with one torch thread each — scale with processes instead).
+
+    ``max_body_bytes``: the request-size limit (413 above it, checked before the body is read); ``docs``:
+    serve ``/docs`` and ``/openapi.json`` (behind a key like every other path; off by default). The audit
+    log's head is anchored in ``workspace`` when one is given (``audit.WorkspaceAnchor``)."""
     from profile_core.bundle import load_bundle
     from profile_core.explain import HeadExplainer
     from profile_core.scoring import score_chunk, score_columns
@@ -398,8 +525,12 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
         from profile_core.features import build_features_from_frames
         from profile_core.profile import CardContext
 
+        version = _dataset_version(workspace, dataset)
         tables, fingerprint = _load_dataset(workspace, dataset)
         features = build_features_from_frames(tables)
+        from profile_core.bundle import require_inputs
+
+        require_inputs(bundle, features)  # a model made for other data is refused at start, not served
         explainer = HeadExplainer(bundle, features, n_background=n_background)
         context = CardContext(tables, features, score_chunk(bundle, features), explainer=explainer)
         population = features
@@ -409,12 +540,29 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
         explainer = HeadExplainer(bundle, median_frame(bundle.preprocessor), n_background=1)
         population = pd.DataFrame(columns=bundle.preprocessor.numeric + bundle.preprocessor.categorical)
     state = _State(bundle, explainer, population, context, info, callers, threading.Lock())
+    if workspace is not None:
+        state.workspace, state.version = str(workspace), version[0] if version else None
+        info["version"] = state.version
     limiter = CapacityLimiter(compute_threads)
     audit_log = None
     if audit is not None:
-        from profile_core.audit import AuditLog
+        from profile_core.audit import AuditLog, WorkspaceAnchor
 
-        audit_log = AuditLog(audit)
+        audit_log = AuditLog(audit, anchor=WorkspaceAnchor(workspace) if workspace is not None else None)
+
+    def check_dataset(lang: str) -> None:
+        """409 when the dataset was replaced or dropped since the start (never serve removed customers); 503
+        when the workspace cannot be read to tell."""
+        import duckdb
+
+        try:
+            now = _dataset_version(state.workspace, dataset)
+        except duckdb.Error:
+            log.warning("workspace %s busy: cannot check the dataset version", state.workspace)
+            raise HTTPException(503, detail=t("service.workspace_busy", lang)) from None
+        if now is None or now[0] != state.version or now[1] != state.dataset["fingerprint"]:
+            raise HTTPException(409, detail=t("service.data_changed", lang, dataset=dataset,
+                                              loaded=state.version, now=now[0] if now else "-"))
 
     def allow(who: Caller, action: str, lang: str) -> None:
         try:
@@ -426,8 +574,12 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
         """Append to the audit log (when configured); a failed write refuses the request."""
         if audit_log is None:
             return
+        from profile_core.audit import AuditIntegrityError
+
         try:
             audit_log.append(who.name, who.role, action, target, {"via": "api", **details})
+        except AuditIntegrityError as exc:  # refused until an auditor repairs the log: say so and how
+            raise HTTPException(503, detail=exc.message(lang)) from None
         except Exception as exc:  # noqa: BLE001 - never answer unaudited; no personal data in the log line
             log.error("audit log write failed: %s (%s)", type(exc).__name__, action)
             raise HTTPException(503, detail=t("service.audit_failed", lang)) from None
@@ -445,6 +597,7 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
         tasks=(list[Literal[tuple(task_names)]] | None, Field(None, description="default: every task")))  # type: ignore[valid-type]
 
     app = FastAPI(
+        docs_url="/docs" if docs else None, redoc_url=None, openapi_url="/openapi.json" if docs else None,
         title="客户全景画像 API / Customer Panorama API", version=profile_core.__version__,
         description=(f"Model **{bundle.name}** ({bundle.manifest['architecture']['name']}); tasks: "
                      f"{', '.join(task_names)}. Send the `X-API-Key` header. {t('app.notice', 'zh')} "
@@ -503,7 +656,9 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
 
     @app.post("/v1/score", response_model=ScoreResponse, response_model_exclude_none=True, tags=["scoring"],
               summary="every task's prediction, scorecard points and PD grade")
-    async def score(body: ScoreRequest, who: Caller = Depends(caller)) -> dict[str, Any]:  # type: ignore[valid-type]
+    async def score(body: ScoreRequest, request: Request,  # type: ignore[valid-type]
+                    who: Caller = Depends(caller)) -> dict[str, Any]:
+        allow(who, "score", _request_lang(request))
         return await run_sync(partial(score_body, body), limiter=limiter)
 
     def score_body(body) -> dict[str, Any]:
@@ -513,6 +668,7 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
     @app.post("/v1/explain", response_model=ExplainResponse, response_model_exclude_none=True,
               tags=["explanations"], summary="per-task reason codes and top SHAP values")
     async def explain(body: ExplainRequest, who: Caller = Depends(caller)) -> dict[str, Any]:  # type: ignore[valid-type]
+        allow(who, "score", body.lang)
         return await run_sync(partial(explain_body, body, who), limiter=limiter)
 
     def explain_body(body, who: Caller) -> dict[str, Any]:
@@ -558,6 +714,7 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
         allow(who, "view_customers", lang)  # by role only: says nothing about the customer
         if state.context is None:
             raise HTTPException(404, detail=t("service.no_dataset", lang))
+        check_dataset(lang)
         try:
             with state.lock:
                 card = state.context.card(customer_id, policy=who.policy, lang=lang, top_reasons=top)
@@ -567,6 +724,7 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
         record(who, "view_card", customer_id, lang, found=True, reveal=who.reveal)
         return card_json(card)
 
+    app.add_middleware(RequestGuard, callers=callers, max_body=max_body_bytes)  # runs before any body is read
     return app
 
 
@@ -588,7 +746,8 @@ def app_from_env() -> FastAPI:
 
 def serve(bundle_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workspace: str | Path | None = None,
           dataset: str = "main", keys: str | Path | None = None, audit: str | Path | None = None, workers: int = 1,
-          torch_threads: int = 1, compute_threads: int = 2, log_level: str = "info", access_log: bool = True) -> None:
+          torch_threads: int = 1, compute_threads: int = 2, log_level: str = "info", access_log: bool = True,
+          max_body_bytes: int = MAX_BODY_BYTES, docs: bool = False) -> None:
     """Run the API with uvicorn (blocking). One torch thread per process by default (small nets, shared
     CPUs); ``workers`` > 1 starts that many processes, each loading the bundle once. The audit log is
     ``audit``, else ``$PROFILE_AUDIT``, else ``<workspace>.audit.jsonl`` (the app's) when a workspace is given."""
@@ -607,11 +766,12 @@ def serve(bundle_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
     if workers > 1:
         os.environ[_ENV] = json.dumps({"bundle_path": str(bundle_path), "workspace": workspace and str(workspace),
                                        "dataset": dataset, "keys": keys and str(keys), "audit": audit and str(audit),
-                                       "torch_threads": torch_threads, "compute_threads": compute_threads})
+                                       "torch_threads": torch_threads, "compute_threads": compute_threads,
+                                       "max_body_bytes": max_body_bytes, "docs": docs})
         uvicorn.run("profile_core.service:app_from_env", factory=True, workers=workers, **kwargs)
     else:
         uvicorn.run(create_app(bundle_path, workspace=workspace, dataset=dataset, keys=keys, audit=audit,
-                               compute_threads=compute_threads), **kwargs)
+                               compute_threads=compute_threads, max_body_bytes=max_body_bytes, docs=docs), **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -631,10 +791,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compute-threads", type=int, default=2, help="threads running model work per process")
     p.add_argument("--log-level", default="info")
     p.add_argument("--no-access-log", action="store_true")
+    p.add_argument("--max-body-mb", type=float, default=MAX_BODY_BYTES / (1 << 20),
+                   help="request-size limit (413 above it, before the body is read)")
+    p.add_argument("--docs", action="store_true", help="serve /docs and /openapi.json (behind a key)")
     a = p.parse_args(argv)
     serve(a.bundle, host=a.host, port=a.port, workspace=a.workspace, dataset=a.dataset, keys=a.keys, audit=a.audit,
           workers=a.workers, torch_threads=a.torch_threads, compute_threads=a.compute_threads,
-          log_level=a.log_level, access_log=not a.no_access_log)
+          log_level=a.log_level, access_log=not a.no_access_log, max_body_bytes=int(a.max_body_mb * (1 << 20)),
+          docs=a.docs)
     return 0
 
 

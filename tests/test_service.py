@@ -108,13 +108,17 @@ def test_keys_store_hashes_only(tmp_path):
 
 
 def test_openapi_docs_and_generated_schema(client, bundle):
-    assert client.get("/docs").status_code == 200
-    spec = client.get("/openapi.json").json()
+    assert client.get("/docs").status_code == 401  # off by default, and nothing but /healthz without a key
+    assert client.get("/openapi.json", headers=h("analyst")).status_code == 404
+    with_docs = TestClient(create_app(BUNDLE, keys=keys_config(), docs=True))
+    assert with_docs.get("/docs").status_code == 401 and with_docs.get("/openapi.json").status_code == 401
+    assert with_docs.get("/docs", headers=h("rm-a")).status_code == 200
+    spec = with_docs.get("/openapi.json", headers=h("rm-a")).json()
     schema = spec["components"]["schemas"]["CustomerAttributes"]
     assert schema["additionalProperties"] is False
     props = schema["properties"]
     assert set(props) == {"customer_id", *bundle.preprocessor.numeric, *bundle.preprocessor.categorical}
-    assert {"type": "number"} in props["age"]["anyOf"]
+    assert {"type": "number", "minimum": -1e15, "maximum": 1e15} in props["age"]["anyOf"]
     assert {"type": "string", "maxLength": 200} in props["occupation"]["anyOf"]
     assert "APIKeyHeader" in spec["components"]["securitySchemes"]
 
@@ -135,7 +139,7 @@ def test_422_names_the_field(client):
 
 def test_score_is_identical_to_cli_and_bundle_predict(client, world, bundle):
     _, _, features = world
-    r = client.post("/v1/score", headers=h("rm-a"), json={"customers": customers_payload(features, bundle)})
+    r = client.post("/v1/score", headers=h("analyst"), json={"customers": customers_payload(features, bundle)})
     assert r.status_code == 200, r.text
     got = r.json()["customers"]
     cli = scored_frame(bundle, features)  # what `python -m profile_core score` writes
@@ -153,7 +157,7 @@ def test_score_is_identical_to_cli_and_bundle_predict(client, world, bundle):
 
 
 def test_score_one_customer_with_gaps(client, bundle):
-    r = client.post("/v1/score", headers=h("auditor"), json={"customers": [{"age": 41, "occupation": 7}]})
+    r = client.post("/v1/score", headers=h("admin"), json={"customers": [{"age": 41, "occupation": 7}]})
     assert r.status_code == 200  # missing values are imputed; a number for a category is read as text
     one = r.json()["customers"][0]
     assert "customer_id" not in one and set(one["tasks"]) == {t.name for t in bundle.tasks}
@@ -234,7 +238,11 @@ def test_roles_follow_the_app_permissions(client, world):
     assert r.status_code == 403 and r.json()["detail"]
     assert client.get("/v1/customers/C999999/profile", headers=h("auditor")).status_code == 403  # same for all ids
     assert client.get("/v1/model", headers=h("rm-a")).status_code == 403  # the model card is monitoring
-    assert client.post("/v1/score", headers=h("auditor"), json={"customers": [{"age": 30}]}).status_code == 200
+    for key in ("auditor", "rm-a"):  # scoring and explaining raw attributes needs the 'score' permission
+        for url in ("/v1/score", "/v1/explain"):
+            r = client.post(url, headers=h(key), json={"customers": [{"age": 30}]})
+            assert r.status_code == 403 and r.json()["detail"], (key, url)
+    assert client.post("/v1/score", headers=h("admin"), json={"customers": [{"age": 30}]}).status_code == 200
 
 
 def test_profile_and_explanation_views_are_audited(client, world):
