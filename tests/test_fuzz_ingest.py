@@ -313,8 +313,41 @@ def test_xlsx_zip_bomb_is_refused_before_openpyxl(monkeypatch):
 
 def test_gzip_bomb_stops_at_the_limit():
     bomb = gzip.compress(b"0" * (20 << 20))  # 20 MB of zeros in ~20 KB
+    # the compression ratio bites first: ~20 KB × 100 is far less than the 5 MB unpacked limit
     _, report = prepare_tables([("bomb.csv.gz", bomb)], limits=Limits(max_unpacked_bytes=5 << 20))
+    assert report.errors[0].problem == "ingest.zip_bomb" and "bomb.csv.gz" in report.errors[0].message_en
+    _, report = prepare_tables([("bomb.csv.gz", bomb)], limits=Limits(max_unpacked_bytes=5 << 20,
+                                                                       max_zip_ratio=100_000))
     assert report.errors[0].problem == "ingest.unpacked_too_large" and "bomb.csv.gz" in report.errors[0].message_en
+
+
+def test_gzip_unpacking_stops_early_not_after_the_whole_stream(monkeypatch):
+    """The stream is unpacked in 1 MiB steps and refused at the cap: never more than cap + 1 MiB is produced."""
+    import zlib
+
+    from profile_core.ingest import reading
+
+    produced = []
+    real = zlib.decompressobj
+
+    class Counting:
+        def __init__(self, *a):
+            self.d = real(*a)
+
+        def decompress(self, data, n):
+            out = self.d.decompress(data, n)
+            produced.append(len(out))
+            return out
+
+        def __getattr__(self, k):
+            return getattr(self.d, k)
+
+    monkeypatch.setattr(reading.zlib, "decompressobj", Counting)
+    bomb = gzip.compress(b"0" * (64 << 20))
+    _, report = prepare_tables([("bomb.csv.gz", bomb)], limits=Limits(max_file_bytes=3 << 20,
+                                                                       max_zip_ratio=1_000_000))
+    assert report.errors[0].problem == "ingest.too_large"
+    assert sum(produced[-5:]) <= (4 << 20)  # stopped after ~3 MiB, not after 64 MiB
 
 
 def test_forged_sheet_dimension_does_not_pad_rows():
@@ -358,14 +391,14 @@ def _fake_bundle(folder, **manifest_extra):
     import torch
     from safetensors.torch import save_file
 
-    from profile_core.bundle import FORMAT_VERSION, sha256_file
+    from profile_core.bundle import FORMAT_VERSION, seal_manifest, sha256_file
 
     path = folder
     path.mkdir(parents=True, exist_ok=True)
     save_file({"w": torch.zeros(2)}, str(path / "weights.safetensors"))
     manifest = {"format_version": FORMAT_VERSION, "name": "fake",
                 "weights_sha256": sha256_file(path / "weights.safetensors")} | manifest_extra
-    (path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    (path / "manifest.json").write_text(json.dumps(seal_manifest(manifest, b"")), encoding="utf-8")
     return path
 
 
@@ -427,5 +460,5 @@ def test_bundle_oversized_manifest_is_refused(tmp_path):
 
     path = _fake_bundle(tmp_path / "b")
     (path / "manifest.json").write_bytes(b"{" + b" " * (17 << 20) + b"}")
-    with pytest.raises(BundleError, match="manifest.json"):
+    with pytest.raises(BundleError, match="manifest.json is 17.0 MB, over the 16 MB limit"):  # not "invalid JSON"
         read_manifest(path)

@@ -52,7 +52,7 @@ from ..schema import ACCOUNT_LINKS, CUSTOMERS, EVENT_TABLES, LABELS, TABLES, ali
 from ..store import Workspace, check_name
 from .mapping import LinkSpec, Mapping, MappingStore, apply_mapping, as_store, resolve_accounts
 from .parsers import coerce, extra_values
-from .reading import Limits, read_sheets, resolve_table
+from .reading import BadRows, Limits, read_sheets, resolve_table
 from .report import COLUMNS, FLAT_CUSTOMERS, IngestError, ValidationReport, issue
 
 if TYPE_CHECKING:
@@ -81,8 +81,12 @@ class LoadResult:
 
 
 def _conform(label: str, table_name: str, raw: pd.DataFrame, report: ValidationReport, *,
-             exact: bool = False) -> pd.DataFrame:
+             exact: bool = False, bad_rows: BadRows = "refuse") -> pd.DataFrame:
     """Rename aliases, coerce types and run the row checks of one file; issues go to ``report``.
+
+    Rows missing a required value (an event's customer, time or amount; empty or unreadable) are never
+    loaded silently: ``bad_rows="refuse"`` makes each missing value an error naming its first row and the
+    count; ``"skip"`` leaves those rows out and counts them in one warning.
 
     ``exact``: the frame comes from a mapping — only exact canonical names are fields, every other column
     is an extra the user chose to keep (no alias guessing, no "unrecognised columns" warning)."""
@@ -124,7 +128,38 @@ def _conform(label: str, table_name: str, raw: pd.DataFrame, report: ValidationR
                                         severity="error" if key == "bad_value" else "warning"))
     for h in extras:
         out[h] = extra_values(raw[h])
+    out = _required_values(label, table, out, raw, rename, report, bad_rows)
     _row_checks(label, table_name, out[list(present)], report)
+    return out
+
+
+def _required_values(label: str, table, out: pd.DataFrame, raw: pd.DataFrame, rename: dict[str, str],
+                     report: ValidationReport, bad_rows: BadRows) -> pd.DataFrame:
+    required = [c for c in table.required if c in out]
+    if not required or out.empty:
+        return out
+    missing = out[required].isna()
+    if bad_rows == "skip":
+        gone = missing.any(axis=1)
+        if gone.any():
+            first = gone[gone].index[0]
+            report.issues.append(issue("rows_missing_required", label, row=int(first), count=int(gone.sum()),
+                                       columns=[c for c in required if missing[c].any()], severity="warning"))
+            for i in report.issues:  # the unreadable values of these rows went with them
+                if i.file == label and i.column in required and i.problem in ("ingest.bad_value",
+                                                                              "mapping.bad_value", "ingest.null_id"):
+                    i.severity = "warning"
+            out = out.loc[~gone]
+        return out
+    source = {v: k for k, v in rename.items()}
+    for c in required:
+        if c == "customer_id" and table.name == "customers":
+            continue  # a customers file's missing ID is reported by the row checks (null_id)
+        empty = missing[c] & (raw[source[c]].isna() if c in source and source[c] in raw else missing[c])
+        if empty.any():
+            first = empty[empty].index[0]
+            report.issues.append(issue("missing_required_value", label, row=int(first), column=c,
+                                       count=int(empty.sum())))
     return out
 
 
@@ -174,14 +209,15 @@ def dataset_kind(tables: dict[str, pd.DataFrame]) -> str:
 
 def prepare_tables(files: list[tuple[str, bytes | str | Path]], mapping: Mapping | None = None, *,
                    store: MappingStore | str | Path | None = None,
-                   limits: Limits | None = None) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
+                   limits: Limits | None = None,
+                   bad_rows: BadRows | None = None) -> tuple[dict[str, pd.DataFrame], ValidationReport]:
     """Read, recognise, map, coerce and validate every file; collects every issue before stopping.
 
     ``mapping`` (see :mod:`profile_core.mapping`): files it covers (same header signature, else same file
     name) are mapped with it before validation; ``store``: files with the header of a saved mapping get that
     one. Other files load as before (aliases). Returns canonical frames per table (files of the same table
     are concatenated) and the report. The frames are only fit to store when ``report.ok``."""
-    prepared = _prepare(files, mapping, store, limits)
+    prepared = _prepare(files, mapping, store, limits, bad_rows)
     return prepared.tables, prepared.report
 
 
@@ -194,11 +230,12 @@ class _Prepared:
 
 
 def _prepare(files: list[tuple[str, bytes | str | Path]], mapping: Mapping | None,
-             store: MappingStore | str | Path | None, limits: Limits | None = None) -> _Prepared:
+             store: MappingStore | str | Path | None, limits: Limits | None = None,
+             bad_rows: BadRows | None = None) -> _Prepared:
     """:func:`_prepare_files` with a safety net: an unexpected failure anywhere becomes one error naming the
     files (and nothing to store), never a traceback."""
     try:
-        return _prepare_files(files, mapping, store, limits or Limits.from_env())
+        return _prepare_files(files, mapping, store, limits or Limits.from_env(), bad_rows)
     except Exception as e:  # noqa: BLE001
         report = ValidationReport()
         names = ", ".join(str(n) for n, _ in files) if isinstance(files, list | tuple) else ""
@@ -207,8 +244,10 @@ def _prepare(files: list[tuple[str, bytes | str | Path]], mapping: Mapping | Non
 
 
 def _prepare_files(files: list[tuple[str, bytes | str | Path]], mapping: Mapping | None,
-                   store: MappingStore | str | Path | None, limits: Limits) -> _Prepared:
+                   store: MappingStore | str | Path | None, limits: Limits,
+                   bad_rows: BadRows | None = None) -> _Prepared:
     report = ValidationReport()
+    bad_rows = bad_rows or (mapping.bad_rows if mapping is not None else None) or "refuse"
     if not files:
         report.issues.append(issue("no_files", ""))
         return _Prepared({}, report, {}, None)
@@ -222,12 +261,15 @@ def _prepare_files(files: list[tuple[str, bytes | str | Path]], mapping: Mapping
     unresolved = 0
     for name, data in files:
         try:
-            sheets = read_sheets(name, data, limits)
+            sheets = read_sheets(name, data, limits, bad_rows=bad_rows)
         except IngestError as e:
             report.issues.append(e.issue)
             unresolved += 1
             continue
         for label, guess_name, raw in sheets:
+            if skipped := raw.attrs.get("skipped_rows"):
+                report.issues.append(issue("rows_skipped", label, row=skipped[0][0], count=len(skipped),
+                                           severity="warning"))
             headers = [str(h) for h in raw.columns]
             tm = mapping.match(label, headers) if mapping is not None else None
             if tm is not None:
@@ -255,7 +297,7 @@ def _prepare_files(files: list[tuple[str, bytes | str | Path]], mapping: Mapping
         if id(tm) not in matched:
             report.issues.append(issue("unmatched", tm.file or tm.header_signature, area="mapping",
                                        value=", ".join(tm.headers or [c.source for c in tm.columns])[:200]))
-    link_frames = [_conform(label, "account_links", frame, report, exact=mapped)
+    link_frames = [_conform(label, "account_links", frame, report, exact=mapped, bad_rows=bad_rows)
                    for label, tb, frame, mapped in staged if tb == "account_links"]
     links = pd.concat(link_frames) if link_frames else None
     parts: list[tuple[str, str, pd.DataFrame]] = []  # (label, table, frame indexed by file row)
@@ -268,7 +310,7 @@ def _prepare_files(files: list[tuple[str, bytes | str | Path]], mapping: Mapping
                 unresolved += 1
                 continue
             frame = resolve_accounts(frame, links, link_spec or LinkSpec(), label, report)
-        parts.append((label, tb, _conform(label, tb, frame, report, exact=mapped)))
+        parts.append((label, tb, _conform(label, tb, frame, report, exact=mapped, bad_rows=bad_rows)))
     applied = Mapping(tables=used, link=link_spec or LinkSpec()) if used else None
     custom = {k: v for k, v in applied.labels().items() if v} if applied is not None else {}
     _cross_checks(parts, report, unresolved, custom)
@@ -349,7 +391,7 @@ def _label_checks(customers: list[tuple[str, pd.DataFrame]], events: list[tuple[
 def load_into_workspace(files: list[tuple[str, bytes | str | Path]], workspace: Workspace,
                         dataset: str = "main", mapping: Mapping | None = None, *, source: str | None = None,
                         store: MappingStore | str | Path | None = None, limits: Limits | None = None,
-                        policy: Policy | None = None) -> LoadResult:
+                        policy: Policy | None = None, bad_rows: BadRows | None = None) -> LoadResult:
     """prepare_tables (with ``mapping`` / saved mappings in ``store`` applied before validation), then —
     only when the report has no errors — replace ``dataset`` atomically. The dataset's meta records the
     label columns with their kinds and the mapping applied.
@@ -362,7 +404,7 @@ def load_into_workspace(files: list[tuple[str, bytes | str | Path]], workspace: 
 
         require(policy, "load_data")
     dataset = check_name(dataset)
-    prepared = _prepare(files, mapping, store, limits)
+    prepared = _prepare(files, mapping, store, limits, bad_rows)
     tables, report = prepared.tables, prepared.report
     kind = dataset_kind(tables)
     result = LoadResult(report, tables, None, dataset, kind, labels=prepared.labels, mapping=prepared.mapping)

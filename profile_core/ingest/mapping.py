@@ -267,6 +267,9 @@ class Mapping(BaseModel):
     saved_at: str | None = None
     tables: list[TableMapping] = Field(default_factory=list)
     link: LinkSpec = Field(default_factory=LinkSpec)
+    #: lines whose field count differs from the header, and rows missing a required value: "refuse" (an
+    #: error naming the first) or "skip" (left out, counted in a warning); None = refuse.
+    bad_rows: Literal["refuse", "skip"] | None = None
 
     @field_validator("version")
     @classmethod
@@ -346,8 +349,9 @@ class Mapping(BaseModel):
             del data["link"]
         if data.get("saved_at") is None:
             data.pop("saved_at", None)
-        if data.get("name") is None:
-            data.pop("name", None)
+        for key in ("name", "bad_rows", "currency", "observation_date"):  # optional settings: only when set
+            if key in data and data[key] is None:
+                del data[key]
         return data
 
     def to_yaml(self, *, annotated: bool = False, lang: str = "en") -> str:

@@ -8,14 +8,16 @@ sheet. :class:`Limits` bound every read; each breach is one clear message naming
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import os
 import re
+import warnings
 import zipfile
+import zlib
 from collections.abc import Mapping as _Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import charset_normalizer
 import numpy as np
@@ -28,7 +30,13 @@ from .report import IngestError, issue, mb
 #: Cell texts read as missing (compared lower-case after trimming).
 NA_TOKENS = frozenset({"", "na", "n/a", "nan", "nat", "null", "none", "#n/a", "-"})
 _XLSX, _OLE, _PARQUET, _GZIP = b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"PAR1", b"\x1f\x8b"
+_7Z = b"7z\xbc\xaf\x27\x1c"
 _MIB = 1 << 20
+#: Longest column name accepted (characters); longer headers are refused at load.
+MAX_HEADER_CHARS = 256
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
+BadRows = Literal["refuse", "skip"]
+csv.field_size_limit(2**31 - 1)  # the limits below bound a field; the csv module's own 128 KB cap would not
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,9 @@ class Limits:
     ``PROFILE_MAX_ROWS`` (data rows per file or sheet, 2,000,000), ``PROFILE_MAX_COLUMNS`` (1,000),
     ``PROFILE_MAX_CELLS`` (rows × columns per file, 50,000,000), ``PROFILE_MAX_UNPACKED_MB`` (gzip output / all
     xlsx members together, 1,024), ``PROFILE_MAX_ZIP_RATIO`` (uncompressed ÷ compressed size of an xlsx member
-    larger than 1 MiB, 100), ``PROFILE_MAX_ZIP_MEMBERS`` (10,000)."""
+    larger than 1 MiB, also the whole gzip stream, 100), ``PROFILE_MAX_ZIP_MEMBERS`` (10,000),
+    ``PROFILE_MAX_DECODED_MB`` (bytes the values of one Parquet file decode to, 1,024: a dictionary-encoded
+    file is tiny on disk but not in memory)."""
 
     max_file_bytes: int = 200 * _MIB
     max_rows: int = 2_000_000
@@ -46,6 +56,7 @@ class Limits:
     max_unpacked_bytes: int = 1024 * _MIB
     max_zip_ratio: int = 100
     max_zip_members: int = 10_000
+    max_decoded_bytes: int = 1024 * _MIB
 
     @classmethod
     def from_env(cls, environ: _Mapping[str, str] | None = None) -> Limits:
@@ -53,7 +64,8 @@ class Limits:
         spec = {"max_file_bytes": ("PROFILE_MAX_UPLOAD_MB", _MIB), "max_rows": ("PROFILE_MAX_ROWS", 1),
                 "max_columns": ("PROFILE_MAX_COLUMNS", 1), "max_cells": ("PROFILE_MAX_CELLS", 1),
                 "max_unpacked_bytes": ("PROFILE_MAX_UNPACKED_MB", _MIB),
-                "max_zip_ratio": ("PROFILE_MAX_ZIP_RATIO", 1), "max_zip_members": ("PROFILE_MAX_ZIP_MEMBERS", 1)}
+                "max_zip_ratio": ("PROFILE_MAX_ZIP_RATIO", 1), "max_zip_members": ("PROFILE_MAX_ZIP_MEMBERS", 1),
+                "max_decoded_bytes": ("PROFILE_MAX_DECODED_MB", _MIB)}
         values = {}
         for attr, (var, unit) in spec.items():
             text = str(env.get(var, "")).strip()
@@ -69,19 +81,26 @@ class Limits:
 
 
 # ---- files --------------------------------------------------------------------------------------
-def read_table_file(name: str, data: bytes | str | Path, limits: Limits | None = None) -> pd.DataFrame:
+def read_table_file(name: str, data: bytes | str | Path, limits: Limits | None = None, *,
+                    bad_rows: BadRows = "refuse") -> pd.DataFrame:
     """Read one CSV/Excel/Parquet file into a raw frame indexed by file row (header = row 1).
 
     ``data`` is the file content (bytes) or a path (str or Path). The format comes from the content
     (zip → xlsx, PAR1 → Parquet, gzip is unpacked first, else text); text encoding and separator are
     detected.
     Excel: the first non-empty sheet. Raises IngestError for unreadable, empty or too large files."""
-    return read_sheets(name, data, limits)[0][2]
+    return read_sheets(name, data, limits, bad_rows=bad_rows)[0][2]
 
 
-def read_sheets(name: str, data: bytes | str | Path,
-                 limits: Limits | None = None) -> list[tuple[str, str, pd.DataFrame]]:
-    """[(label for messages, name used to guess the table, raw frame)]: one per non-empty Excel sheet."""
+def read_sheets(name: str, data: bytes | str | Path, limits: Limits | None = None, *,
+                bad_rows: BadRows = "refuse") -> list[tuple[str, str, pd.DataFrame]]:
+    """[(label for messages, name used to guess the table, raw frame)]: one per non-empty Excel sheet or
+    per member of a zip archive (``archive.zip [member.csv]``).
+
+    ``bad_rows``: a text line with more or fewer fields than the header (a line cut short, a stray quote)
+    is an error naming its line (``"refuse"``), or is left out and counted (``"skip"``: the frame's
+    ``attrs["skipped_rows"]`` = [(line, reason)], reported as a warning by the loader). Headers longer than
+    :data:`MAX_HEADER_CHARS` or holding control characters are refused."""
     limits = limits or Limits.from_env()
     if isinstance(data, bytes | bytearray | memoryview):
         raw = bytes(data)
@@ -95,28 +114,10 @@ def read_sheets(name: str, data: bytes | str | Path,
             raise IngestError(issue("unreadable", name, detail=e.strerror or type(e).__name__)) from e
     if len(raw) > limits.max_file_bytes:
         raise IngestError(issue("too_large", name, size=mb(len(raw)), limit=mb(limits.max_file_bytes)))
-    inner = name[:-3] if name.lower().endswith(".gz") else name  # customers.csv.gz holds customers.csv
     try:
-        if raw[:2] == _GZIP:
-            raw = _gunzip(name, raw, limits)
-        if not raw.strip(b"\xef\xbb\xbf \t\r\n"):
-            raise IngestError(issue("empty", name))
-        suffix = Path(inner).suffix.lower()
-        head = raw[:4]
-        if head == _XLSX:
-            _check_zip(name, raw, limits)
-            sheets = _read_xlsx(raw, name, limits)
-            multi = len(sheets) > 1
-            out = [(f"{name} [{s}]" if multi else name, s if multi else inner, df) for s, df in sheets]
-        elif head == _OLE:
-            raise IngestError(issue("unsupported_format", name))
-        elif head == _PARQUET:
-            out = [(name, inner, _read_parquet(raw, name, limits))]
-        elif suffix in (".xlsx", ".xlsm", ".parquet"):
-            raise IngestError(issue("unreadable", name, detail=f"not a valid {suffix} file"))
-        else:  # text; also '.xls' exports that are really tab-separated text
-            out = [(name, inner, _read_csv(name, raw, limits))]
-        out = [(label, guess, _tidy(df).__finalize__(df)) for label, guess, df in out]
+        out = _read_content(name, name, raw, limits, bad_rows, depth=0)
+        for label, _, df in out:
+            _check_headers(label, df)
     except IngestError:
         raise
     except Exception as e:  # any parser failure becomes one clear message for the user
@@ -127,15 +128,96 @@ def read_sheets(name: str, data: bytes | str | Path,
     return out
 
 
-def _gunzip(name: str, raw: bytes, limits: Limits) -> bytes:
-    """gzip content, unpacked at most up to the limit (a gzip bomb stops there)."""
-    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
-        out = f.read(limits.max_unpacked_bytes + 1)
-    if len(out) > limits.max_unpacked_bytes:
-        raise IngestError(issue("unpacked_too_large", name, limit=mb(limits.max_unpacked_bytes)))
-    if len(out) > limits.max_file_bytes:
-        raise IngestError(issue("too_large", name, size=mb(len(out)), limit=mb(limits.max_file_bytes)))
+def _read_content(name: str, label: str, raw: bytes, limits: Limits, bad_rows: BadRows,
+                  depth: int) -> list[tuple[str, str, pd.DataFrame]]:
+    """One blob (a file, or a member of an archive) → [(label, name to guess the table by, frame)]."""
+    inner = label[:-3] if label.lower().endswith(".gz") else label  # customers.csv.gz holds customers.csv
+    if raw[:2] == _GZIP:
+        raw = _gunzip(name, raw, limits)
+    if not raw.strip(b"\xef\xbb\xbf \t\r\n"):
+        raise IngestError(issue("empty", name))
+    suffix = Path(inner).suffix.lower()
+    head = raw[:4]
+    if raw[:6] == _7Z:
+        raise IngestError(issue("archive_7z", name))
+    if head == _XLSX and not _is_xlsx(raw):
+        if depth:
+            raise IngestError(issue("unreadable", name, detail="an archive inside an archive"))
+        out = []
+        for member, content in _zip_members(name, raw, limits):
+            out += _read_content(name, f"{label} [{member}]", content, limits, bad_rows, depth + 1)
+        return out
+    if head == _XLSX:
+        _check_zip(name, raw, limits)
+        sheets = _read_xlsx(raw, name, limits)
+        multi = len(sheets) > 1
+        out = [(f"{label} [{s}]" if multi else label, s if multi else inner, df) for s, df in sheets]
+    elif head == _OLE:
+        raise IngestError(issue("unsupported_format", name))
+    elif head == _PARQUET:
+        out = [(label, inner, _read_parquet(raw, name, limits))]
+    elif suffix in (".xlsx", ".xlsm", ".parquet"):
+        raise IngestError(issue("unreadable", name, detail=f"not a valid {suffix} file"))
+    else:  # text; also '.xls' exports that are really tab-separated text
+        out = [(label, inner, _read_csv(name, raw, limits, bad_rows=bad_rows))]
+    if depth:  # a member: guess its table by the member's own name
+        out = [(lab, Path(lab.rsplit(" [", 1)[-1].rstrip("]")).name, df) for lab, _, df in out]
+    return [(lab, guess, _tidy(df).__finalize__(df)) for lab, guess, df in out]
+
+
+def _is_xlsx(raw: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            names = set(zf.namelist())
+    except zipfile.BadZipFile:
+        return True  # not a readable zip: the xlsx reader says why
+    return "[Content_Types].xml" in names or any(n.startswith("xl/") for n in names)
+
+
+def _zip_members(name: str, raw: bytes, limits: Limits) -> list[tuple[str, bytes]]:
+    """The data files of a zip archive (folders, hidden files and macOS metadata skipped), each read only
+    after the archive's directory passed the same checks as an xlsx (members, unpacked size, ratio)."""
+    _check_zip(name, raw, limits)
+    out = []
+    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+        for info in zf.infolist():
+            base = info.filename.rsplit("/", 1)[-1]
+            if info.is_dir() or not base or base.startswith(".") or info.filename.startswith("__MACOSX/"):
+                continue
+            if info.file_size > limits.max_file_bytes:
+                raise IngestError(issue("too_large", f"{name} [{info.filename}]", size=mb(info.file_size),
+                                        limit=mb(limits.max_file_bytes)))
+            out.append((info.filename, zf.read(info)))
+    if not out:
+        raise IngestError(issue("empty", name))
     return out
+
+
+def _gunzip(name: str, raw: bytes, limits: Limits) -> bytes:
+    """gzip content, unpacked in 1 MiB steps that stop as soon as a cap is passed: the unpacked limit, the
+    file-size limit, or (beyond 1 MiB) ``max_zip_ratio`` × the packed size — a gzip bomb is refused after
+    at most that much output, never after unpacking it whole. Concatenated gzip members are read too."""
+    cap = min(limits.max_unpacked_bytes, limits.max_file_bytes)
+    ratio_cap = max(_MIB, limits.max_zip_ratio * len(raw))
+    parts, total, data = [], 0, raw
+    while data:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        while True:
+            chunk = d.decompress(data, _MIB)
+            total += len(chunk)
+            parts.append(chunk)
+            if total > ratio_cap and ratio_cap < cap:
+                raise IngestError(issue("zip_bomb", name, detail=f"gzip > {limits.max_zip_ratio}:1"))
+            if total > cap:
+                key = "unpacked_too_large" if cap == limits.max_unpacked_bytes else "too_large"
+                raise IngestError(issue(key, name, size=f"> {mb(cap)}", limit=mb(cap)))
+            data = d.unconsumed_tail
+            if d.eof or not data:
+                break
+        if not d.eof:
+            raise IngestError(issue("unreadable", name, detail="gzip stream cut short"))
+        data = d.unused_data.lstrip(b"\x00")
+    return b"".join(parts)
 
 
 def _check_zip(name: str, raw: bytes, limits: Limits) -> None:
@@ -174,8 +256,13 @@ def _decode(name: str, raw: bytes) -> tuple[str, str]:
     return str(best), str(best.encoding)
 
 
+WHITESPACE, FIXED_WIDTH = "whitespace", "fixed-width"
+
+
 def _sniff_separator(text: str) -> str:
-    """The separator among , tab ; | that splits the first lines into the same number (> 1) of fields."""
+    """The separator among , tab ; | that splits the first lines into the same number (> 1) of fields; else
+    runs of spaces (:data:`WHITESPACE`) when they do, else :data:`FIXED_WIDTH` when the lines are aligned
+    columns of one width; else the one that splits the header most."""
     head = text[:65536]
     lines = head.splitlines()[: -1 if len(text) > len(head) else None]  # drop a line cut in half
     lines = [ln for ln in lines if ln.strip()][:50]
@@ -184,31 +271,104 @@ def _sniff_separator(text: str) -> str:
         counts = [len(r) for r in csv.reader(lines, delimiter=sep)]
         if counts and counts[0] > best_fields and all(n == counts[0] for n in counts):
             best, best_fields = sep, counts[0]
-    if best_fields == 1:  # no consistent split: take the one that splits the header most
-        best = max((",", "\t", ";", "|"), key=lambda s: lines[0].count(s) if lines else 0)
-    return best
+    if best_fields > 1 or not lines:
+        return best
+    words = [len(ln.split()) for ln in lines]
+    if words[0] > 1 and all(n == words[0] for n in words) and '"' not in head:
+        return WHITESPACE
+    widths = {len(ln.rstrip("\r\n")) for ln in lines[1:]}
+    if words[0] > 1 and len(lines) > 1 and len(widths) == 1:
+        return FIXED_WIDTH
+    return max((",", "\t", ";", "|"), key=lambda s: lines[0].count(s))
 
 
-def _read_csv(name: str, raw: bytes, limits: Limits | None = None) -> pd.DataFrame:
-    """Text: encoding and separator (, ; tab |) detected; line endings LF, CRLF and CR-only (old Mac) all
-    work. ``df.attrs["format"]`` records what was detected (shown in the mapping step)."""
+def _first_record(text: str) -> str:
+    m = re.search(r"\r\n|\n|\r", text)
+    return text[:m.start()] if m else text
+
+
+def _header_width(text: str, sep: str) -> int:
+    """Fields of the header line, counted before anything else is parsed (an upper bound first, cheap)."""
+    first = _first_record(text)
+    if sep in (WHITESPACE, FIXED_WIDTH):
+        return len(first.split())
+    if first.count(sep) + 1 <= 1_000:
+        return len(next(csv.reader([first], delimiter=sep), []))
+    return first.count(sep) + 1  # over the limit anyway: quoted separators would only lower it a little
+
+
+def _bad_records(text: str, sep: str, width: int) -> list[tuple[int, int, int]]:
+    """(record number after the header, its first line, fields) of every non-blank record whose field count
+    is not ``width`` — the same quoting rules as the parser (a stray quote swallows the lines after it)."""
+    bad = []
+    if sep == FIXED_WIDTH:
+        return bad
+    if sep == WHITESPACE:
+        for i, line in enumerate(io.StringIO(text, newline=None)):
+            n = len(line.split())
+            if i and n and n != width:
+                bad.append((i - 1, i + 1, n))
+        return bad
+    reader = csv.reader(io.StringIO(text, newline=None), delimiter=sep)
+    start = 1
+    for i, rec in enumerate(reader):
+        if i and rec and len(rec) != width and not (len(rec) == width + 1 and rec[-1] == ""):
+            bad.append((i - 1, start, len(rec)))
+        start = reader.line_num + 1
+    return bad
+
+
+def _read_csv(name: str, raw: bytes, limits: Limits | None = None, *, bad_rows: BadRows = "refuse") -> pd.DataFrame:
+    """Text: encoding and separator (, ; tab | spaces, or fixed-width columns) detected; line endings LF,
+    CRLF and CR-only (old Mac) all work. The header's width is checked before the file is parsed. A record
+    with another number of fields than the header (a line cut short, an unbalanced quote, an extra
+    separator) is refused naming its line, or with ``bad_rows="skip"`` left out and listed in
+    ``df.attrs["skipped_rows"]`` [(line, fields)]. ``df.attrs["format"]`` records what was detected."""
     limits = limits or Limits.from_env()
     text, encoding = _decode(name, raw)
     lines = max(text.count("\n"), text.count("\r"))
     if lines > limits.max_rows + 1:  # header + rows (quoted line breaks make this an upper bound)
         raise IngestError(issue("too_many_rows", name, count=lines - 1, limit=limits.max_rows))
     sep = _sniff_separator(text)
-    try:
-        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
-                         skip_blank_lines=False)  # blank lines kept so row numbers match the file
-    except pd.errors.EmptyDataError as e:
-        raise IngestError(issue("empty", name)) from e
-    except pd.errors.ParserError as e:
-        m = re.search(r"line (\d+)", str(e))
-        raise IngestError(issue("ragged_row", name, row=int(m.group(1)) if m else None)) from e
+    width = _header_width(text, sep)
+    if width > limits.max_columns:  # refused before pandas sees the file
+        raise IngestError(issue("too_many_columns", name, count=width, limit=limits.max_columns))
+    bad = _bad_records(text, sep, width)
+    if bad and bad_rows != "skip":
+        rec, line, n = bad[0]
+        raise IngestError(issue("ragged_row", name, row=line, count=len(bad), fields=n, width=width))
+    keep_text = text
+    if bad and '"' in text and bad[-1][2] < width:  # an unbalanced quote runs to the end: cut it there
+        keep_text = "".join(io.StringIO(text, newline=None).readlines()[: bad[-1][1] - 1])
+    with warnings.catch_warnings():
+        try:
+            if sep == FIXED_WIDTH:
+                df = pd.read_fwf(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=False)
+            else:  # only empty trailing fields are dropped here (checked above), so the warning says nothing new
+                warnings.filterwarnings("ignore", "Length of header", pd.errors.ParserWarning)
+                df = pd.read_csv(io.StringIO(keep_text, newline=None), sep=r"\s+" if sep == WHITESPACE else sep,
+                                 dtype=str, keep_default_na=False, skip_blank_lines=False,
+                                 index_col=False, on_bad_lines="skip" if bad else "error")
+        except pd.errors.EmptyDataError as e:
+            raise IngestError(issue("empty", name)) from e
+        except pd.errors.ParserError as e:
+            m = re.search(r"(line|row) (\d+)", str(e))
+            row = (int(m.group(2)) + (m.group(1) == "row")) if m else None
+            raise IngestError(issue("ragged_row", name, row=row, count=1, fields="?", width=width)) from e
+    rows = np.arange(2, len(df) + 2)
+    if bad:  # positions of the kept records → their record numbers (+ 2 = row in the file)
+        long = {rec for rec, _, n in bad if n > width}
+        short = {rec for rec, _, n in bad if n < width}
+        records = [r for r in range(len(df) + len(long) + len(short)) if r not in long]
+        keep = [j for j, r in enumerate(records[:len(df)]) if r not in short]
+        df = df.iloc[keep]
+        rows = np.asarray([records[j] + 2 for j in keep])
     _check_shape(name, df, limits)
-    df.index = pd.RangeIndex(2, len(df) + 2)
-    df.attrs["format"] = {"encoding": encoding, "separator": sep, "line_ending": line_ending(text)}
+    df.index = pd.Index(rows)
+    label = {WHITESPACE: "spaces", FIXED_WIDTH: "fixed-width"}.get(sep, sep)
+    df.attrs["format"] = {"encoding": encoding, "separator": label, "line_ending": line_ending(text)}
+    if bad:
+        df.attrs["skipped_rows"] = [(line, n) for _, line, n in bad]
     return df
 
 
@@ -267,23 +427,65 @@ def _read_xlsx(raw: bytes, name: str = "", limits: Limits | None = None) -> list
 
 
 def _read_parquet(raw: bytes, name: str = "", limits: Limits | None = None) -> pd.DataFrame:
+    """A Parquet file, refused on its footer (columns, rows, unpacked pages) and then on its DECODED size:
+    text columns are read dictionary-encoded (each distinct value once) and the bytes they would take as
+    plain values are summed before any value is expanded — a small file of one long value repeated a
+    million times is refused at ``max_decoded_bytes``, not after it filled the memory."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     limits = limits or Limits.from_env()
-    meta = pq.ParquetFile(io.BytesIO(raw)).metadata  # the footer: sizes are checked before any data is read
+    pf = pq.ParquetFile(io.BytesIO(raw))
+    meta = pf.metadata  # the footer: sizes are checked before any data is read
     if meta.num_columns > limits.max_columns:
         raise IngestError(issue("too_many_columns", name, count=meta.num_columns, limit=limits.max_columns))
     if meta.num_rows > limits.max_rows:
         raise IngestError(issue("too_many_rows", name, count=meta.num_rows, limit=limits.max_rows))
+    if meta.num_rows * max(meta.num_columns, 1) > limits.max_cells:
+        raise IngestError(issue("too_many_cells", name, count=meta.num_rows * meta.num_columns,
+                                limit=limits.max_cells))
     unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     if unpacked > limits.max_unpacked_bytes:
         raise IngestError(issue("unpacked_too_large", name, limit=mb(limits.max_unpacked_bytes)))
-    df = pd.read_parquet(io.BytesIO(raw))
+    text = [f.name for f in pf.schema_arrow
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_binary(f.type)
+            or pa.types.is_large_binary(f.type)]
+    table = pq.read_table(io.BytesIO(raw), read_dictionary=text)
+    decoded = 0
+    for col in table.columns:
+        for chunk in col.chunks:
+            if pa.types.is_dictionary(chunk.type):
+                lengths = pc.binary_length(chunk.dictionary).cast(pa.int64())
+                decoded += (pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0) + 16 * len(chunk)
+            else:
+                decoded += chunk.nbytes
+            if decoded > limits.max_decoded_bytes:
+                raise IngestError(issue("decoded_too_large", name, limit=mb(limits.max_decoded_bytes)))
+    df = table.to_pandas()
+    del table
+    for c in df.columns:
+        if isinstance(df[c].dtype, pd.CategoricalDtype):
+            df[c] = df[c].astype(object).where(df[c].notna(), None)
     _check_shape(name, df, limits)
     if any(n is not None for n in df.index.names):  # a named index (e.g. customer_id) is data
         df = df.reset_index()
     df.index = pd.RangeIndex(2, len(df) + 2)
     return df
+
+
+def _check_headers(label: str, df: pd.DataFrame) -> None:
+    """Column names are names, never instructions: longer than :data:`MAX_HEADER_CHARS` or holding a control
+    character (line breaks, NUL, escape …) → refused naming the column's position. Quotes, semicolons and
+    SQL words are allowed and stay inert (every identifier is quoted where it is used)."""
+    for j, h in enumerate(df.columns, start=1):
+        h = str(h)
+        if len(h) > MAX_HEADER_CHARS:
+            raise IngestError(issue("bad_header", label, column=h[:40] + "…", position=j,
+                                    detail=f"{len(h):,} > {MAX_HEADER_CHARS} characters"))
+        if _CONTROL.search(h):
+            raise IngestError(issue("bad_header", label, column=_CONTROL.sub("?", h), position=j,
+                                    detail="control character"))
 
 
 def _dedupe(names: list[str]) -> list[str]:
