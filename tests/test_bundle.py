@@ -16,6 +16,7 @@ from profile_core.bundle import (
     load_bundle,
     read_manifest,
     save_bundle,
+    seal_manifest,
     sha256_file,
 )
 from profile_core.tasks import default_tasks
@@ -84,8 +85,8 @@ def test_pickle_disguised_as_safetensors_is_never_unpickled(bundle_dir):
     weights = bundle_dir / WEIGHTS
     weights.write_bytes(pickle.dumps({"bottom.0.weight": [1.0]}))
     manifest = json.loads((bundle_dir / MANIFEST).read_text())
-    manifest["weights_sha256"] = sha256_file(weights)  # an attacker who also rewrote the hash
-    (bundle_dir / MANIFEST).write_text(json.dumps(manifest))
+    manifest["weights_sha256"] = sha256_file(weights)  # an attacker who also rewrote both hashes
+    (bundle_dir / MANIFEST).write_text(json.dumps(seal_manifest(manifest, b"")))
     with pytest.raises(BundleError, match="not a valid safetensors file"):
         load_bundle(bundle_dir)
 
@@ -94,8 +95,8 @@ def test_missing_or_mismatched_parts(bundle_dir, tmp_path):
     save_file({"x": torch.zeros(2)}, str(bundle_dir / WEIGHTS))
     manifest = json.loads((bundle_dir / MANIFEST).read_text())
     manifest["weights_sha256"] = sha256_file(bundle_dir / WEIGHTS)
-    (bundle_dir / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match="does not match its weights"):
+    (bundle_dir / MANIFEST).write_text(json.dumps(seal_manifest(manifest, b"")))
+    with pytest.raises(BundleError, match="does not fit the weights' shapes"):  # checked before building the net
         load_bundle(bundle_dir)
     (bundle_dir / WEIGHTS).unlink()
     with pytest.raises(BundleError, match="lacks the file"):

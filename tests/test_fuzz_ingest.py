@@ -416,12 +416,12 @@ def test_bundle_with_a_pickle_or_unknown_file_is_refused(tmp_path, stranger):
 
 
 def test_bundle_with_wrong_hash_is_refused(tmp_path):
-    from profile_core.bundle import BundleError, load_bundle
+    from profile_core.bundle import BundleError, load_bundle, seal_manifest
 
     path = _fake_bundle(tmp_path / "b")
     manifest = json.loads((path / "manifest.json").read_text())
     manifest["weights_sha256"] = "0" * 64
-    (path / "manifest.json").write_text(json.dumps(manifest))
+    (path / "manifest.json").write_text(json.dumps(seal_manifest(manifest, b"")))  # both hashes rewritten
     with pytest.raises(BundleError, match="weights.safetensors"):
         load_bundle(path)
 
