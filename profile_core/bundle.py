@@ -6,14 +6,23 @@ library versions and the sha256 of the weights. Loading verifies the hash first 
 
 Refused on load: any other file in the directory (``.pt``/``.pkl``/…), symbolic links, a manifest over 16 MB,
 a manifest with a key or value naming another file to load, a weights hash that is missing or malformed or
-does not match.
+does not match, a manifest whose own hash (``manifest_sha256``: sha256 of the canonical JSON of every other
+key, so it covers the weights' hash too and any key added later) is missing or does not match, and — when
+``$PROFILE_BUNDLE_KEY`` is set — a manifest without a valid ``signature`` (HMAC-SHA256 of that hash with the
+key). Architecture sizes are checked against the weights' shapes (read from the safetensors header, the net
+built on PyTorch's ``meta`` device) before any real tensor is allocated.
+
+A bundle written before manifests were hashed is refused with a message saying how to seal it after checking
+its origin: ``python -m profile_core.bundle seal <dir>`` (it verifies the weights' hash first).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
+import os
 import platform
 import shutil
 import uuid
@@ -48,6 +57,11 @@ _MANIFEST_KEYS = frozenset({"format_version", "name", "created_utc", "tasks", "a
                             "data_fingerprint", "versions", "device", "seed", "train_seconds", "samples_per_second",
                             "weights_sha256", "excluded_inputs", "data"})
 _SHA256_HEX = frozenset("0123456789abcdef")
+MANIFEST_HASH = "manifest_sha256"
+SIGNATURE = "signature"
+KEY_ENV = "PROFILE_BUNDLE_KEY"
+_SEAL_KEYS = frozenset({MANIFEST_HASH, SIGNATURE})
+MAX_NET_PARTS = 64  # entries in any architecture list (layers, members): a real net has a handful
 
 
 class BundleError(EngineError):
@@ -105,6 +119,51 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def bundle_key(environ: dict[str, str] | None = None) -> bytes | None:
+    """The bundle signing key from ``$PROFILE_BUNDLE_KEY`` (None when unset)."""
+    value = (environ if environ is not None else os.environ).get(KEY_ENV, "")
+    return value.encode("utf-8") if value else None
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON (sorted keys, no spaces, UTF-8) of every manifest key except the hash and
+    the signature — new keys are covered without any change here."""
+    body = {k: v for k, v in manifest.items() if k not in _SEAL_KEYS}
+    text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _signature(key: bytes, digest: str) -> str:
+    return hmac.new(key, digest.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def seal_manifest(manifest: dict[str, Any], key: bytes | None = None) -> dict[str, Any]:
+    """``manifest`` with its ``manifest_sha256`` and, with ``key`` (default ``$PROFILE_BUNDLE_KEY``), its
+    ``signature``; any earlier seal is replaced."""
+    key = bundle_key() if key is None else (key or None)
+    out = {k: v for k, v in manifest.items() if k not in _SEAL_KEYS}
+    out[MANIFEST_HASH] = manifest_digest(out)
+    if key is not None:
+        out[SIGNATURE] = _signature(key, out[MANIFEST_HASH])
+    return out
+
+
+def _check_seal(manifest: dict[str, Any], file: Path, key: bytes | None) -> None:
+    digest = manifest.get(MANIFEST_HASH)
+    if digest is None:
+        raise BundleError("engine.bundle_unsealed", file=file, dir=file.parent)
+    try:
+        expected = manifest_digest(manifest)
+    except ValueError as err:  # NaN/inf in a manifest: never written by save_bundle
+        raise BundleError("engine.bundle_manifest_tampered", file=file) from err
+    if not isinstance(digest, str) or not hmac.compare_digest(digest, expected):
+        raise BundleError("engine.bundle_manifest_tampered", file=file)
+    if key is not None:
+        sig = manifest.get(SIGNATURE)
+        if not isinstance(sig, str) or not hmac.compare_digest(sig, _signature(key, digest)):
+            raise BundleError("engine.bundle_bad_signature", file=file, env=KEY_ENV)
+
+
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "profile_core": profile_core.__version__}
     for dist in ("torch", "numpy", "pandas", "scikit-learn", "safetensors"):
@@ -159,7 +218,7 @@ def save_bundle(result: TrainResult, out_dir: str | Path, *, name: str | None = 
             "samples_per_second": result.samples_per_second,
             "weights_sha256": sha256_file(tmp / WEIGHTS),
         }
-        (tmp / MANIFEST).write_text(json.dumps(_json_safe(manifest), ensure_ascii=False, indent=2,
+        (tmp / MANIFEST).write_text(json.dumps(seal_manifest(_json_safe(manifest)), ensure_ascii=False, indent=2,
                                                allow_nan=False), encoding="utf-8")
         if out.exists():  # swap in the new bundle only once it is complete
             shutil.rmtree(out)
@@ -171,7 +230,8 @@ def save_bundle(result: TrainResult, out_dir: str | Path, *, name: str | None = 
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
-    """The manifest of the bundle at ``path`` after checking that the directory holds nothing else."""
+    """The manifest of the bundle at ``path`` after checking that the directory holds nothing else and that
+    the manifest is sealed (its hash, and its signature when ``$PROFILE_BUNDLE_KEY`` is set)."""
     path = Path(path)
     if not path.is_dir():
         raise BundleError("engine.bundle_not_dir", path=path)
@@ -183,8 +243,10 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     for needed in (MANIFEST, WEIGHTS):
         if not (path / needed).is_file():
             raise BundleError("engine.bundle_missing_file", file=path / needed)
-    if (path / MANIFEST).stat().st_size > MAX_MANIFEST_BYTES:
-        raise BundleError("engine.bundle_bad_manifest", file=path / MANIFEST)
+    size = (path / MANIFEST).stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise BundleError("engine.bundle_manifest_too_large", file=path / MANIFEST, size=f"{size / (1 << 20):.1f}",
+                          limit=f"{MAX_MANIFEST_BYTES >> 20}")
     try:
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
@@ -200,7 +262,41 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     sha = manifest.get("weights_sha256")
     if not (isinstance(sha, str) and len(sha) == 64 and set(sha) <= _SHA256_HEX):
         raise BundleError("engine.bundle_mismatch", file=path / MANIFEST)
+    _check_seal(manifest, path / MANIFEST, bundle_key())
     return manifest
+
+
+def _weight_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name → shape from the safetensors header only (no tensor is read)."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt", device="cpu") as f:
+        return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}  # noqa: SIM118
+
+
+def _check_architecture(manifest: dict[str, Any], weights: Path, file: Path) -> NetConfig:
+    """The net configuration, after checking its sizes against the weights' shapes on the ``meta`` device (no
+    memory is allocated however large the manifest claims the net to be)."""
+    import torch
+
+    net = manifest["architecture"]["net"]
+    for key in ("hidden", "head_hidden"):
+        if len(net.get(key, ())) > MAX_NET_PARTS:
+            raise BundleError("engine.bundle_shape_mismatch", file=file, detail=f"{key}: {len(net[key])} layers")
+    for key in ("n_experts", "n_shared_experts", "n_task_experts", "n_levels", "members"):
+        if not isinstance(net.get(key, 1), int) or not 0 <= net.get(key, 1) <= MAX_NET_PARTS:
+            raise BundleError("engine.bundle_shape_mismatch", file=file, detail=f"{key}: {net.get(key)!r}")
+    config = NetConfig.from_dict(net)
+    shapes = _weight_shapes(weights)
+    with torch.device("meta"):
+        skeleton = build_net(manifest["architecture"]["name"], config)
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    if expected != shapes:
+        wrong = sorted(k for k in expected.keys() | shapes.keys() if expected.get(k) != shapes.get(k))
+        first = wrong[0]
+        raise BundleError("engine.bundle_shape_mismatch", file=file,
+                          detail=f"{first}: manifest {expected.get(first)} vs weights {shapes.get(first)}")
+    return config
 
 
 def load_bundle(path: str | Path, device: str = "cpu") -> Bundle:
@@ -212,11 +308,14 @@ def load_bundle(path: str | Path, device: str = "cpu") -> Bundle:
         raise BundleError("engine.bundle_tampered", file=weights)
     target = resolve_device(device)
     try:
+        config = _check_architecture(manifest, weights, path / MANIFEST)  # sizes vs shapes, before any tensor
         state = load_file(str(weights), device="cpu")  # tensors land on CPU, then move: works for any device
-        model = build_net(manifest["architecture"]["name"], NetConfig.from_dict(manifest["architecture"]["net"]))
+        model = build_net(manifest["architecture"]["name"], config)
         model.load_state_dict(state, strict=True)
         tasks = [TaskSpec.from_dict(d) for d in manifest["tasks"]]
         preprocessor = Preprocessor.from_dict(manifest["features"]["preprocessor"])
+    except BundleError:
+        raise
     except SafetensorError as err:
         raise BundleError("engine.bundle_bad_weights", file=weights) from err
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
@@ -225,3 +324,41 @@ def load_bundle(path: str | Path, device: str = "cpu") -> Bundle:
     return Bundle(path=path, manifest=manifest, model=model, preprocessor=preprocessor, tasks=tasks,
                   device=str(target))
 
+
+
+def seal(path: str | Path, key: bytes | None = None) -> str:
+    """Add (or renew) the manifest hash — and the signature with ``$PROFILE_BUNDLE_KEY`` — of the bundle at
+    ``path`` after checking its files and its weights' hash; returns the hash. For bundles written before
+    manifests were sealed, once their origin is checked: sealing vouches for the manifest as it is."""
+    path = Path(path)
+    file = path / MANIFEST
+    try:
+        read_manifest(path)
+    except BundleError as err:
+        if err.key not in ("engine.bundle_unsealed", "engine.bundle_manifest_tampered", "engine.bundle_bad_signature"):
+            raise
+    manifest = json.loads(file.read_text(encoding="utf-8"))
+    if sha256_file(path / WEIGHTS) != manifest.get("weights_sha256"):
+        raise BundleError("engine.bundle_tampered", file=path / WEIGHTS)
+    sealed = seal_manifest(manifest, key)
+    tmp = file.with_name(f".{MANIFEST}.tmp")
+    tmp.write_text(json.dumps(sealed, ensure_ascii=False, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, file)
+    return sealed[MANIFEST_HASH]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m profile_core.bundle seal DIR [DIR ...]``: seal old bundles (see :func:`seal`)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m profile_core.bundle")
+    p.add_argument("command", choices=["seal"])
+    p.add_argument("bundles", nargs="+")
+    a = p.parse_args(argv)
+    for b in a.bundles:
+        print(f"{b}: manifest_sha256 {seal(b)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
