@@ -22,7 +22,7 @@ import streamlit as st
 from profile_core.audit import install_log_redaction
 from profile_core.auth import allowed
 from profile_core.i18n import LANGS, t
-from ui import audit, auth, cache, keys, state
+from ui import audit, auth, cache, keys, registry, state
 from ui.keys import PagePath
 from ui.loading import bootstrap, sync_active
 
@@ -99,6 +99,7 @@ def main() -> None:
     sidebar(user)
     if user.demo:
         auth.demo_banner()
+    registry.rm_assignment_notice()
     page.run()
 
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from profile_core.auth import allowed, require
 from profile_core.ingest import Limits
-from ui import audit, auth, cache, keys, loading, state, widgets
+from ui import audit, cache, keys, loading, registry, state, widgets
 from ui.mapping_step import render_mapping_step
 from ui.state import tr
 
@@ -30,16 +30,14 @@ if allowed(state.policy(), "load_data"):
         limits = Limits.from_env()
         st.caption(tr("trust.limits", size=f"{limits.max_file_bytes / 2**20:,.0f} MB", rows=f"{limits.max_rows:,}",
                       columns=f"{limits.max_columns:,}"))
-        user = auth.current_user()
-        if user is not None and user.demo:
-            st.caption(f":orange[{tr('trust.demo_upload_note')}]")
-        uploaded = st.file_uploader(tr("data.upload.label"), type=loading.UPLOAD_TYPES, accept_multiple_files=True,
-                                    key=keys.UPLOAD)
+        demo_user = registry.demo_upload_refused()  # demo accounts: the demo portfolio only (store enforces it)
+        uploaded = None if demo_user else st.file_uploader(tr("data.upload.label"), type=loading.UPLOAD_TYPES,
+                                                           accept_multiple_files=True, key=keys.UPLOAD)
         name_col, load_col, demo_col = st.columns([2, 1, 1], vertical_alignment="bottom")
-        dataset_name = name_col.text_input(tr("data.upload.dataset"), value="main", key=keys.UPLOAD_DATASET,
-                                           help=tr("data.upload.dataset_help"))
-        if load_col.button(tr("data.upload.button"), type="primary", key=keys.UPLOAD_BUTTON, disabled=not uploaded,
-                           width="stretch"):
+        with name_col:
+            dataset_name = None if demo_user else registry.upload_target()
+        if load_col.button(tr("data.upload.button"), type="primary", key=keys.UPLOAD_BUTTON,
+                           disabled=not uploaded or not dataset_name, width="stretch"):
             with st.spinner(tr("data.upload.loading")):
                 if _load(lambda: loading.handle_upload(uploaded, dataset_name), uploaded):
                     st.rerun()  # the sidebar shows the new active dataset
@@ -48,7 +46,7 @@ if allowed(state.policy(), "load_data"):
                 if _load(loading.load_demo):
                     st.rerun()
         # optional, opt-in: review and correct the proposed column mapping (exports in a bank's own layout)
-        if uploaded and st.toggle(tr("data.mapping_toggle"), key=keys.MAPPING_TOGGLE):
+        if uploaded and dataset_name and st.toggle(tr("data.mapping_toggle"), key=keys.MAPPING_TOGGLE):
             loading.repair_mapping_state(keys.MAPPING_PREFIX)
             mapping = render_mapping_step(uploaded, lang=state.lang(), key_prefix=keys.MAPPING_PREFIX,
                                           store=loading.mapping_store())
@@ -68,6 +66,7 @@ if datasets.empty:
     st.info(tr("common.no_data"))
     st.stop()
 
+registry.datasets_panel()
 names = datasets["name"].tolist()
 active = state.active_dataset() if state.active_dataset() in names else names[0]
 if st.session_state.get(keys.DATASET_SELECT) != active:  # follow loads made since the last run

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import cache, model_view, training, widgets
+from ui import cache, model_view, registry, training, widgets
 from ui.state import tr
 
 widgets.page_header("model.title", "model.caption")
 train_tab, bundle_tab = st.tabs([tr("model.tab_train"), tr("model.tab_bundles")])
 
 with bundle_tab:
+    registry.models_panel()
     model_view.bundles_section()
 
 with train_tab:

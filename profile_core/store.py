@@ -511,7 +511,7 @@ class Workspace:
         if archived and self._champion_path(row["dataset"]) == row["path"]:
             raise RegistryError("registry.champion_archive", name=row["name"])
         self.con.execute("UPDATE _models SET archived = ? WHERE path = ?", [bool(archived), row["path"]])
-        self._record(user, "model_archive", row["name"], {"dataset": row["dataset"], "archived": bool(archived)})
+        self._record(user, "model_archive", Path(row["path"]).name, {"dataset": row["dataset"], "archived": bool(archived)})
 
     def champion(self, dataset: str) -> dict | None:
         """The champion of ``dataset`` — the model every user and the API use — as its registry row plus
@@ -549,7 +549,7 @@ class Workspace:
         except BaseException:
             con.rollback()
             raise
-        self._record(user, "model_champion", row["name"], {"dataset": name, "sha256": str(row["sha256"])[:16],
+        self._record(user, "model_champion", Path(path).name, {"dataset": name, "sha256": str(row["sha256"])[:16],
                                                            "previous": Path(previous).name if previous else ""})
         return self.champion(name)  # type: ignore[return-value]
 

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui import keys
+from profile_core.store import Workspace
+from ui import keys, registry
 from ui.keys import PagePath
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +60,34 @@ def _app() -> AppTest:
     return AppTest.from_file(APP, default_timeout=TIMEOUT)
 
 
+@pytest.fixture()
+def analyst(env, tmp_path, monkeypatch):
+    """A real (non-demo) analyst — demo accounts may not upload files — signed in by presetting the session
+    user (``ui.auth.gate`` re-checks it against the users file every run)."""
+    from profile_core.auth import hash_password, load_users
+
+    text = Path(ROOT / "config" / "users.yaml").read_text(encoding="utf-8")
+    text += f"  ana: {{role: analyst, name: Ana, password_hash: \"{hash_password('Real-pass-1', rounds=4)}\"}}\n"
+    path = tmp_path / "users.yaml"
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("PROFILE_USERS", str(path))
+    return load_users(path).get("ana")
+
+
+def _as(user) -> AppTest:
+    at = _app()
+    at.session_state["auth-user"] = user  # ui.auth.USER
+    return at
+
+
+def _upload(at: AppTest, files: list, name: str = "main") -> AppTest:
+    """Choose the files and a new data set name on the data page (the button is pressed by the caller)."""
+    at.file_uploader(key=keys.UPLOAD).set_value(files)
+    at.run()
+    at.text_input(key=registry.TARGET_NAME).set_value(name).run()
+    return at
+
+
 def _ok(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
@@ -83,9 +112,10 @@ def test_first_start_loads_demo_data_and_bundle(env):
     _ok(at)
     assert _titles(at) == ["数据"]
     assert at.session_state[keys.DATASET] == "demo"
-    assert Path(at.session_state[keys.BUNDLE]).name == "demo"
+    with Workspace(os.environ["PROFILE_WORKSPACE"]) as ws:  # no champion chosen: demo data uses the demo bundle
+        assert ws.champion("demo") is None and ws.default_dataset() == "demo"
     captions = " ".join(c.value for c in at.sidebar.caption)
-    assert "demo" in captions
+    assert "**demo**" in captions.split("·")[-1] and captions.count("**demo**") == 2  # data set and model
     assert any("模型辅助，人工决策" in i.value for i in at.sidebar.info)
     assert [m.value for m in at.metric][:4] == ["300", f"{len(env['portfolio'].transactions):,}",
                                                  f"{len(env['portfolio'].behaviors):,}",
@@ -174,10 +204,8 @@ def _flat_csv(portfolio, n: int = 40) -> bytes:
     return buf.getvalue().encode("utf-8-sig")
 
 
-def test_upload_good_flat_file_becomes_active(env):
-    at = _app().run()
-    at.file_uploader(key=keys.UPLOAD).set_value([("flat_customers.csv", _flat_csv(env["portfolio"]), "text/csv")])
-    at.run()
+def test_upload_good_flat_file_becomes_active(env, analyst):
+    at = _upload(_as(analyst).run(), [("flat_customers.csv", _flat_csv(env["portfolio"]), "text/csv")])
     at.button(key=keys.UPLOAD_BUTTON).click().run()
     _ok(at)
     assert not at.error, [e.value for e in at.error]
@@ -189,12 +217,11 @@ def test_upload_good_flat_file_becomes_active(env):
     assert preview["name"].str.contains(r"\*").all()
 
 
-def test_upload_bad_file_keeps_previous_data(env):
-    at = _app().run()
+def test_upload_bad_file_keeps_previous_data(env, analyst):
+    at = _as(analyst).run()
     before = at.session_state[keys.DATASET]
     bad = b"customer_id,age\nC1,30\nC1,40\n"
-    at.file_uploader(key=keys.UPLOAD).set_value([("customers.csv", bad, "text/csv")])
-    at.run()
+    at = _upload(at, [("customers.csv", bad, "text/csv")])
     at.button(key=keys.UPLOAD_BUTTON).click().run()
     _ok(at)
     assert at.error and "customers.csv" in at.error[0].value
@@ -204,13 +231,11 @@ def test_upload_bad_file_keeps_previous_data(env):
     assert at.metric[0].value == "300"  # the demo data is still shown
 
 
-def test_mapping_step_declares_labels_for_the_model_page(env):
+def test_mapping_step_declares_labels_for_the_model_page(env, analyst):
     """A bank export in its own layout: confirm the proposed mapping with a label → the model page offers it."""
     rows = ["CUST_NO,SEX,AGE,INCOME,BAD"] + [f"K{i:03d},{1 + i % 2},{20 + i},{1000 + 37 * i},{i % 2}"
                                              for i in range(60)]
-    at = _app().run()
-    at.file_uploader(key=keys.UPLOAD).set_value([("applicants.csv", ("\n".join(rows) + "\n").encode(), "text/csv")])
-    at.run()
+    at = _upload(_as(analyst).run(), [("applicants.csv", ("\n".join(rows) + "\n").encode(), "text/csv")])
     _ok(at)
     at.toggle(key=keys.MAPPING_TOGGLE).set_value(True).run()
     _ok(at)
@@ -272,8 +297,18 @@ def test_train_tiny_model_to_completion_and_save(env):
     _ok(at)
     saved = Path(os.environ["PROFILE_MODELS"]) / "tiny-test"
     assert (saved / "manifest.json").is_file()
-    assert Path(at.session_state[keys.BUNDLE]) == saved
-    assert at.selectbox(key=keys.BUNDLE_SELECT).value == str(saved)  # the bundle list follows the new model
+    with Workspace(os.environ["PROFILE_WORKSPACE"]) as ws:  # registered, not yet everybody's model
+        row = ws.model(saved)
+        assert row["dataset"] == "demo" and row["trained_by"] == "analyst" and ws.champion("demo") is None
+        assert set(row["metrics"]) == {"credit_score", "default", "risk_level"}
+    assert at.selectbox(key=registry.MODEL_SELECT).value == str(saved.resolve())  # newest first
+    at.button(key=registry.MODEL_CHAMPION).click().run()
+    _ok(at)
+    with Workspace(os.environ["PROFILE_WORKSPACE"]) as ws:
+        assert ws.champion("demo")["name"] == "tiny-test" and ws.champion("demo")["set_by"] == "analyst"
+    assert "**tiny-test**" in " ".join(c.value for c in at.sidebar.caption)
+    fresh = _app().run()  # another session (any user) gets the champion, not the demo bundle
+    assert "**tiny-test**" in " ".join(c.value for c in fresh.sidebar.caption)
 
 
 def test_cancel_training_keeps_best_model(env):
@@ -301,13 +336,11 @@ def test_load_demo_bundle_shows_manifest(env):
                                                                                  "risk_level"]
 
 
-def test_flat_dataset_trains(env):
+def test_flat_dataset_trains(env, analyst):
     """A flat upload (labels on the customer row) feeds the same model page."""
-    frame = pd.read_csv(io.BytesIO(_flat_csv(env["portfolio"], n=120)))
-    assert len(frame) == 120
-    at = _app().run()
-    at.file_uploader(key=keys.UPLOAD).set_value([("flat.csv", _flat_csv(env["portfolio"], n=120), "text/csv")])
-    at.run()
+    frame = pd.read_csv(io.BytesIO(_flat_csv(env["portfolio"], n=300)))
+    assert len(frame) == 300  # enough defaults (≥ 20) for a binary label to be trained and evaluated
+    at = _upload(_as(analyst).run(), [("flat.csv", _flat_csv(env["portfolio"], n=300), "text/csv")])
     at.button(key=keys.UPLOAD_BUTTON).click().run()
     _start_training(at, epochs=1)
     job = at.session_state[keys.JOB]

@@ -208,22 +208,23 @@ def test_idle_session_times_out(app_env):
     assert _actions("analyst")[-1] == "session_expired"
 
 
-def test_demo_upload_is_tagged_and_audited(app_env):
-    rows = "客户ID,年龄,年收入\n" + "\n".join(f"K{i},{30 + i},{1000 + i}" for i in range(20)) + "\n"
+def test_demo_accounts_cannot_upload_files(app_env):
+    """Demo accounts work only on demo data: no uploader for them, and the store refuses a file load made
+    for a demo account whatever the page does."""
+    from profile_core.auth import User
+    from profile_core.store import DemoRefused
+
     at = _app().run()
-    at.file_uploader(key=keys.UPLOAD).set_value([("flat.csv", rows.encode("utf-8"), "text/csv")])
-    at.run()
-    at.button(key=keys.UPLOAD_BUTTON).click().run()
     _ok(at)
-    assert at.session_state[keys.DATASET] == "main"
-    assert [t.value for t in at.title] == ["数据"]  # still signed in: a demo account's upload is demo data
+    assert not at.get("file_uploader") and "正式账户" in " ".join(i.value for i in at.info)
+    assert at.button(key=keys.DEMO_BUTTON)  # reloading the demo portfolio stays possible
     ws = Workspace(os.environ["PROFILE_WORKSPACE"])
     try:
-        assert ws.meta("main")["demo"] is True and ws.meta("main")["loaded_by"] == "analyst"
+        with ws.acting(User("analyst", "analyst", demo=True)), pytest.raises(DemoRefused):
+            ws.replace_dataset("upload", {"customers": pd.DataFrame({"customer_id": ["K1"]})}, source="flat.csv")
+        assert ws.list_datasets()["name"].tolist() == ["demo"]
     finally:
         ws.close()
-    load = [e for e in _log().entries() if e["action"] == "load_data"][-1]
-    assert load["target"] == "main" and load["details"]["ok"] is True and load["details"]["files"] == 1
 
 
 # ------------------------------------------------------------------ roles: pages and masks
@@ -380,7 +381,8 @@ def test_monitoring_page(app_env):
 
 
 def test_model_actions_are_audited_whichever_page_makes_them(app_env, tmp_path):
-    """The router records a new training job (``train``) and a newly active bundle (``activate_bundle``)."""
+    """The router records a new training job (``train``); the registry records a new champion
+    (``model_champion``, with the data set) when "set as current model" is clicked."""
     import shutil
     from types import SimpleNamespace
 
@@ -388,10 +390,14 @@ def test_model_actions_are_audited_whichever_page_makes_them(app_env, tmp_path):
     at.session_state[keys.JOB] = SimpleNamespace(id="job-1")
     at.run()
     at.run()  # the same job is recorded once
-    copy = shutil.copytree(os.environ["PROFILE_DEMO_BUNDLE"], tmp_path / "candidate")
-    at.session_state[keys.BUNDLE] = str(copy)
-    at.run()
+    at.session_state[keys.JOB] = None  # (a stand-in job: the model page would draw it)
+    copy = shutil.copytree(os.environ["PROFILE_DEMO_BUNDLE"], Path(os.environ["PROFILE_MODELS"]) / "candidate")
+    at.switch_page(str(PagePath.MODEL)).run()
+    at.selectbox(key=keys.BUNDLE_SELECT).set_value(str(copy)).run()
+    at.button(key=keys.BUNDLE_LOAD_BUTTON).click().run()
     _ok(at)
-    entries = [e for e in _log().entries() if e["action"] in ("train", "activate_bundle")]
-    assert [(e["action"], e["target"]) for e in entries] == [("train", "demo"), ("activate_bundle", "candidate")]
+    entries = [e for e in _log().entries() if e["action"] in ("train", "model_register", "model_champion")]
+    assert [(e["action"], e["target"]) for e in entries] == [("train", "demo"), ("model_register", "candidate"),
+                                                              ("model_champion", "candidate")]
+    assert entries[-1]["details"]["dataset"] == "demo" and entries[-1]["user"] == "analyst"
     assert entries[0]["details"] == {"job": "job-1"}

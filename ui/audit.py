@@ -103,12 +103,7 @@ def watch_session() -> None:
     page made them."""
     from ui import keys
 
-    seen = st.session_state.setdefault(SEEN, {})
-    bundle = state.active_bundle()
-    current = str(bundle) if bundle else None
-    if "bundle" in seen and seen["bundle"] != current and current is not None:
-        record("activate_bundle", Path(current).name)
-    seen["bundle"] = current
+    seen = st.session_state.setdefault(SEEN, {})  # champion changes are audited by the registry (model_champion)
     job = st.session_state.get(keys.JOB)
     job_id = getattr(job, "id", None)
     if job_id is not None and seen.get("job") != job_id:

@@ -12,6 +12,7 @@ so that two sessions (script threads) never use the connection at the same time.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,20 +21,66 @@ import pandas as pd
 import streamlit as st
 
 from profile_core.store import Workspace
-from ui import state
+from ui import keys, state
+
+IDLE_CLOSE_S = 0.3  # the DuckDB file is released this long after the last block ends (serve / CLI take turns)
+
+
+class _Shared:
+    """One workspace per file and process, its lock, and a closer that releases the file when idle."""
+
+    def __init__(self, path: str) -> None:
+        self.ws, self.lock = Workspace(path), threading.RLock()
+        self.depth, self.last_exit = 0, time.monotonic()
+        threading.Thread(target=self._closer, name="workspace-closer", daemon=True).start()
+
+    def _closer(self) -> None:
+        while True:
+            time.sleep(IDLE_CLOSE_S / 2)
+            if self.ws._con is not None and self.depth == 0 and time.monotonic() - self.last_exit > IDLE_CLOSE_S:
+                with self.lock:
+                    if self.depth == 0:
+                        self.ws.close()
 
 
 @st.cache_resource(show_spinner=False)
-def _workspace(path: str) -> tuple[Workspace, threading.RLock]:
-    return Workspace(path), threading.RLock()
+def _workspace(path: str) -> _Shared:
+    return _Shared(path)
+
+
+def _session_user():
+    """The signed-in user of the running script, or None (worker threads, deferred downloads, no session)."""
+    try:
+        from ui import auth
+
+        return auth.current_user()
+    except Exception:  # noqa: BLE001 - outside a script run there is no session
+        return None
 
 
 @contextmanager
 def workspace(path: str | Path | None = None) -> Iterator[Workspace]:
-    """The shared workspace of ``path`` (default: this app's), locked for the duration of the block."""
-    ws, lock = _workspace(str(path or state.workspace_path()))
-    with lock:
-        yield ws
+    """The shared workspace of ``path`` (default: this app's), locked for the duration of the block. Changes
+    are made for the signed-in user (``Workspace.acting``: demo rules, no silent replacement — an upload
+    replaces a data set only when ``keys.NEW_VERSION_OF`` names it) and registry changes are audited in the
+    app's log. The file is released for other processes shortly after the last block ends."""
+    shared = _workspace(str(path or state.workspace_path()))
+    with shared.lock:
+        shared.depth += 1
+        try:
+            if shared.depth == 1:
+                from ui import audit
+
+                shared.ws.audit = audit.audit_log()
+                user = _session_user()
+                intent = st.session_state.get(keys.NEW_VERSION_OF) if user is not None else None
+                with shared.ws.acting(user, new_version_of=intent):
+                    yield shared.ws
+            else:
+                yield shared.ws
+        finally:
+            shared.depth -= 1
+            shared.last_exit = time.monotonic()
 
 
 def datasets() -> pd.DataFrame:
@@ -93,6 +140,14 @@ def dataset_labels(name: str | None) -> dict[str, str]:
             return {}
         labels = ws.meta(name).get("labels") or {}
     return {str(k): str(v) for k, v in labels.items()}
+
+
+def dataset_meta(name: str | None) -> dict:
+    """The meta the load recorded for dataset ``name`` (labels, roles, protected columns, mapping)."""
+    if not name:
+        return {}
+    with workspace() as ws:
+        return ws.meta(name) if ws.has_dataset(name) else {}
 
 
 def rm_ids() -> list[str]:
@@ -156,8 +211,13 @@ def active_bundle():
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def predictions(path: str, name: str, fingerprint: str, bundle_path: str, sha: str) -> pd.DataFrame:
-    """``bundle.predict`` over the whole feature table, cached per (dataset fingerprint, bundle sha)."""
-    return bundle(bundle_path, sha).predict(feature_table(path, name, fingerprint))
+    """``bundle.predict`` over the whole feature table, cached per (dataset fingerprint, bundle sha); refused
+    (``bundle.require_inputs``) when the data lacks the model's inputs."""
+    from profile_core.bundle import require_inputs
+
+    model, frame = bundle(bundle_path, sha), feature_table(path, name, fingerprint)
+    require_inputs(model, frame)
+    return model.predict(frame)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -27,6 +27,7 @@ JOB = "training-job"  # ui.jobs.Job of this session (survives reruns)
 BOOTSTRAPPED = "bootstrapped"  # first-start work done for this session
 LAST_LOAD = "last-load"  # ui.loading.LoadOutcome of the latest upload / demo load
 FLASH = "flash-message"  # (kind, text) shown once on the next run
+NEW_VERSION_OF = "upload-new-version-of"  # the data set an upload may replace (ui.registry), else None
 BUNDLE_SYNCED = "bundle-select-synced"  # the active bundle the model page's selectbox last followed
 
 LANG = "lang"  # "zh" | "en" (kept here, not in the widget's state, so it survives page switches)

@@ -147,13 +147,11 @@ def bootstrap() -> None:
     st.session_state[keys.BOOTSTRAPPED] = True
     try:
         with cache.workspace() as ws:  # held across check and load: two first sessions load the demo once
-            if ws.list_datasets().empty:
+            if ws.list_datasets().empty and state.settings().demo:  # PROFILE_DEMO=0: no demo data
                 with st.spinner(state.tr("app.loading_demo")):
                     load_demo(as_system=True)
     except Exception:  # noqa: BLE001 — first start must never take the app down
         log.exception("loading the demo portfolio failed")
-    if state.active_bundle() is None and (state.demo_bundle_dir() / "manifest.json").is_file():
-        state.set_active_bundle(state.demo_bundle_dir())
 
 
 def sync_active() -> None:
@@ -164,8 +162,7 @@ def sync_active() -> None:
     except Exception:  # noqa: BLE001 — an unreadable workspace shows as "no data"
         log.exception("reading the workspace failed")
         names = []
-    if state.active_dataset() not in names:
-        state.set_active_dataset("main" if "main" in names else (names[0] if names else None))
-    bundle = state.active_bundle()
-    if bundle is not None and not (bundle / "manifest.json").is_file():
-        state.set_active_bundle(None)
+    if state.active_dataset() not in names:  # the workspace default (ui.registry), else the first data set
+        with cache.workspace() as ws:
+            default = ws.default_dataset() if names else None
+        state.set_active_dataset(default or (names[0] if names else None))

@@ -138,12 +138,49 @@ def set_active_dataset(name: str | None) -> None:
 
 
 def active_bundle() -> Path | None:
-    value = st.session_state.get(keys.BUNDLE)
-    return Path(value) if value else None
+    """The model every user sees for the active data set: its champion in the workspace registry
+    (``Workspace.champion``), else — for demo data without a champion — the shipped demo bundle, else None.
+    Not a per-session choice: another user's champion change shows on this session's next run."""
+    name = active_dataset()
+    if not name:
+        return None
+    from profile_core.store import is_demo_dataset
+    from ui import cache
+
+    with cache.workspace() as ws:
+        if not ws.has_dataset(name):
+            return None
+        champion = ws.champion(name)
+        if champion is not None:
+            return Path(champion["bundle_path"])
+        demo = is_demo_dataset(ws, name)
+    bundle = demo_bundle_dir()
+    return bundle if demo and (bundle / "manifest.json").is_file() else None
 
 
 def set_active_bundle(path: str | Path | None) -> None:
-    st.session_state[keys.BUNDLE] = str(path) if path else None
+    """"Set as current model": make ``path`` the champion of the active data set for everyone (persisted,
+    audited, checked against the user's role and the demo rules in ``profile_core.store``). ``None`` does
+    nothing (a champion is replaced, never cleared, from a page)."""
+    name = active_dataset()
+    if not path or not name:
+        return
+    from ui import cache
+
+    with cache.workspace() as ws:
+        ws.set_champion(name, path, _user())
+
+
+def register_model(path: str | Path) -> None:
+    """Record a saved bundle in the workspace's model registry as trained on the active data set by this
+    session's user (it does not become the champion)."""
+    name = active_dataset()
+    if not path or not name:
+        return
+    from ui import cache
+
+    with cache.workspace() as ws:
+        ws.register_model(path, dataset=name, user=_user())
 
 
 def flash(kind: str, text: str) -> None:
