@@ -326,6 +326,42 @@ def load_bundle(path: str | Path, device: str = "cpu") -> Bundle:
 
 
 
+@dataclass(frozen=True)
+class InputCheck:
+    """How a data set fits a bundle: the model inputs it lacks entirely, and whether it is other data than
+    the data the model was made from (another source or content fingerprint)."""
+
+    missing: list[str]
+    n_inputs: int
+    other_data: bool
+    made_from: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing
+
+
+def check_inputs(bundle: Bundle, frame: pd.DataFrame, *, source: str = "", fingerprint: str = "") -> InputCheck:
+    """The raw inputs the model reads that ``frame`` does not have (absent, or empty in every row), and whether
+    ``frame`` comes from other data than the model's (``source`` name or content ``fingerprint`` differ)."""
+    inputs = [*bundle.preprocessor.numeric, *bundle.preprocessor.categorical]
+    missing = [c for c in inputs if c not in frame.columns or not frame[c].notna().any()]
+    made = bundle.manifest.get("data") or {}
+    other = bool(made) and ((bool(source) and source != made.get("source"))
+                            or (bool(fingerprint) and fingerprint != made.get("fingerprint")))
+    return InputCheck(missing, len(inputs), other, str(made.get("source") or ""))
+
+
+def require_inputs(bundle: Bundle, frame: pd.DataFrame, **kwargs: str) -> InputCheck:
+    """``check_inputs``, refusing (BundleError naming the missing inputs) when the data lacks any of them."""
+    found = check_inputs(bundle, frame, **kwargs)
+    if not found.ok:
+        shown = ", ".join(found.missing[:8]) + (" …" if len(found.missing) > 8 else "")
+        raise BundleError("engine.inputs_missing", model=bundle.name, n=len(found.missing), total=found.n_inputs,
+                          columns=shown)
+    return found
+
+
 def seal(path: str | Path, key: bytes | None = None) -> str:
     """Add (or renew) the manifest hash — and the signature with ``$PROFILE_BUNDLE_KEY`` — of the bundle at
     ``path`` after checking its files and its weights' hash; returns the hash. For bundles written before

@@ -205,13 +205,15 @@ def score(bundle_path: str | Path, data: str | Path, out: str | Path, *,
           workspace: str | Path | None = None, chunk_size: int = 50_000, progress: bool = False) -> int:
     """Score ``data`` into ``out``; one flat feature-table file (.parquet/.csv with every model column) is
     streamed chunk by chunk in bounded memory (``scoring.score_file``), anything else is built in memory."""
-    from profile_core.bundle import load_bundle
+    from profile_core.bundle import load_bundle, require_inputs
     from profile_core.scoring import is_feature_table, score_file
 
     bundle = load_bundle(bundle_path)
     if is_feature_table(bundle, data):
         return score_file(bundle, data, out, chunk_rows=chunk_size, progress=progress).rows
-    scores = scored_frame(bundle, feature_frame(data, workspace=workspace), chunk_size=chunk_size)
+    frame = feature_frame(data, workspace=workspace)
+    require_inputs(bundle, frame)
+    scores = scored_frame(bundle, frame, chunk_size=chunk_size)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
@@ -224,7 +226,7 @@ def score(bundle_path: str | Path, data: str | Path, out: str | Path, *,
 def explain_cli(bundle_path: str | Path, data: str | Path, *, customer: str | None, global_out: str | None,
                 workspace: str | Path | None = None, lang: str = "zh", role: str = "analyst") -> int:
     """Print one customer's card and reason codes, and/or write per-task global importance."""
-    from profile_core.bundle import load_bundle
+    from profile_core.bundle import load_bundle, require_inputs
     from profile_core.explain import HeadExplainer, global_importance, to_attributes
     from profile_core.features import build_features_from_frames
     from profile_core.privacy import Policy
@@ -233,6 +235,7 @@ def explain_cli(bundle_path: str | Path, data: str | Path, *, customer: str | No
     bundle = load_bundle(bundle_path)
     tables = read_tables(data, workspace=workspace)
     features = build_features_from_frames(tables)
+    require_inputs(bundle, features)
     explainer = HeadExplainer(bundle, features)
     if global_out:
         expl = to_attributes(explainer.explain(features), bundle.preprocessor, features)

@@ -23,7 +23,7 @@ from profile_core.explain import (
     reason_codes,
     to_attributes,
 )
-from profile_core.features import LOGIN_VALUES, MOBILE_VALUES, feature_info
+from profile_core.features import LABEL_COLUMNS, LOGIN_VALUES, MOBILE_VALUES, feature_info
 from profile_core.i18n import t
 from profile_core.privacy import Policy, mask_counterparty
 from profile_core.schema import CATEGORIES, personal_columns
@@ -361,7 +361,8 @@ class CardContext:
                            grade=level or grade_pd,
                            grade_source="risk_level" if level else "pd" if grade_pd else None,
                            credit_score_percentile=by_role["score"].percentile if by_role["score"] else None,
-                           tasks=heads, titles={r: h.title for r, h in by_role.items() if h is not None})
+                           tasks=heads, titles={r: h.title for r, h in by_role.items()  # a bank's own label names
+                                                   if h is not None and h.label not in LABEL_COLUMNS})
 
     def _attributes(self, cid: str, lang: str) -> pd.DataFrame:
         cols = ["category", "category_zh", "category_en", "attribute", "name", "value", "raw", "percentile"]

@@ -389,6 +389,9 @@ def report_cli(bundle_path: str | Path, data: str | Path, *, out: str | Path, cu
     bundle = load_bundle(bundle_path)
     tables = read_tables(data, workspace=workspace)
     features = build_features_from_frames(tables)
+    from profile_core.bundle import require_inputs
+
+    require_inputs(bundle, features)
     scored = score_chunk(bundle, features)
     if portfolio:
         html = portfolio_report(scored, features, bundle.manifest, lang=lang,

@@ -54,25 +54,28 @@ def headline_items(outputs, lang: str = "zh") -> list[Item]:
     task, the risk level from the grade task, then every other head by its own name (value with unit and
     percentile, a probability named after the task, or a class)."""
     o, items = outputs, []
+
+    def named(key: str, role: str) -> str:  # the role's name, plus the task's own name when it adds something
+        label, title = t(key, lang), o.titles.get(role, "")
+        return label if not title or title.lower() in label.lower() else f"{label} · {title}"
+
+    if o.credit_score is not None:
+        pct = f" ({t('report.percentile', lang, pct=round(o.credit_score_percentile))})" \
+            if o.credit_score_percentile is not None else ""
+        items.append(Item("score", named("card.kpi.score", "score"), f"{o.credit_score:.0f}{pct}",
+                          t("card.kpi.score_help", lang)))
+    if o.pd is not None:
+        items.append(Item("pd", named("card.kpi.pd", "pd"), fmt_share(o.pd), t("card.kpi.pd_help", lang)))
     if o.points is not None:
         items.append(Item("points", t("card.kpi.points", lang), f"{o.points:.0f}", t("card.kpi.points_help", lang)))
-    if o.pd is not None:
-        items.append(Item("pd", f"{t('card.kpi.pd', lang)} · {o.titles.get('pd', '')}".rstrip(" ·"),
-                          fmt_share(o.pd), t("card.kpi.pd_help", lang)))
     if o.grade is not None:
         items.append(Item("grade", t("card.kpi.grade", lang), o.grade, grade=o.grade,
                           help=t("card.grade_from_head" if o.grade_source == "risk_level" else "card.grade_from_pd",
                                  lang, grade=o.pd_grade or "—")))
-    if o.credit_score is not None:
-        pct = f" ({t('report.percentile', lang, pct=round(o.credit_score_percentile))})" \
-            if o.credit_score_percentile is not None else ""
-        items.append(Item("score", o.titles.get("score") or t("card.kpi.score", lang),
-                          f"{o.credit_score:.0f}{pct}", t("card.kpi.score_help", lang)))
-    shown = {o.titles.get(r) for r in ("pd", "score", "grade") if o.titles.get(r)}
+    headline = {next((h.task for h in o.tasks if h.role == r), None) for r in ("pd", "score", "grade")}
     for head in o.tasks:
-        if head.role != "generic" and head.title in shown:
-            continue
-        items.append(Item(f"task:{head.task}", head.title, task_value_text(head, lang)))
+        if head.task not in headline:  # the heads the tiles above do not already show
+            items.append(Item(f"task:{head.task}", head.title, task_value_text(head, lang)))
     return items
 
 

@@ -180,20 +180,24 @@ def header(card) -> None:
 
 
 def kpis(card) -> None:
-    out = card.outputs
-    c1, c2, c3, c4 = st.columns(4)
-    pct = out.credit_score_percentile
-    c1.metric(tr("card.kpi.score"), _fmt(out.credit_score, "{:.0f}"), border=True, height="stretch",
-              delta=tr("card.kpi.percentile", pct=f"{pct:.0f}") if pct is not None else None, delta_color="off",
-              delta_arrow="off", help=tr("card.kpi.score_help"))
-    c2.metric(tr("card.kpi.pd"), _fmt(out.pd, "{:.2%}"), border=True, height="stretch", help=tr("card.kpi.pd_help"))
-    c3.metric(tr("card.kpi.points"), _fmt(out.points, "{:.0f}"), border=True, height="stretch", help=tr("card.kpi.points_help"))
-    with c4.container(border=True, height="stretch"):
-        st.markdown(f"<div style='font-size:0.875rem;margin-bottom:4px'>{html.escape(tr('card.kpi.grade'))}</div>"
-                    f"{grade_badge(out.grade, size='1.6rem')}", unsafe_allow_html=True)
-        source = {"risk_level": "card.grade_from_head", "pd": "card.grade_from_pd"}.get(out.grade_source or "")
-        if source:
-            st.caption(tr(source, grade=out.pd_grade or "—"))
+    """The headline tiles by task role (``views.headline_items``): points, PD and grade from a pd task, the
+    credit score from a score task, and every other head by its own name — never an empty tile."""
+    from profile_core import views
+
+    items = views.headline_items(card.outputs, card.lang)
+    if not items:
+        st.caption(tr("card.no_predictions"))
+        return
+    for start in range(0, len(items), 4):
+        row = items[start:start + 4]
+        for column, item in zip(st.columns(4), row, strict=False):
+            if item.grade is not None:
+                with column.container(border=True, height="stretch"):
+                    st.markdown(f"<div style='font-size:0.875rem;margin-bottom:4px'>{html.escape(item.label)}</div>"
+                                f"{grade_badge(item.grade, size='1.6rem')}", unsafe_allow_html=True)
+                    st.caption(item.help)
+            else:
+                column.metric(item.label, item.value, border=True, height="stretch", help=item.help or None)
 
 
 def warnings(card) -> None:
@@ -209,11 +213,18 @@ def risk_panel(card, specs: dict | None) -> None:
         with left:
             if out.points is not None:
                 fig = charts.plot_score_gauge(out.points, grade=out.pd_grade, title=tr("card.gauge_title"), lang=lang)
-            else:
-                fig = charts.plot_score_gauge(out.credit_score, bands=None, title=tr("card.kpi.score"), lang=lang)
-            widgets.chart(fig, key="customers-gauge")
-            st.markdown(tr("card.pd_line", pd=_fmt(out.pd, "{:.2%}"), grade=out.pd_grade or "—")
-                        + " " + grade_badge(out.grade), unsafe_allow_html=True)
+                widgets.chart(fig, key="customers-gauge")
+                st.markdown(tr("card.pd_line", pd=_fmt(out.pd, "{:.2%}"), grade=out.pd_grade or "—")
+                            + " " + grade_badge(out.grade), unsafe_allow_html=True)
+            elif out.credit_score is not None:
+                fig = charts.plot_score_gauge(out.credit_score, bands=None,
+                                              title=out.titles.get("score") or tr("card.kpi.score"), lang=lang)
+                widgets.chart(fig, key="customers-gauge")
+            else:  # no pd or score task: each head by its own name
+                from profile_core.views import task_value_text
+
+                for head in out.tasks:
+                    st.markdown(f"**{html.escape(head.title)}**: {html.escape(task_value_text(head, lang))}")
             if out.risk_probs:
                 probs = " · ".join(f"{k} {v:.0%}" for k, v in out.risk_probs.items())
                 st.caption(tr("card.level_probs", probs=probs))

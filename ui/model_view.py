@@ -85,7 +85,9 @@ def training_form(frame: pd.DataFrame, fingerprint: str | None, running: bool) -
     baselines = st.checkbox(tr("model.baselines"), value=False, key=keys.BASELINES, help=tr("model.baselines_help"))
     st.caption(f"{tr('model.device')}: {device_label()}")
     if st.button(tr("model.train"), type="primary", key=keys.TRAIN_BUTTON, disabled=running or not chosen):
-        _start(training.training_frame(frame, chosen, declared), fingerprint, kinds, weights, arch=arch,
+        meta = cache.dataset_meta(state.active_dataset())
+        _start(training.training_frame(frame, chosen, declared, meta), fingerprint, kinds, weights,
+               roles=meta.get("label_roles") or {}, arch=arch,
                weighting=weighting, epochs=int(epochs),
                batch=int(batch), lr=float(lr), seed=int(seed), baselines=baselines)
 
@@ -101,13 +103,14 @@ def _label_display(lang: str):
     return fmt
 
 
-def _start(frame, fingerprint, kinds, weights, *, arch, weighting, epochs, batch, lr, seed, baselines) -> None:
+def _start(frame, fingerprint, kinds, weights, *, roles, arch, weighting, epochs, batch, lr, seed,
+           baselines) -> None:
     from pydantic import ValidationError
 
     from profile_core.train import TrainConfig
 
     try:
-        tasks = training.build_tasks(frame, kinds)
+        tasks = training.build_tasks(frame, kinds, roles)
         names = {t.label: t.name for t in tasks}
         config = TrainConfig(arch=arch, weighting=weighting, max_epochs=epochs, batch_size=batch, lr=lr, seed=seed,
                              device="auto", task_weights={names[k]: v for k, v in weights.items()})

@@ -61,20 +61,33 @@ def default_kind(frame: pd.DataFrame, label: str, declared: dict[str, str] | Non
         return "regression"
 
 
-def training_frame(frame: pd.DataFrame, chosen: list[str], declared: dict[str, str] | None = None) -> pd.DataFrame:
-    """The frame handed to the trainer: a declared label that is not trained on is dropped, so it can never
-    leak in as a feature (the canonical labels are never features anyway)."""
-    drop = [c for c in (declared or {}) if c in frame.columns and c not in chosen]
+def training_frame(frame: pd.DataFrame, chosen: list[str], declared: dict[str, str] | None = None,
+                   meta: dict | None = None) -> pd.DataFrame:
+    """The frame handed to the trainer: declared labels that are not trained on, and columns a mapping ties
+    to a trained label by derivation (``pipeline.leaking_columns``), are dropped so they never become inputs
+    (the trained labels themselves never are)."""
+    from profile_core.pipeline import DataSource, label_lineage, leaking_columns
+
+    declared = declared or {}
+    source = DataSource({}, declared, lineage=label_lineage((meta or {}).get("mapping"), declared))
+    drop = [c for c in leaking_columns(source, chosen) if c in frame.columns and c not in chosen]
     return frame.drop(columns=drop)
 
 
-def build_tasks(frame: pd.DataFrame, choices: dict[str, str]) -> list[TaskSpec]:
-    """TaskSpecs for ``{label column: kind}``: the default spec when it matches, else inferred."""
+def build_tasks(frame: pd.DataFrame, choices: dict[str, str], roles: dict[str, str] | None = None) -> list[TaskSpec]:
+    """TaskSpecs for ``{label column: kind}``: the default spec when it matches, else inferred; a role the
+    load declared for a label is kept (else proposed from its name)."""
+    from dataclasses import replace
+
+    from profile_core.tasks import role_fits
+
     defaults = {t.label: t for t in default_tasks()}
     out = []
     for label, kind in choices.items():
         spec = defaults.get(label)
-        out.append(spec if spec is not None and spec.kind == kind else infer_task(frame, label, kind=kind))
+        spec = spec if spec is not None and spec.kind == kind else infer_task(frame, label, kind=kind)
+        role = (roles or {}).get(label)
+        out.append(replace(spec, role=role) if role and role_fits(role, spec.kind) else spec)
     return out
 
 
@@ -88,13 +101,19 @@ class TrainingOutcome:
     fingerprint: str = ""  # pipeline.data_fingerprint of the training frame
     baseline_error: str | None = None
     saved_to: list[str] = field(default_factory=list)
+    dataset: str = ""  # the data set trained on, its version and content fingerprint (recorded in the bundle)
+    version: int | None = None
+    source_fingerprint: str = ""
+    customer_ids: list[str] = field(default_factory=list)  # row order of the training frame
 
 
 def make_target(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines: bool, fit_fn=None,
-                baselines_fn=None, fingerprint: str | None = None):
+                baselines_fn=None, fingerprint: str | None = None, dataset: dict | None = None):
     """``target(job)`` for :class:`ui.jobs.Job`: fit the multi-task model (epoch reports → ``job.report``,
     ``job.cancel_event`` → stop after the epoch), then optionally the single-task baselines. ``fingerprint``
     (the dataset's feature-table fingerprint, recorded in a saved bundle) defaults to the frame's own."""
+
+    dataset = dataset or {}
 
     def target(job: Job) -> TrainingOutcome:
         from profile_core.pipeline import data_fingerprint
@@ -104,7 +123,11 @@ def make_target(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines
             from profile_core.train import fit
         job.set_phase("mtl")
         result = fit(frame, tasks, config, callback=job.report, cancel=job.cancel_event)
-        outcome = TrainingOutcome(result=result, fingerprint=fingerprint or data_fingerprint(frame))
+        outcome = TrainingOutcome(result=result, fingerprint=fingerprint or data_fingerprint(frame),
+                                  dataset=dataset.get("name", ""), version=dataset.get("version"),
+                                  source_fingerprint=dataset.get("fingerprint", ""),
+                                  customer_ids=frame["customer_id"].astype("str").tolist()
+                                  if "customer_id" in frame.columns else [])
         if baselines and not job.cancel_event.is_set():
             job.set_phase("baselines")
             run = baselines_fn
@@ -131,8 +154,16 @@ def start_job(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines: 
         return current
     meta = {"tasks": tasks, "config": config, "baselines": baselines, "dataset": state.active_dataset(),
             "dataset_fingerprint": fingerprint}
-    job = Job(make_target(frame, tasks, config, baselines=baselines, fingerprint=fingerprint, **fns), name="train",
-              meta=meta).start()
+    dataset = {"name": state.active_dataset() or ""}
+    try:
+        from ui import cache
+
+        with cache.workspace() as ws:
+            dataset |= {"version": ws.version(dataset["name"]), "fingerprint": ws.fingerprint(dataset["name"])}
+    except Exception:  # noqa: BLE001 — the bundle then records the name only
+        pass
+    job = Job(make_target(frame, tasks, config, baselines=baselines, fingerprint=fingerprint, dataset=dataset,
+                          **fns), name="train", meta=meta).start()
     st.session_state[keys.JOB] = job
     return job
 
@@ -236,8 +267,12 @@ def save_result(outcome: TrainingOutcome, name: str) -> Path:
     """Save the trained model as ``models/<name>`` (replacing an earlier bundle of that name)."""
     from profile_core.bundle import save_bundle
 
-    path = save_bundle(outcome.result, state.models_dir() / name, name=name,
-                       data_fingerprint=outcome.fingerprint)
+    result = outcome.result
+    ids = outcome.customer_ids
+    path = save_bundle(result, state.models_dir() / name, name=name, data_fingerprint=outcome.fingerprint,
+                       data={"source": outcome.dataset, "version": outcome.version,
+                             "fingerprint": outcome.source_fingerprint,
+                             "holdout_ids": [ids[i] for i in result.split.get("test", [])] if ids else []})
     outcome.saved_to.append(str(path))
     return path
 
