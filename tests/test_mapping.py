@@ -274,10 +274,12 @@ def test_derived_threshold_and_bins_labels_on_a_flat_file() -> None:
 
 def test_flat_file_with_its_own_label_names() -> None:
     rows = [["cust", "score_band", "bad", "limit_amt", "notes"]] + [
-        [f"U{i}", "HML"[i % 3], str(i % 2), str(1000 * i), f"unique note {i}"] for i in range(30)]
+        [f"U{i}", "HML"[i % 3], str(i % 2), str(1000 * i), f"unique note {i}"] for i in range(40)]
     mapping, _ = propose_files([("applicants.csv", text_file(rows))])
     tm = mapping.tables[0]
     assert tm.table == "customers" and tm.column("bad").role == "label" and tm.column("notes").role == "ignore"
+    few = [r if j < 22 else r[:2] + ["0"] + r[3:] for j, r in enumerate(rows)]  # only 10 rows of "1"
+    assert propose_files([("applicants.csv", text_file(few))])[0].tables[0].column("bad").role == "feature"
     mapping = set_labels(mapping, 0, {"bad": "binary", "score_band": "multiclass"})
     assert mapping.labels() == {"score_band": "multiclass", "bad": "binary"}
     mapping = choose_target(mapping, 0, "cust", "customer_id")

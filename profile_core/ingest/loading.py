@@ -255,6 +255,7 @@ def _prepare_files(files: list[tuple[str, bytes | str | Path]], mapping: Mapping
     if mapping is not None:  # a mapping that cannot load as written stops the load, naming the problem
         report.issues.extend(i for i in mapping.problems() if i.severity == "error")
     matched: set[int] = set()  # ids of the given mapping's tables some file matched
+    settings = mapping  # where the data-set settings (currency, observation date) come from
     used: list = []  # TableMappings applied, for the LoadResult
     link_spec = mapping.link if mapping is not None else None
     staged: list[tuple[str, str, pd.DataFrame, bool]] = []  # (label, table, frame, mapped)
@@ -279,6 +280,7 @@ def _prepare_files(files: list[tuple[str, bytes | str | Path]], mapping: Mapping
                 if found is not None:
                     tm, saved = found
                     link_spec = link_spec or saved.link
+                    settings = settings or saved
             if tm is not None:
                 if tm.table is None:
                     report.issues.append(issue("no_table", label, area="mapping"))
@@ -311,7 +313,10 @@ def _prepare_files(files: list[tuple[str, bytes | str | Path]], mapping: Mapping
                 continue
             frame = resolve_accounts(frame, links, link_spec or LinkSpec(), label, report)
         parts.append((label, tb, _conform(label, tb, frame, report, exact=mapped, bad_rows=bad_rows)))
-    applied = Mapping(tables=used, link=link_spec or LinkSpec()) if used else None
+    applied = None
+    if used:
+        keep = {k: getattr(settings, k) for k in ("currency", "observation_date", "bad_rows")} if settings else {}
+        applied = Mapping(tables=used, link=link_spec or LinkSpec(), **keep)
     custom = {k: v for k, v in applied.labels().items() if v} if applied is not None else {}
     _cross_checks(parts, report, unresolved, custom)
     tables = {}
@@ -411,6 +416,16 @@ def load_into_workspace(files: list[tuple[str, bytes | str | Path]], workspace: 
     if not report.ok:
         return result
     meta = {"labels": prepared.labels}
+    if prepared.mapping is not None:  # what the mapping declares about the data set (see Mapping)
+        m = prepared.mapping
+        if roles := {k: v for k, v in m.label_roles().items() if k in prepared.labels}:
+            meta["label_roles"] = roles
+        if protected := [c for c in m.protected() if any(c in df for df in tables.values())]:
+            meta["protected"] = protected
+        if m.currency:
+            meta["currency"] = m.currency
+        if m.observation_date and m.observation_date in tables.get("customers", {}):
+            meta["observation_date"] = m.observation_date
     if prepared.mapping is not None:
         meta["mapping"] = prepared.mapping.to_dict()
     try:

@@ -35,6 +35,7 @@ The helpers the mapping step's widgets call (choose a target, set labels, displa
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
@@ -79,7 +80,7 @@ FORMAT = "profile_core.mapping"
 FORMAT_VERSION = 1
 MAX_CATEGORY_LEVELS = 50  # more distinct texts than this: free text or an identifier → ignore
 PROPOSE_ROWS = 5000  # rows looked at when proposing
-LABEL_HINTS = ("label", "target", "default", "bad", "y", "class", "outcome", "churn", "违约", "标签", "目标")
+LABEL_HINTS = ("label", "target", "default", "bad", "y", "class", "outcome", "churn", "risk", "response", "违约", "标签", "目标")
 BIRTH_HINTS = ("birth", "dob", "出生", "生日", "geburt")
 DATE_HINTS = ("date", "time", "dt", "day", "datum", "日期", "时间", "日", "timestamp", "ts", "birth", "生日")
 
@@ -108,6 +109,43 @@ class MappingError(MessageError):
     """A mapping file that cannot be used; ``key``/``values`` give the message in both languages."""
 
 
+LabelRole = Literal["pd", "score", "grade", "generic"]
+LABEL_ROLES: tuple[str, ...] = ("pd", "score", "grade", "generic")
+
+
+class LabelSpec(BaseModel):
+    """One more label read from a column (a column may feed several: codes → binary, codes → class).
+    ``codes`` map the column's values first (e.g. ``{A: "0", B: "1", C: "0", D: "1"}``); ``role`` tells the
+    trainer what the label means (pd: probability of default, score, grade, generic)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: LabelKind
+    codes: dict[str, str] = Field(default_factory=dict)
+    role: LabelRole | None = None
+
+    @field_validator("codes", mode="before")
+    @classmethod
+    def _codes_as_text(cls, v: object) -> object:
+        return {str(k): str(val) for k, val in v.items()} if isinstance(v, dict) else v
+
+
+class BirthNumber(BaseModel):
+    """An identity/birth number whose first six digits are the birth date ``YYMMDD`` and whose month tells the
+    sex: women's months are ``female_month_offset`` higher (Czech/Slovak rodné číslo: +50). The column's
+    output is the birth date; the sex goes to column ``sex`` (None: not kept) as ``female`` / ``male``.
+    Two-digit years follow the column's ``pivot``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pattern: Literal["YYMMDD"] = "YYMMDD"
+    female_month_offset: int = Field(default=50, ge=1, le=80)
+    sex: str | None = "gender"
+    female: str = "女"
+    male: str = "男"
+
+
 class ColumnMapping(BaseModel):
     """One source column: where it goes and how its values are read."""
 
@@ -119,7 +157,13 @@ class ColumnMapping(BaseModel):
     kind: LabelKind | None = None  # labels only
     date_format: str | None = None  # a key of parsing.DATE_FORMATS; None = the generic date reader
     decimal_comma: bool = False
+    thousands: Literal[",", ".", " ", "'"] | None = None  # amounts: the thousands separator (symbols are dropped)
+    pivot: int | None = Field(default=None, ge=-1, le=99)  # two-digit years: yy > pivot → 19yy; -1: all 19yy
+    birth_number: BirthNumber | None = None
     codes: dict[str, str] = Field(default_factory=dict)
+    label_role: LabelRole | None = None  # role: label only — what the label means to the trainer
+    labels: list[LabelSpec] = Field(default_factory=list)  # further labels from this same column
+    protected: bool = False  # a protected attribute: stored, never a model input
     # proposal details (never saved)
     confidence: float = Field(default=1.0, exclude=True)
     reason: str = Field(default="mapping.reason.user", exclude=True)
@@ -148,6 +192,8 @@ class ColumnMapping(BaseModel):
             object.__setattr__(self, "kind", CANONICAL_LABELS[self.target])
         if self.role != "label" and self.kind is not None:
             object.__setattr__(self, "kind", None)
+        if self.role != "label" and self.label_role is not None:
+            object.__setattr__(self, "label_role", None)
         return self
 
     @property
@@ -203,6 +249,9 @@ class TableMapping(BaseModel):
     headers: list[str] = Field(default_factory=list)
     columns: list[ColumnMapping] = Field(default_factory=list)
     derived: list[DerivedColumn] = Field(default_factory=list)
+    #: a generated customer_id for a file without one: ``row`` (the file row) or a list of columns whose
+    #: values together identify a customer (a short hash of them)
+    key: Literal["row"] | list[str] | None = None
     # proposal details (never saved)
     format: dict[str, str] = Field(default_factory=dict, exclude=True)
     saved_as: str | None = Field(default=None, exclude=True)  # name of the saved mapping re-applied
@@ -230,6 +279,8 @@ class TableMapping(BaseModel):
         if self.table is None:
             return []
         have = set(self.targets()) | {d.name for d in self.derived}
+        if self.key is not None:
+            have.add("customer_id")
         if self.table in EVENT_TABLES and "account_id" in have:
             have.add("customer_id")
         return [f for f in required_fields(self.table) if f not in have]
@@ -237,8 +288,19 @@ class TableMapping(BaseModel):
     def labels(self) -> dict[str, str]:
         """Output name → kind of every label column (mapped or derived)."""
         out = {c.output: c.kind or "" for c in self.columns if c.role == "label"}
+        out.update({spec.name: spec.kind for c in self.columns for spec in c.labels})
         out.update({d.name: d.kind or "" for d in self.derived if d.role == "label"})
         return out
+
+    def label_roles(self) -> dict[str, str]:
+        """Label name → role, for the labels that declare one."""
+        out = {c.output: c.label_role for c in self.columns if c.role == "label" and c.label_role}
+        out.update({spec.name: spec.role for c in self.columns for spec in c.labels if spec.role})
+        return out
+
+    def protected(self) -> list[str]:
+        """Output columns marked ``protected: true``."""
+        return [c.output or c.source for c in self.columns if c.protected and c.role != "ignore"]
 
     def account_keyed(self) -> bool:
         return self.table in EVENT_TABLES and "account_id" in self.targets() and "customer_id" not in self.targets()
@@ -270,6 +332,11 @@ class Mapping(BaseModel):
     #: lines whose field count differs from the header, and rows missing a required value: "refuse" (an
     #: error naming the first) or "skip" (left out, counted in a warning); None = refuse.
     bad_rows: Literal["refuse", "skip"] | None = None
+    #: the data set's currency (ISO code such as CZK, CNY, EUR), shown on cards and reports
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    #: a customers column holding each row's observation date (e.g. a loan's grant date): its features are
+    #: computed as of that date and no later event enters them
+    observation_date: str | None = None
 
     @field_validator("version")
     @classmethod
@@ -302,6 +369,15 @@ class Mapping(BaseModel):
             out.update(tm.labels())
         return out
 
+    def label_roles(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for tm in self.tables:
+            out.update(tm.label_roles())
+        return out
+
+    def protected(self) -> list[str]:
+        return [c for tm in self.tables for c in tm.protected()]
+
     # -- checks -----------------------------------------------------------------------------------------
     def problems(self) -> list[Issue]:
         """What stops this mapping from loading (errors) or deserves a look (warnings), in both languages."""
@@ -329,6 +405,23 @@ class Mapping(BaseModel):
                     issues.append(issue("label_kind_missing", f, column=out, area="mapping"))
                 if c.role == "label" and tm.table != "customers" and out not in CANONICAL_LABELS:
                     issues.append(issue("label_on_events", f, column=out, area="mapping"))
+            for c in tm.columns:
+                for spec in c.labels:
+                    if spec.name in seen:
+                        issues.append(issue("duplicate_target", f, column=spec.name, area="mapping",
+                                            header=c.source, first=seen[spec.name]))
+                    seen.setdefault(spec.name, c.source)
+                    if tm.table != "customers" and spec.name not in CANONICAL_LABELS:
+                        issues.append(issue("label_on_events", f, column=spec.name, area="mapping"))
+            if tm.key is not None:
+                issues.append(issue("key_generated", f, area="mapping", severity="warning",
+                                    value=tm.key if isinstance(tm.key, str) else ", ".join(tm.key)))
+            if tm.key is not None and "customer_id" in tm.targets():
+                issues.append(issue("key_twice", f, area="mapping", header=tm.targets()["customer_id"]))
+            if isinstance(tm.key, list):
+                for k in tm.key:
+                    if tm.headers and k not in tm.headers:
+                        issues.append(issue("key_source_missing", f, area="mapping", header=k))
             if tm.account_keyed() and not has_links:
                 issues.append(issue("no_link_table", f, area="mapping"))
         return issues
@@ -468,9 +561,15 @@ class _Profile:
     samples: list[str]
     leading_zero: bool
     id_like: bool  # short, no spaces
+    unique_all: bool = False  # every present value of the WHOLE column differs (not just the sample)
+    min_class: int = 0  # rows of the rarest value (whole column; 0 when more than 20 distinct)
 
 
 def _profile(s: pd.Series) -> _Profile:
+    whole = s.dropna()
+    unique_all = bool(len(whole)) and bool(parsing.as_text(whole).is_unique)
+    counts = parsing.as_text(whole).value_counts() if whole.nunique() <= 20 else None
+    min_class = int(counts.min()) if counts is not None and len(counts) else 0
     s = s.iloc[:PROPOSE_ROWS]
     is_dt = pd.api.types.is_datetime64_any_dtype(s)
     txt = parsing.as_text(s) if not is_dt else s.astype("str").where(s.notna())
@@ -501,7 +600,8 @@ def _profile(s: pd.Series) -> _Profile:
     id_like = bool(n) and not is_dt and not present.str.contains(r"\s", regex=True).any() \
         and present.str.len().max() <= 32
     return _Profile(n, distinct, distinct / n if n else 0.0, numeric and not leading_zero, decimal_comma, has_decimals,
-                    is_dt, strong, weak, generic, values, [str(v) for v in uniques.iloc[:5]], leading_zero, id_like)
+                    is_dt, strong, weak, generic, values, [str(v) for v in uniques.iloc[:5]], leading_zero, id_like,
+                    unique_all, min_class)
 
 
 @dataclass
@@ -542,6 +642,39 @@ def _name_match(header: str, col: Column) -> tuple[float, str, dict[str, str]] |
     return best
 
 
+ID_HINTS = ("id", "no", "nr", "num", "number", "code", "key", "cif", "编号", "号", "代码")
+
+
+def _id_hint(header: str) -> bool:
+    h = normalize_header(header)
+    return any(re.search(rf"(^|_){w}(_|$|\d)", h) or (_is_cjk(w) and w in h) for w in ID_HINTS)
+
+
+#: two-value codes whose second element means "yes / bad / default" (compared as parsing.code_key)
+_BAD_CODES = {frozenset({"1", "2"}): "2", frozenset({"good", "bad"}): "bad", frozenset({"g", "b"}): "b",
+              frozenset({"yes", "no"}): "yes", frozenset({"y", "n"}): "y", frozenset({"true", "false"}): "true",
+              frozenset({"t", "f"}): "t", frozenset({"是", "否"}): "是", frozenset({"违约", "正常"}): "违约",
+              frozenset({"default", "paid"}): "default", frozenset({"bad", "ok"}): "bad"}
+MIN_CLASS_ROWS = 20  # a label with fewer rows of some value is not proposed (nothing to learn from)
+
+
+def binary_codes(values: list[str]) -> dict[str, str] | None:
+    """Codes that read a two-value label as 0/1 when its values are not already 0/1: 1/2 (2 = bad), good/bad,
+    yes/no, Y/N …; an unknown pair maps its values in sorted order to 0 and 1. None when no codes are
+    needed (already 0/1 values) or when there are not exactly two values."""
+    if len(values) != 2:
+        return None
+    keys = {parsing.code_key(v): str(v) for v in values}
+    if set(keys) <= {"0", "1"}:
+        return None
+    bad = _BAD_CODES.get(frozenset(keys))
+    if bad is None:
+        if all(k in FLAG_VALUES for k in keys) and {FLAG_VALUES[k] for k in keys} == {0, 1}:
+            return None
+        bad = sorted(keys)[1]
+    return {keys[k]: ("1" if k == bad else "0") for k in keys}
+
+
 def _date_hint(header: str) -> bool:
     h = normalize_header(header)
     return any(re.search(rf"(^|_){d}(_|$|\d)", h) or (_is_cjk(d) and d in h) for d in DATE_HINTS)
@@ -552,9 +685,11 @@ def _fits(col: Column, p: _Profile, table: str, header: str) -> bool:
     if p.n == 0:
         return True
     if col.kind == "id":
-        if p.has_decimals:
+        if p.has_decimals or p.is_datetime:
             return False
-        return p.unique_ratio >= 0.9 if table == "customers" and col.name == "customer_id" else True
+        if table == "customers" and col.name == "customer_id":  # the whole column, never a binary code
+            return p.unique_all and not (p.distinct <= 2 and all(parsing.code_key(v) in FLAG_VALUES for v in p.values))
+        return True
     if col.kind in ("datetime", "date"):
         return p.is_datetime or bool(p.date_strong or p.date_weak or p.generic_date)
     if col.kind in ("float", "int"):
@@ -603,7 +738,11 @@ def propose_mapping(table: str | None, frame: pd.DataFrame, file_name: str = "")
         _fallback(h, profiles[h]) for h in headers]
     derived = _propose_derived(table, columns, profiles)
     fmt = dict(frame.attrs.get("format", {}))
-    return TableMapping(file=file_name, table=table, headers=headers, columns=columns, derived=derived, format=fmt)
+    key = None
+    if table == "customers" and not any(c.target == "customer_id" and c.role == "key" for c in columns):
+        key = "row"  # no column identifies a customer: one per row, with a generated ID (a warning says so)
+    return TableMapping(file=file_name, table=table, headers=headers, columns=columns, derived=derived, format=fmt,
+                        key=key)
 
 
 def _propose_derived(table: str | None, columns: list[ColumnMapping],
@@ -637,6 +776,8 @@ def _guess_table(headers: list[str], profiles: dict[str, _Profile], file_name: s
         score = _table_score(name, _propose_columns(name, headers, profiles), profiles)
         if score > best_score:
             best, best_score = name, score
+    if best is None and not any(p.is_datetime or p.date_strong for p in profiles.values()):
+        return "customers"  # no key, no event time: one row per customer (a flat file; the key is generated)
     return best
 
 
@@ -665,6 +806,11 @@ def _propose_columns(table: str, headers: list[str], profiles: dict[str, _Profil
             if m is None:
                 continue
             conf, reason, values = m
+            p = profiles[h]
+            if conf < 1.0 and col.kind in ("category", "text") and p.numeric:
+                continue  # name likeness never sends numbers to a category field (Duration ≠ education)
+            if col.name in CANONICAL_LABELS and col.name != "credit_score" and p.n and p.min_class < MIN_CLASS_ROWS:
+                continue  # a label with fewer than 20 rows of a class is not proposed
             if not _fits(col, profiles[h], table, h):
                 if conf < 1.0:
                     continue
@@ -690,6 +836,8 @@ def _propose_columns(table: str, headers: list[str], profiles: dict[str, _Profil
         cm = ColumnMapping(source=h, target=c.field, role=role, confidence=c.confidence, reason=c.reason,
                            reason_values=c.values, samples=p.samples)
         _column_options(cm, col, p, h)
+        if role == "label" and cm.kind == "binary" and not cm.codes:
+            cm.codes = binary_codes(p.values) or {}
         out.append(cm)
     return out
 
@@ -701,8 +849,8 @@ def _content_candidates(table: str, spec: Table, headers: list[str], profiles: d
     if table == "customers" and "customer_id" not in used:
         for h in free:
             p = profiles[h]
-            if p.n and p.unique_ratio >= 0.99 and p.id_like and not p.has_decimals and not p.is_datetime \
-                    and not p.date_strong:
+            if p.n and p.unique_all and p.distinct > 2 and p.id_like and not p.has_decimals and not p.is_datetime \
+                    and not p.date_strong and (not p.numeric or _id_hint(h)):  # a unique measure is no ID
                 chosen[h] = _Candidate(h, "customer_id", 0.45, "mapping.reason.content_id", {})
                 used.add("customer_id")
                 free.remove(h)
@@ -729,10 +877,10 @@ def _content_candidates(table: str, spec: Table, headers: list[str], profiles: d
 def _fallback(header: str, p: _Profile) -> ColumnMapping:
     """A column no canonical field claimed: label (by name), feature (numbers, dates, categories) or ignore."""
     h = normalize_header(header)
-    if p.distinct == 2 and any(re.search(rf"(^|_){re.escape(w)}(_|$)", h) or (_is_cjk(w) and w in h)
-                               for w in LABEL_HINTS):
+    if p.distinct == 2 and p.min_class >= MIN_CLASS_ROWS and any(
+            re.search(rf"(^|_){re.escape(w)}(_|$)", h) or (_is_cjk(w) and w in h) for w in LABEL_HINTS):
         cm = ColumnMapping(source=header, role="label", kind="binary", confidence=0.5,
-                           reason="mapping.reason.label_name", samples=p.samples)
+                           reason="mapping.reason.label_name", samples=p.samples, codes=binary_codes(p.values) or {})
     elif p.is_datetime or p.date_strong or (p.date_weak and _date_hint(header)):
         cm = ColumnMapping(source=header, role="feature", confidence=0.5, reason="mapping.reason.dates",
                            reason_values={"format": p.date_strong or p.date_weak or ""}, samples=p.samples)
@@ -805,7 +953,7 @@ def apply_mapping(frame: pd.DataFrame, mapping: TableMapping, report: Validation
     spec = target_table(mapping.table) if mapping.table else None
     derived_sources = {d.source for d in mapping.derived}
     for cm in mapping.columns:
-        if cm.role == "ignore" and cm.source not in derived_sources:
+        if cm.role == "ignore" and cm.source not in derived_sources and not cm.labels:
             continue
         col = _spec_column(spec, cm)
         if cm.source not in frame:
@@ -818,6 +966,15 @@ def apply_mapping(frame: pd.DataFrame, mapping: TableMapping, report: Validation
         parsed[cm.source] = s
         if cm.output is not None and cm.output not in out:
             out[cm.output] = s
+        if cm.birth_number is not None and cm.birth_number.sex:
+            bn = cm.birth_number
+            _, sex = parsing.parse_birth_number(frame[cm.source], female_month_offset=bn.female_month_offset,
+                                                pivot=cm.pivot)
+            out[bn.sex] = sex.map({"F": bn.female, "M": bn.male}).astype("str")
+        for ls in cm.labels:
+            out[ls.name] = _label_values(frame[cm.source], ls, file, report)
+    if mapping.key is not None and "customer_id" not in out:
+        out.insert(0, "customer_id", generated_key(frame, mapping.key))
     for d in mapping.derived:
         src = out[d.source] if d.source in out else parsed.get(d.source)
         if src is None and d.source in frame:
@@ -851,8 +1008,13 @@ def _parse_column(s: pd.Series, cm: ColumnMapping, col: Column | None, file: str
                                         severity="warning"))
         s = coded
     out, how = s, None
-    if cm.date_format:
-        out, how = parsing.parse_dates(s, cm.date_format), cm.date_format
+    if cm.birth_number is not None:
+        out, how = parsing.parse_birth_number(s, female_month_offset=cm.birth_number.female_month_offset,
+                                              pivot=cm.pivot)[0], "birth_number"
+    elif cm.date_format:
+        out, how = parsing.parse_dates(s, cm.date_format, pivot=cm.pivot), cm.date_format
+    elif cm.thousands:
+        out, how = parsing.parse_amount(s, decimal="," if cm.decimal_comma else ".", thousands=cm.thousands), "amount"
     elif cm.role == "label" and cm.kind == "binary":
         out, how = to_flag(s), "binary"
     elif cm.decimal_comma:
@@ -861,6 +1023,9 @@ def _parse_column(s: pd.Series, cm: ColumnMapping, col: Column | None, file: str
         out, how = to_number(s), "number"
     elif cm.role == "label" and cm.kind == "multiclass":
         out = parsing.as_text(s)
+    if cm.role == "label" and report is not None and _labels_lost(s, present & out.isna(), cm.output or cm.source,
+                                                                  file, report):
+        return out
     if how is not None and report is not None:
         bad = present & out.isna()
         if bad.any():
@@ -871,6 +1036,39 @@ def _parse_column(s: pd.Series, cm: ColumnMapping, col: Column | None, file: str
                                         area="mapping", how=Msg(f"mapping.how.{_how_key(how)}"),
                                         severity="error" if req else "warning"))
     return out
+
+
+def _labels_lost(raw: pd.Series, lost: pd.Series, name: str, file: str, report: ValidationReport) -> bool:
+    """More than 1 % of a label's present values would become missing: an error that stops the load and
+    asks for codes (a 1=good/2=bad target must not lose all its bad loans)."""
+    present = int(raw.notna().sum())
+    if not lost.any() or lost.sum() <= 0.01 * present:
+        return False
+    first = lost[lost].index[0]
+    values = ", ".join(str(v) for v in parsing.as_text(raw[lost]).dropna().unique()[:5])
+    report.issues.append(issue("label_values_lost", file, row=int(first), column=name, count=int(lost.sum()),
+                               value=values, area="mapping", total=present))
+    return True
+
+
+def _label_values(raw: pd.Series, spec: LabelSpec, file: str, report: ValidationReport | None) -> pd.Series:
+    """One more label from a column: its codes first, then read as the label's kind."""
+    s = parsing.apply_codes(raw, spec.codes)[0] if spec.codes else raw
+    out = {"binary": to_flag, "regression": to_number}.get(spec.kind, parsing.as_text)(s)
+    if report is not None:
+        _labels_lost(raw, raw.notna() & out.isna(), spec.name, file, report)
+    return out
+
+
+def generated_key(frame: pd.DataFrame, key: str | list[str]) -> pd.Series:
+    """customer_id for a file without one: ``"row"`` → ``row-<file row>``; a list of columns → the first 16
+    hex digits of the sha256 of their values (so the same values give the same ID in every file)."""
+    if key == "row":
+        return pd.Series([f"row-{i}" for i in frame.index], index=frame.index, dtype="str")
+    parts = [parsing.as_text(frame[c]).fillna("") if c in frame else pd.Series("", index=frame.index)
+             for c in key]
+    joined = parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
+    return joined.map(lambda v: hashlib.sha256(v.encode("utf-8")).hexdigest()[:16]).astype("str")
 
 
 def _how_key(how: str) -> str:

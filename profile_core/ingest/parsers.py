@@ -81,9 +81,10 @@ def _sample(s: pd.Series) -> pd.Series:
 
 
 # ---- dates -------------------------------------------------------------------------------------------
-def century_year(yy: pd.Series | np.ndarray, today: date | None = None) -> np.ndarray:
-    """Two-digit years → four digits: ``yy`` > current two-digit year → 19yy, else 20yy."""
-    now = (today or date.today()).year % 100
+def century_year(yy: pd.Series | np.ndarray, today: date | None = None, pivot: int | None = None) -> np.ndarray:
+    """Two-digit years → four digits: ``yy`` > ``pivot`` → 19yy, else 20yy. ``pivot`` defaults to the current
+    two-digit year; ``-1`` reads every year as 19yy (an export from the 1990s with births from 1911)."""
+    now = (today or date.today()).year % 100 if pivot is None else pivot
     yy = np.asarray(yy, dtype=np.int64)
     return np.where(yy > now, 1900 + yy, 2000 + yy)
 
@@ -102,9 +103,10 @@ def _to_datetime(txt: pd.Series, **kwargs: object) -> pd.Series:
     return out.astype("datetime64[us]")
 
 
-def parse_dates(s: pd.Series, fmt: str, *, today: date | None = None) -> pd.Series:
+def parse_dates(s: pd.Series, fmt: str, *, today: date | None = None, pivot: int | None = None) -> pd.Series:
     """``s`` parsed with ``fmt`` (a key of DATE_FORMATS) → datetime64[us]; unparseable or implausible
-    (outside 1900–2100) values → NaT. Already-parsed datetime columns pass through."""
+    (outside 1900–2100) values → NaT. Already-parsed datetime columns pass through. ``pivot``: the
+    two-digit-year rule of :func:`century_year` (YYMMDD)."""
     if fmt not in DATE_FORMATS:
         raise ValueError(f"unknown date format {fmt!r}; use one of {list(DATE_FORMATS)}")
     if pd.api.types.is_datetime64_any_dtype(s):
@@ -130,7 +132,7 @@ def parse_dates(s: pd.Series, fmt: str, *, today: date | None = None) -> pd.Seri
             padded = txt.where(ok).str.zfill(6)
             years = pd.Series(pd.NA, index=s.index, dtype="str")
             if ok.any():
-                years[ok] = century_year(padded[ok].str[:2].astype(int).to_numpy(), today).astype(str)
+                years[ok] = century_year(padded[ok].str[:2].astype(int).to_numpy(), today, pivot).astype(str)
             out = _to_datetime(years + padded.str[2:], format="%Y%m%d")
         elif fmt == "DD.MM.YYYY":
             out = _to_datetime(txt, format="%d.%m.%Y", exact=False)
@@ -172,6 +174,25 @@ def sniff_date_format(s: pd.Series, *, weak: bool = False, today: date | None = 
     return None
 
 
+# ---- identity / birth numbers --------------------------------------------------------------------------
+def parse_birth_number(s: pd.Series, *, female_month_offset: int = 50, pivot: int | None = None,
+                       today: date | None = None) -> tuple[pd.Series, pd.Series]:
+    """Birth numbers whose first six digits are ``YYMMDD`` with women's months raised by
+    ``female_month_offset`` (Czech/Slovak: 50; ``706213`` = a woman born 1970-12-13) → (birth date
+    datetime64[us], sex "F"/"M" as ``str``). Digits after the date (``/1234``) are ignored; unreadable values
+    → NaT and missing sex."""
+    txt = _digits(as_text(s)).str.replace(r"[/\s-]", "", regex=True)
+    head = txt.str.extract(r"^(\d{5,6})", expand=False)
+    head = head.where(head.str.len() == 6, head.str.zfill(6))
+    month = pd.to_numeric(head.str[2:4], errors="coerce")
+    female = month > female_month_offset
+    real = month.where(~female, month - female_month_offset)
+    fixed = head.str[:2] + real.astype("Int64").astype("str").str.zfill(2) + head.str[4:6]
+    born = parse_dates(fixed.where(real.between(1, 12)), "YYMMDD", today=today, pivot=pivot)
+    sex = pd.Series(np.where(female, "F", "M"), index=s.index, dtype="str").where(born.notna())
+    return born, sex
+
+
 # ---- numbers -----------------------------------------------------------------------------------------
 def parse_decimal_comma(s: pd.Series) -> pd.Series:
     """'1.234,56', '1234,56', '-12,5', '1 234,56' → float64 (dots and spaces group thousands)."""
@@ -181,6 +202,28 @@ def parse_decimal_comma(s: pd.Series) -> pd.Series:
     txt = txt.str.replace(r"^[¥$€]|元$|EUR$|€$", "", regex=True)
     txt = txt.str.replace(r"\.(?=\d{3}(?:[.,]|$))", "", regex=True).str.replace(",", ".", regex=False)
     return pd.to_numeric(txt, errors="coerce").astype("float64")
+
+
+_CURRENCY = re.compile(r"^\s*(?:[A-Z]{3}|[^\w\s.,+-]{1,3})\s*|\s*(?:[A-Z]{3}|[^\w\s.,+-]{1,3}|元|Kč)\s*$")
+
+
+def parse_amount(s: pd.Series, *, decimal: str = ".", thousands: str | None = None) -> pd.Series:
+    """Amounts as written in exports → float64: currency symbols and ISO codes before or after the number
+    dropped ('$1,234.50', '1 234,50 Kč', 'CZK 12.5', '¥3,000 元'), ``thousands`` removed, ``decimal`` read
+    as the decimal point; a trailing minus or parentheses mean negative. Unreadable values → NaN."""
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        return s.astype("float64")
+    txt = as_text(s).str.normalize("NFKC").str.strip()
+    neg = txt.str.fullmatch(r"[^(]*\(.*\)[^)]*|.*\d\s*-").fillna(False).astype(bool)
+    txt = txt.str.replace(r"[()]|(?<=\d)\s*-$", "", regex=True)
+    txt = txt.str.replace(_CURRENCY, "", regex=True).str.replace(_CURRENCY, "", regex=True)
+    if thousands:
+        txt = txt.str.replace(" " if thousands == " " else thousands, "", regex=False)
+    txt = txt.str.replace(_SPACES, "", regex=True)
+    if decimal == ",":
+        txt = txt.str.replace(",", ".", regex=False)
+    num = pd.to_numeric(txt, errors="coerce").astype("float64")
+    return num.where(~neg, -num.abs())
 
 
 def sniff_decimal_comma(s: pd.Series) -> bool:
