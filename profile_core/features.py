@@ -205,17 +205,44 @@ def _col(cols: list[str], name: str, expr: str | None = None) -> str:
     return (expr or quote_ident(name)) if name in cols else "NULL"
 
 
-def _bound(as_of: date, months_back: int = 0) -> str:
-    """Literal timestamp ``months_back`` months before the end of ``as_of`` (constants keep the scans fast)."""
+class _PerCustomer:
+    """As of each customer's own observation date: every event row carries ``_end`` (the end of that day),
+    joined from the ``obs`` CTE; windows and recencies are computed from it, and later events are dropped."""
+
+
+PER_CUSTOMER = _PerCustomer()
+
+
+def _bound(as_of: date | _PerCustomer, months_back: int = 0) -> str:
+    """Timestamp ``months_back`` months before the end of ``as_of``: a literal for one global cut-off
+    (constants keep the scans fast), else an expression on the row's ``_end``."""
+    if isinstance(as_of, _PerCustomer):
+        return f"(_end - INTERVAL {months_back} MONTH)" if months_back else "_end"
     ts = pd.Timestamp(as_of) + pd.Timedelta(days=1) - pd.DateOffset(months=months_back)
     return f"TIMESTAMP '{ts:%Y-%m-%d %H:%M:%S}'"
 
 
-def _window(as_of: date, w: int) -> str:
+def _day(as_of: date | _PerCustomer) -> str:
+    """The as-of date as a SQL DATE; per customer only inside an aggregate (one ``_end`` per customer)."""
+    return "CAST(max(_end) - INTERVAL 1 DAY AS DATE)" if isinstance(as_of, _PerCustomer) else f"DATE '{as_of}'"
+
+
+def _events(rel: str, sel: list[str], time_expr: str, as_of: date | _PerCustomer, *, inclusive_day: bool = False) -> str:
+    """``SELECT sel FROM rel`` keeping only what happened before the end of ``as_of`` — per customer, each
+    event is joined to its customer's ``_end`` and an event after it never enters that customer's features."""
+    if isinstance(as_of, _PerCustomer):
+        cut = f"CAST({time_expr} AS DATE) < CAST(obs._end AS DATE)" if inclusive_day else f"{time_expr} < obs._end"
+        return (f"SELECT {', '.join(sel)}, obs._end AS _end FROM {rel} JOIN obs ON obs._cid = "
+                f"CAST({rel}.customer_id AS VARCHAR) WHERE {cut}")
+    cut = f"{time_expr} <= DATE '{as_of}'" if inclusive_day else f"{time_expr} < {_bound(as_of)}"
+    return f"SELECT {', '.join(sel)} FROM {rel} WHERE {cut}"
+
+
+def _window(as_of: date | _PerCustomer, w: int) -> str:
     return f"ts >= {_bound(as_of, w)}"
 
 
-def _months_back(as_of: date) -> str:
+def _months_back(as_of: date | _PerCustomer) -> str:
     """Whole months between ``ts`` and the end of ``as_of`` (0 = the last month; NULL beyond 12), computed
     once per row so window filters are integer comparisons."""
     whens = " ".join(f"WHEN ts >= {_bound(as_of, k + 1)} THEN {k}" for k in range(12))
@@ -226,7 +253,7 @@ def _share(num: str, den: str) -> str:
     return f"CAST({num} AS DOUBLE) / NULLIF({den}, 0)"
 
 
-def _txn_sql(rel: str, cols: list[str], as_of: date) -> str:
+def _txn_sql(rel: str, cols: list[str], as_of: date | _PerCustomer) -> str:
     direction = _col(cols, "direction", "lower(trim(CAST(direction AS VARCHAR)))")
     sel = [
         "CAST(customer_id AS VARCHAR) AS _cid",
@@ -255,9 +282,11 @@ def _txn_sql(rel: str, cols: list[str], as_of: date) -> str:
              f"count(*) FILTER (NOT is_in AND {w12} AND {cash}) AS _cash",
              f"count(*) FILTER (NOT is_in AND mb < 3 AND {cash}) AS cash_count_3m",
              f"count(*) FILTER ({w12} AND hour(ts) < 6) AS _night",
-             f"date_diff('day', CAST(max(ts) AS DATE), DATE '{as_of}') AS days_since_last_txn"]
+             f"date_diff('day', CAST(max(ts) AS DATE), {_day(as_of)}) AS days_since_last_txn"]
     # months of data in the 12-month window (a shorter history must not read as months without income)
     months = f"(SELECT least(12, greatest(1, ceil(date_diff('day', min(ts), {_bound(as_of)}) / 30.4))) FROM t)"
+    if isinstance(as_of, _PerCustomer):
+        months = "least(12, greatest(1, ceil(date_diff('day', (SELECT min(ts) FROM t), max(_end)) / 30.4)))"
     inflows = "list_slice(list_value(" + ", ".join(f"_in_m{k}" for k in range(12)) + "), 1, n_months)"
     cnt12 = "(txn_in_count_12m + txn_out_count_12m)"
     derived = [
@@ -275,13 +304,13 @@ def _txn_sql(rel: str, cols: list[str], as_of: date) -> str:
     ]
     keep = [f"{k}_{w}m" for w in WINDOWS for k in ("txn_in_count", "txn_out_count", "txn_in_amount",
                                                    "txn_out_amount")]
-    return (f"t0 AS (SELECT {', '.join(sel)} FROM {rel} WHERE TRY_CAST(txn_time AS TIMESTAMP) < {_bound(as_of)}),\n"
+    return (f"t0 AS ({_events(rel, sel, 'TRY_CAST(txn_time AS TIMESTAMP)', as_of)}),\n"
             f"t AS (SELECT *, {_months_back(as_of)} AS mb FROM t0),\n"
             f"ta AS (SELECT _cid, {', '.join(aggs)}, {months} AS n_months FROM t GROUP BY _cid),\n"
             f"tx AS (SELECT _cid, {', '.join(keep + derived)} FROM ta)")
 
 
-def _beh_sql(rel: str, cols: list[str], as_of: date) -> str:
+def _beh_sql(rel: str, cols: list[str], as_of: date | _PerCustomer) -> str:
     sel = ["CAST(customer_id AS VARCHAR) AS _cid", "TRY_CAST(event_time AS TIMESTAMP) AS ts",
            "lower(trim(CAST(event_type AS VARCHAR))) AS et",
            f"lower(trim(CAST({_col(cols, 'product')} AS VARCHAR))) AS prod",
@@ -296,14 +325,14 @@ def _beh_sql(rel: str, cols: list[str], as_of: date) -> str:
                f"count(*) FILTER (prod IS NOT NULL AND {w12})") + " AS credit_product_share_12m",
         f"count(*) FILTER (et IN {_lit(APPLY_VALUES)} AND {_window(as_of, 3)}) AS apply_count_3m",
         f"count(*) FILTER (et IN {_lit(APPLY_VALUES)} AND {w12}) AS apply_count_12m",
-        f"date_diff('day', CAST(max(ts) FILTER ({login}) AS DATE), DATE '{as_of}') AS days_since_last_login",
+        f"date_diff('day', CAST(max(ts) FILTER ({login}) AS DATE), {_day(as_of)}) AS days_since_last_login",
         f"count(DISTINCT dev) FILTER ({w12}) AS distinct_devices_12m",
     ]
-    return (f"b AS (SELECT {', '.join(sel)} FROM {rel} WHERE TRY_CAST(event_time AS TIMESTAMP) < {_bound(as_of)}),\n"
+    return (f"b AS ({_events(rel, sel, 'TRY_CAST(event_time AS TIMESTAMP)', as_of)}),\n"
             f"bx AS (SELECT _cid, {', '.join(aggs)} FROM b GROUP BY _cid)")
 
 
-def _credit_sql(rel: str, cols: list[str], as_of: date) -> str:
+def _credit_sql(rel: str, cols: list[str], as_of: date | _PerCustomer) -> str:
     num = {c: _col(cols, c, f"TRY_CAST({c} AS DOUBLE)") for c in ("dpd", "credit_limit", "balance", "loan_count",
                                                                    "inquiries", "credit_score")}
     sel = ["CAST(customer_id AS VARCHAR) AS _cid", "TRY_CAST(as_of AS DATE) AS d",
@@ -329,7 +358,7 @@ def _credit_sql(rel: str, cols: list[str], as_of: date) -> str:
         # labels: the latest record's values, missing stays missing
         *[f"arg_max_null({c}, d) AS {c}" for c in LABEL_COLUMNS],
     ]
-    return (f"c0 AS (SELECT {', '.join(sel)} FROM {rel} WHERE TRY_CAST(as_of AS DATE) <= DATE '{as_of}'),\n"
+    return (f"c0 AS ({_events(rel, sel, 'TRY_CAST(as_of AS DATE)', as_of, inclusive_day=True)}),\n"
             "c1 AS (SELECT *, date_diff('month', d, max(d) OVER (PARTITION BY _cid)) AS mb FROM c0),\n"
             f"cx AS (SELECT _cid, {', '.join(aggs)} FROM c1 GROUP BY _cid)")
 
@@ -348,11 +377,16 @@ def _default_as_of(con: duckdb.DuckDBPyConnection, rels: dict[str, str]) -> str:
 
 
 def build_feature_table(con: duckdb.DuckDBPyConnection, tables: dict[str, str] | None = None,
-                        as_of: str | None = None) -> pd.DataFrame:
+                        as_of: str | None = None, observation_date: str | None = None) -> pd.DataFrame:
     """One row per customer: customer attributes, aggregated events and the latest labels.
 
     ``tables`` maps canonical table names to relations in ``con`` (default: the canonical names); event
     tables may be absent. The frame's ``attrs["as_of"]`` records the cut-off date used.
+
+    ``observation_date``: a customers column with each row's own as-of date (e.g. a loan's grant date, the
+    data set's ``meta["observation_date"]``): windows end at that date per customer and later events never
+    enter its features; rows without a date use the global cut-off. The column itself is not a feature;
+    ``attrs["observation_date"]`` names it.
     """
     names = tables or {name: name for name in TABLES}
     cols: dict[str, list[str]] = {}
@@ -373,16 +407,23 @@ def build_feature_table(con: duckdb.DuckDBPyConnection, tables: dict[str, str] |
         raise FeatureError("features.bad_as_of", value=as_of) from exc
 
     ctes = []
-    drop = personal_columns() | (set(LABEL_COLUMNS) if "credit_records" in rels else set())
+    point_in_time = observation_date if observation_date and observation_date in cols["customers"] else None
+    if point_in_time:  # one end of day per customer: its observation date, else the global cut-off
+        ctes.append(f"obs AS (SELECT CAST(customer_id AS VARCHAR) AS _cid, CAST(coalesce(TRY_CAST("
+                    f"{quote_ident(point_in_time)} AS DATE), DATE '{as_of_date}') AS TIMESTAMP) + INTERVAL 1 DAY AS _end"
+                    f" FROM {rels['customers']})")
+    drop = personal_columns() | (set(LABEL_COLUMNS) if "credit_records" in rels else set()) | {point_in_time}
     keep = [quote_ident(c) for c in cols["customers"] if c not in drop]  # labels come from the latest credit record
     if "open_date" in cols["customers"]:
-        keep.append(f"date_diff('month', TRY_CAST(open_date AS DATE), DATE '{as_of_date}') AS tenure_months")
+        end = (f"coalesce(TRY_CAST({quote_ident(point_in_time)} AS DATE), DATE '{as_of_date}')" if point_in_time
+               else f"DATE '{as_of_date}'")
+        keep.append(f"date_diff('month', TRY_CAST(open_date AS DATE), {end}) AS tenure_months")
     ctes.append(f"base AS (SELECT {', '.join(keep)}, CAST(customer_id AS VARCHAR) AS _cid FROM {rels['customers']})")
     select, joins = ["base.* EXCLUDE (_cid)"], []
     parts = {"transactions": ("tx", _txn_sql), "behaviors": ("bx", _beh_sql), "credit_records": ("cx", _credit_sql)}
     for name, (alias, make) in parts.items():
         if name in rels:
-            ctes.append(make(rels[name], cols[name], as_of_date))
+            ctes.append(make(rels[name], cols[name], PER_CUSTOMER if point_in_time else as_of_date))
             select.append(f"{alias}.* EXCLUDE (_cid)")
             joins.append(f"LEFT JOIN {alias} ON {alias}._cid = base._cid")
     sql = f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM base {' '.join(joins)} ORDER BY base._cid"
@@ -392,6 +433,8 @@ def build_feature_table(con: duckdb.DuckDBPyConnection, tables: dict[str, str] |
     frame[zero] = frame[zero].fillna(0)
     frame = _plain_dtypes(frame)
     frame.attrs["as_of"] = str(as_of_date)
+    if point_in_time:
+        frame.attrs["observation_date"] = point_in_time
     return frame
 
 
@@ -405,14 +448,15 @@ def _plain_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def build_features_from_frames(frames: dict[str, pd.DataFrame], as_of: str | None = None) -> pd.DataFrame:
+def build_features_from_frames(frames: dict[str, pd.DataFrame], as_of: str | None = None,
+                               observation_date: str | None = None) -> pd.DataFrame:
     """``build_feature_table`` on DataFrames keyed by canonical table name (an in-memory DuckDB)."""
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     try:
         for name, frame in frames.items():
             con.register(name, frame)
-        return build_feature_table(con, {name: name for name in frames}, as_of)
+        return build_feature_table(con, {name: name for name in frames}, as_of, observation_date)
     finally:
         con.close()
 
@@ -504,13 +548,15 @@ class Preprocessor:
     ``encoding="ple"`` adds, after each standardised number, its piecewise-linear encoding over ``n_bins``
     quantile bins of the training rows (columns ``<name>#pl<k>``; numbers with fewer than 3 distinct edges get
     none): the net then sees numbers in bins as trees do. Every added column maps back to its number in
-    ``source_of``, so SHAP values summed per attribute stay exact.
+    ``source_of``, so SHAP values summed per attribute stay exact. ``max_categories`` one-hot columns per
+    category column (a one-hot block into the first linear layer is an embedding of the column): raise it for
+    high-cardinality codes (industry, occupation) that carry signal.
     """
 
-    def __init__(self, encoding: str = "standard", n_bins: int = 16) -> None:
+    def __init__(self, encoding: str = "standard", n_bins: int = 16, max_categories: int = MAX_CATEGORIES) -> None:
         if encoding not in NUMERIC_ENCODINGS:
             raise ValueError(f"unknown numeric encoding {encoding!r}; known: {', '.join(NUMERIC_ENCODINGS)}")
-        self.encoding, self.n_bins = encoding, n_bins
+        self.encoding, self.n_bins, self.max_categories = encoding, n_bins, max_categories
         self.edges: dict[str, list[float]] = {}  # encoding "ple": bin edges per numeric column (scaled units)
         self.numeric: list[str] = []
         self.categorical: list[str] = []
@@ -547,7 +593,7 @@ class Preprocessor:
             # most frequent value; ties go to the smallest, like scikit-learn
             self.fill[col] = min(counts.index[counts == counts.max()]) if len(counts) else OTHER
             filled = np.where(values == None, self.fill[col], values).reshape(-1, 1)  # noqa: E711
-            enc = OneHotEncoder(handle_unknown="ignore", max_categories=MAX_CATEGORIES).fit(filled)
+            enc = OneHotEncoder(handle_unknown="ignore", max_categories=self.max_categories).fit(filled)
             rare = enc.infrequent_categories_[0]
             rare = [] if rare is None else [str(v) for v in rare]
             self.categories[col] = [str(v) for v in enc.categories_[0] if str(v) not in set(rare)]
