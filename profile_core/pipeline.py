@@ -48,8 +48,8 @@ class DataSource:
     """A data set as the engine needs it: its tables and what its loader declared about them.
 
     ``labels``: declared label column → kind ("" = infer from values); ``roles``: label → role where declared;
-    ``protected``: columns marked protected; ``lineage``: column → the label it is derived from or that is
-    derived from it (never an input while that label is trained, see :func:`label_lineage`);
+    ``protected``: columns marked protected; ``lineage``: how columns are tied to labels by derivation
+    (:func:`label_lineage`);
     ``name``/``version``/``fingerprint`` identify the data a model is made from."""
 
     tables: dict[str, pd.DataFrame]
@@ -63,26 +63,27 @@ class DataSource:
 
 
 def label_lineage(mapping: dict | None, labels: Iterable[str]) -> dict[str, str]:
-    """Column → label for the columns a mapping derives from a label (a band of an amount label) and for the
-    sources of labels it derives (``PAY_0`` behind a ``PAY_0 band`` label): while that label is trained the
-    column would hand the model its answer, so it is never an input then."""
+    """How a mapping ties columns to labels: column → ``"<-label"`` for a column derived from a label (a
+    band of an amount label: never an input, whatever is trained), column → ``"->label"`` for the source of a
+    derived label (``PAY_0`` behind ``PAY_0 band``: not an input while that label is trained)."""
     labels, out = set(labels), {}
     for tm in (mapping or {}).get("tables", []):
         names = {c["source"]: c.get("target") or c["source"] for c in tm.get("columns", [])}
         for d in tm.get("derived", []):
             src, name = names.get(d.get("source"), d.get("source")), d.get("name")
             if name in labels and src and src not in labels:
-                out[src] = name
+                out[src] = f"->{name}"
             if src in labels and name and name not in labels:
-                out[name] = src
+                out[name] = f"<-{src}"
     return out
 
 
 def leaking_columns(source: DataSource, trained: Iterable[str]) -> set[str]:
     """Columns that are never inputs of a model trained on ``trained`` labels: every declared label (chosen
-    or not) and every column tied to a trained label by derivation."""
+    or not), every column derived from a label, and the sources of the trained labels."""
     trained = set(trained)
-    return set(source.labels) | {c for c, label in source.lineage.items() if label in trained}
+    return set(source.labels) | {c for c, tie in source.lineage.items()
+                                 if tie.startswith("<-") or tie[2:] in trained}
 
 
 def load_source(data: str | Path, *, workspace: str | Path | None = None) -> DataSource:
@@ -124,6 +125,21 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
     return h.hexdigest()[:16]
 
 
+def training_plan(source: DataSource, frame: pd.DataFrame, *, tasks: Iterable[str] | None = None,
+                  roles: dict[str, str] | None = None, use_age: bool = False, **config: object):
+    """(tasks, TrainConfig) for training on ``source``: one task per declared label (or the chosen ones) with
+    its role; every other declared label, every column tied to a trained label by derivation and the
+    protected attributes (the defaults plus the ones the data set marks) excluded from the inputs."""
+    from profile_core.tasks import declared_tasks
+    from profile_core.train import TrainConfig
+
+    specs = declared_tasks(frame, source.labels, roles={**source.roles, **(roles or {})}, chosen=tasks)
+    trained = {t.label for t in specs}
+    return specs, TrainConfig(use_age=use_age, exclude_inputs=tuple(sorted(leaking_columns(source, trained) - trained)),
+                              protected=tuple(dict.fromkeys([*TrainConfig().protected, *source.protected])),
+                              **config)
+
+
 def train_and_save(
     data: str | Path | DataSource,
     out: str | Path,
@@ -147,18 +163,13 @@ def train_and_save(
     from profile_core.baselines import comparison_table, run_baselines
     from profile_core.bundle import save_bundle
     from profile_core.features import build_features_from_frames
-    from profile_core.tasks import declared_tasks
-    from profile_core.train import TrainConfig, fit
+    from profile_core.train import fit
 
     source = data if isinstance(data, DataSource) else load_source(data, workspace=workspace)
     frame = build_features_from_frames(source.tables)
-    specs = declared_tasks(frame, source.labels, roles={**source.roles, **(roles or {})}, chosen=tasks)
-    others = leaking_columns(source, (t.label for t in specs)) - {t.label for t in specs}
-    config = TrainConfig(arch=arch, weighting=weighting, seed=seed, device=device, use_age=use_age,
-                         exclude_inputs=tuple(sorted(others)),
-                         protected=tuple(dict.fromkeys([*TrainConfig().protected, *source.protected])),
-                         **({"max_epochs": epochs} if epochs else {}))
-    tasks = specs
+    tasks, config = training_plan(source, frame, tasks=tasks, roles=roles, use_age=use_age, arch=arch,
+                                  weighting=weighting, seed=seed, device=device,
+                                  **({"max_epochs": epochs} if epochs else {}))
     bar = _progress_bar(config.max_epochs) if progress else None
 
     def report(epoch_report) -> None:

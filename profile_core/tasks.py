@@ -123,7 +123,7 @@ def propose_role(label: str, kind: str) -> str:
     """The role a label's name suggests for its kind (``default.payment.next.month`` → pd, ``fico`` → score,
     ``风险等级`` → grade); anything else is generic. A person confirms it in the mapping step or on the CLI."""
     name = str(label).lower()
-    if name in ("default", "default_flag"):
+    if name in ("default", "default_flag") and kind == "binary":
         return "pd"
     for role, words in _ROLE_WORDS.items():
         if role_fits(role, kind) and words.search(name):
