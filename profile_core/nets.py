@@ -7,7 +7,7 @@ DeepExplainer can hook them; ``net.head(task)`` wraps one head as a single-outpu
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
 import torch
@@ -25,15 +25,29 @@ class NetConfig:
     n_task_experts: int = 1  # PLE, per task and level
     n_levels: int = 1  # PLE extraction (CGC) layers
     dropout: float = 0.1
+    # more than one member: a MemberMean of ``members`` nets of the architecture; ``member_of`` names the members
+    # each task averages (a task left out averages all): per-head checkpoints (one epoch's weights per member,
+    # each head reading its best) or an ensemble of seeds
+    members: int = 1
+    member_of: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["hidden"], d["head_hidden"] = list(self.hidden), list(self.head_hidden)
+        d["member_of"] = {t: list(v) for t, v in self.member_of.items()}
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NetConfig:
-        return cls(**{**d, "hidden": tuple(d["hidden"]), "head_hidden": tuple(d["head_hidden"])})
+        return cls(**{**d, "hidden": tuple(d["hidden"]), "head_hidden": tuple(d["head_hidden"]),
+                      "member_of": {t: tuple(v) for t, v in d.get("member_of", {}).items()}})
+
+    def single(self) -> NetConfig:
+        """The configuration of one member."""
+        return replace(self, members=1, member_of={})
+
+    def members_of(self, task: str) -> tuple[int, ...]:
+        return self.member_of.get(task) or tuple(range(self.members))
 
 
 def mlp(in_dim: int, sizes: tuple[int, ...], dropout: float) -> nn.Sequential:
@@ -195,11 +209,48 @@ class PLE(MultiTaskNet):
 ARCHITECTURES: dict[str, type[MultiTaskNet]] = {cls.name: cls for cls in (SharedBottom, MMoE, PLE)}
 
 
+class MemberMean(MultiTaskNet):
+    """``config.members`` nets of one architecture; task t's logits are the mean of its members' logits for t
+    (``config.member_of``). A mean is linear, so SHAP stays exact and additive. Only the members some task reads
+    run. ``name`` is the members' architecture, so a bundle rebuilds it with ``build_net``."""
+
+    def __init__(self, arch: str, config: NetConfig) -> None:
+        super().__init__(config)
+        self.name = ARCHITECTURES[arch].name  # type: ignore[misc]
+        self.members = nn.ModuleList(ARCHITECTURES[arch](config.single()) for _ in range(config.members))
+        self.use = {t: config.members_of(t) for t in self.task_names}
+        self.running = sorted({i for used in self.use.values() for i in used})
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        outs = {i: self.members[i](x) for i in self.running}
+        return {t: outs[used[0]][t] if len(used) == 1 else torch.stack([outs[i][t] for i in used]).mean(0)
+                for t, used in self.use.items()}
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [p for m in self.members for p in m.shared_parameters()]
+
+
 def build_net(arch: str, config: NetConfig) -> MultiTaskNet:
     if arch not in ARCHITECTURES:
         raise KeyError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
     c = config
     if not c.hidden or min(c.hidden) < 1 or c.n_experts < 1 or c.n_shared_experts < 1 or c.n_task_experts < 1 \
-            or c.n_levels < 1 or not 0 <= c.dropout < 1:
+            or c.n_levels < 1 or not 0 <= c.dropout < 1 or c.members < 1 \
+            or any(not v or min(v) < 0 or max(v) >= c.members for v in c.member_of.values()) \
+            or not set(c.member_of) <= set(c.outputs):
         raise ValueError(f"bad network configuration: {c}")
-    return ARCHITECTURES[arch](config)
+    return MemberMean(arch, config) if c.members > 1 else ARCHITECTURES[arch](config)
+
+
+def member_mean(arch: str, config: NetConfig, states: list[dict[str, Tensor]],
+                member_of: dict[str, tuple[int, ...]] | None = None) -> MultiTaskNet:
+    """One net from several state dicts of ``build_net(arch, config)`` (e.g. checkpoints of one run): the net
+    itself for one state, else a MemberMean whose members carry the states."""
+    if len(states) == 1:
+        net = build_net(arch, config)
+        net.load_state_dict(states[0])
+        return net
+    net = build_net(arch, replace(config, members=len(states), member_of=dict(member_of or {})))
+    for member, state in zip(net.members, states, strict=True):  # type: ignore[arg-type]
+        member.load_state_dict(state)
+    return net

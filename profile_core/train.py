@@ -24,7 +24,7 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 
 from profile_core.features import NUMERIC_ENCODINGS, PROTECTED, Preprocessor, protected_columns, split_columns
-from profile_core.nets import ARCHITECTURES, MultiTaskNet, NetConfig, build_net
+from profile_core.nets import ARCHITECTURES, MultiTaskNet, NetConfig, build_net, member_mean
 from profile_core.tasks import (
     EngineError,
     TaskSpec,
@@ -38,6 +38,7 @@ from profile_core.tasks import (
 from profile_core.weighting import WEIGHTINGS, Weighting, build_weighting
 
 EVAL_CHUNK = 32_768  # rows per forward pass when evaluating/predicting
+SELECTIONS = ("total", "per-head", "per-head-metric")
 
 
 class TrainConfig(BaseModel):
@@ -72,6 +73,14 @@ class TrainConfig(BaseModel):
     # encoding over n_bins quantile bins, features.Preprocessor)
     numeric_encoding: str = "standard"
     n_bins: int = 16
+    max_categories: int = 20  # one-hot columns per category column (features.Preprocessor)
+    # model selection: "total" keeps the epoch with the best validation Σ λᵢ·Lᵢ and stops when it stalls;
+    # "per-head" keeps each head's best epoch (by its own validation loss) and stops when every head has stalled
+    # for `patience` epochs, so one noisy head neither stops nor picks the epoch for the others;
+    # "per-head-metric" does the same on each head's validation RMSE / AUC / macro-F1
+    selection: str = "total"
+    # nets trained (seeds seed, seed+1, …) and averaged per head: one MemberMean in the bundle
+    ensemble: int = 1
     # inputs: columns never used (labels not chosen, columns derived from labels), protected attributes
     # (never inputs unless the caller lists the columns itself), and whether age may be an input
     exclude_inputs: tuple[str, ...] = ()
@@ -99,6 +108,13 @@ class TrainConfig(BaseModel):
             raise ValueError(f"unknown numeric encoding {v!r}; known: {', '.join(NUMERIC_ENCODINGS)}")
         return v
 
+    @field_validator("selection")
+    @classmethod
+    def _selection(cls, v: str) -> str:
+        if v not in SELECTIONS:
+            raise ValueError(f"unknown model selection {v!r}; known: {', '.join(SELECTIONS)}")
+        return v
+
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
@@ -112,9 +128,10 @@ class TrainConfig(BaseModel):
                 or self.val_fraction + self.test_fraction > 0.8:
             raise ValueError("val_fraction must be in (0, 1), test_fraction in [0, 1), together at most 0.8")
         if min(self.batch_size, self.max_epochs, self.patience) < 1 or not self.hidden or self.lr <= 0 \
-                or self.num_threads < 0 or self.n_bins < 2:
-            raise ValueError("batch_size, max_epochs, patience must be ≥ 1, hidden non-empty, lr > 0, num_threads ≥ 0, "
-                             "n_bins ≥ 2")
+                or self.num_threads < 0 or self.n_bins < 2 or self.ensemble < 1 \
+                or self.max_categories < 2:
+            raise ValueError("batch_size, max_epochs, patience, ensemble must be ≥ 1, hidden non-empty, lr > 0, "
+                             "num_threads ≥ 0, n_bins ≥ 2, max_categories ≥ 2")
         return self
 
     def net_config(self, input_dim: int, tasks: list[TaskSpec]) -> NetConfig:
@@ -136,6 +153,7 @@ class EpochReport:
     seconds: float
     samples_per_second: float  # training rows per second of the training phase
     best: bool  # the best validation loss so far
+    member: int = 0  # which net of an ensemble (TrainConfig.ensemble) this epoch trained
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,6 +174,7 @@ class TrainResult:
     samples_per_second: float
     best_epoch: int
     cancelled: bool = False
+    best_epochs: dict[str, int] = field(default_factory=dict)  # task → epoch whose weights its head uses
     excluded: dict[str, str] = field(default_factory=dict)  # column → why it is not an input (label | protected)
     feature_names: list[str] = field(default_factory=list)
 
@@ -389,7 +408,7 @@ def fit(
     split = split or split_indices(frame, tasks, config.seed, config.val_fraction, config.test_fraction)
     check_labels(frame, tasks, split)
     train_rows = frame.iloc[split["train"]]
-    preprocessor = Preprocessor(config.numeric_encoding, config.n_bins).fit(train_rows, numeric, categorical)
+    preprocessor = Preprocessor(config.numeric_encoding, config.n_bins, config.max_categories).fit(train_rows, numeric, categorical)
     tasks = with_label_stats(tasks, train_rows)
     raw = encode_labels(frame, tasks, standardize=False)  # for metrics, in original units
     encoded = {t.name: (raw[t.name] - t.mean) / t.std if t.kind == "regression" else raw[t.name] for t in tasks}
@@ -405,48 +424,50 @@ def fit(
         X = torch.as_tensor(preprocessor.transform(frame)).to(device)
         Y = {t: torch.as_tensor(y).to(device) for t, y in encoded.items()}
         idx = {k: torch.as_tensor(v, dtype=torch.long).to(device) for k, v in split.items()}
-        model = build_net(config.arch, config.net_config(X.shape[1], tasks)).to(device)
-        weighting = build_weighting(config.weighting, tasks).to(device)
-        optimizer = torch.optim.AdamW(optimizer_groups(model, weighting, config.weight_decay), lr=config.lr,
-                                      foreach=True)
-        perm_gen = torch.Generator().manual_seed(config.seed)
-
         history: list[EpochReport] = []
-        best_loss, best_epoch, best_state, bad = math.inf, 0, None, 0
         train_time, cancelled = 0.0, False
         n_train = len(split["train"])
-        for epoch in range(1, config.max_epochs + 1):
-            t0 = time.perf_counter()
-            order = idx["train"][torch.randperm(n_train, generator=perm_gen).to(device)]
-            train_losses, weights = _train_epoch(model, weighting, optimizer, X, Y, order, tasks, complete,
-                                                 config.batch_size)
-            weighting.end_epoch(train_losses)
-            t_train = time.perf_counter() - t0
-            train_time += t_train
+        members: list[MultiTaskNet] = []
+        best_epochs: dict[str, int] = {}
+        for member in range(config.ensemble):
+            model = build_net(config.arch, config.net_config(X.shape[1], tasks)).to(device)
+            weighting = build_weighting(config.weighting, tasks).to(device)
+            optimizer = torch.optim.AdamW(optimizer_groups(model, weighting, config.weight_decay), lr=config.lr,
+                                          foreach=True)
+            perm_gen = torch.Generator().manual_seed(config.seed + member)
+            checkpoints = _Checkpoints(tasks, config.selection, config.min_delta, config.patience)
+            for epoch in range(1, config.max_epochs + 1):
+                t0 = time.perf_counter()
+                order = idx["train"][torch.randperm(n_train, generator=perm_gen).to(device)]
+                train_losses, weights = _train_epoch(model, weighting, optimizer, X, Y, order, tasks, complete,
+                                                     config.batch_size)
+                weighting.end_epoch(train_losses)
+                t_train = time.perf_counter() - t0
+                train_time += t_train
 
-            val_losses, val_metrics = _evaluate(model, X, Y, idx["val"], tasks, raw, split["val"])
-            val_total = _weighted_total(val_losses, tasks)
-            improved = val_total < best_loss - config.min_delta
-            if improved:
-                best_loss, best_epoch, bad = val_total, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                bad += 1
-            report = EpochReport(
-                epoch=epoch, train_loss=_weighted_total(train_losses, tasks), val_loss=val_total,
-                train_losses=train_losses, val_losses=val_losses, val_metrics=val_metrics, weights=weights,
-                seconds=time.perf_counter() - t0, samples_per_second=n_train / max(t_train, 1e-9), best=improved)
-            history.append(report)
-            if callback is not None:
-                callback(report)
-            if cancel is not None and cancel.is_set():
-                cancelled = True
+                val_losses, val_metrics = _evaluate(model, X, Y, idx["val"], tasks, raw, split["val"])
+                val_total = _weighted_total(val_losses, tasks)
+                improved = checkpoints.update(epoch, val_losses, val_metrics, val_total, model)
+                report = EpochReport(
+                    epoch=epoch, train_loss=_weighted_total(train_losses, tasks), val_loss=val_total,
+                    train_losses=train_losses, val_losses=val_losses, val_metrics=val_metrics, weights=weights,
+                    seconds=time.perf_counter() - t0, samples_per_second=n_train / max(t_train, 1e-9),
+                    best=improved, member=member)
+                history.append(report)
+                if callback is not None:
+                    callback(report)
+                if cancel is not None and cancel.is_set():
+                    cancelled = True
+                    break
+                if checkpoints.stalled:
+                    break
+            members.append(checkpoints.restore(model, config.arch))
+            if not best_epochs:  # the first member's (the only one unless ensembling)
+                best_epochs = checkpoints.best_epochs()
+            if cancelled:
                 break
-            if bad >= config.patience:
-                break
-
-        if best_state is not None:
-            model.load_state_dict(best_state)
+        model = members[0] if len(members) == 1 else ensemble_of(members, config.arch).to(device)
+        best_epoch = max(best_epochs.values(), default=0)
         model.eval()
         metrics = {}
         for name in ("val", "test"):
@@ -458,9 +479,87 @@ def fit(
         split=split, label_stats=label_stats(tasks), device=str(device),
         train_seconds=time.perf_counter() - started,
         samples_per_second=n_train * len(history) / max(train_time, 1e-9), best_epoch=best_epoch,
-        cancelled=cancelled, feature_names=list(preprocessor.output_names),
+        cancelled=cancelled, best_epochs=best_epochs, feature_names=list(preprocessor.output_names),
         excluded={c: why for c, why in excluded_inputs(frame, tasks, config).items()
                   if c not in numeric and c not in categorical})
+
+
+def _selection_score(kind: str, metrics: dict[str, float]) -> float:
+    """Lower is better: RMSE (regression), 1 − AUC (binary), 1 − macro-F1 (multiclass); NaN when undefined."""
+    if kind == "regression":
+        return metrics.get("rmse", math.nan)
+    return 1.0 - metrics.get("auc" if kind == "binary" else "macro_f1", math.nan)
+
+
+def ensemble_of(models: list[MultiTaskNet], arch: str) -> MultiTaskNet:
+    """One MemberMean of several trained nets (each plain or a MemberMean of checkpoints): every head averages
+    the members its source nets gave it."""
+    states: list[dict[str, Tensor]] = []
+    member_of: dict[str, list[int]] = {}
+    for net in models:
+        parts = list(getattr(net, "members", [net]))
+        for t in net.task_names:
+            uses = net.config.members_of(t) if len(parts) > 1 else (0,)
+            member_of.setdefault(t, []).extend(len(states) + i for i in uses)
+        states += [p.state_dict() for p in parts]
+    config = replace(models[0].config, members=1, member_of={})
+    return member_mean(arch, config, states, {t: tuple(v) for t, v in member_of.items()})
+
+
+class _Checkpoints:
+    """Best-epoch bookkeeping for one criterion (``"total"``: Σ λᵢ·Lᵢ) or one per head (per-head selection):
+    the weights of each criterion's best epoch (one copy per epoch, shared), its epoch and its stall count."""
+
+    def __init__(self, tasks: list[TaskSpec], selection: str, min_delta: float, patience: int) -> None:
+        self.tasks = [t.name for t in tasks]
+        self.kinds = {t.name: t.kind for t in tasks}
+        self.selection, self.per_head = selection, selection != "total"
+        self.min_delta, self.patience = min_delta, patience
+        keys = self.tasks if self.per_head else ["total"]
+        self.best = dict.fromkeys(keys, math.inf)
+        self.epoch = dict.fromkeys(keys, 0)
+        self.bad = dict.fromkeys(keys, 0)
+        self.states: dict[int, dict[str, Tensor]] = {}  # epoch → weights
+
+    def update(self, epoch: int, val_losses: dict[str, float], val_metrics: dict[str, dict[str, float]],
+               val_total: float, model: MultiTaskNet) -> bool:
+        """Record this epoch's validation scores; True when any criterion improved (its weights are kept)."""
+        if self.selection == "per-head-metric":
+            values = {t: _selection_score(self.kinds[t], val_metrics.get(t, {})) for t in self.tasks}
+        elif self.per_head:
+            values = {t: val_losses.get(t, math.nan) for t in self.tasks}
+        else:
+            values = {"total": val_total}
+        improved = [k for k, v in values.items() if v < self.best[k] - self.min_delta]  # NaN never improves
+        for k in self.best:
+            if k in improved:
+                self.best[k], self.epoch[k], self.bad[k] = values[k], epoch, 0
+            else:
+                self.bad[k] += 1
+        if improved:
+            self.states[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            kept = set(self.epoch.values())
+            self.states = {e: s for e, s in self.states.items() if e in kept}
+        return bool(improved)
+
+    @property
+    def stalled(self) -> bool:
+        return all(b >= self.patience for b in self.bad.values())
+
+    def best_epochs(self) -> dict[str, int]:
+        return {t: self.epoch[t if self.per_head else "total"] for t in self.tasks}
+
+    def restore(self, model: MultiTaskNet, arch: str) -> MultiTaskNet:
+        """The net with each head's best weights (eval mode): the model itself when one epoch serves every head,
+        else a MemberMean with one member per kept epoch (a head that never improved averages them all)."""
+        epochs = sorted(e for e in set(self.epoch.values()) if e in self.states)
+        if len(epochs) == 1:
+            model.load_state_dict(self.states[epochs[0]])
+        elif epochs:
+            member_of = {t: (epochs.index(self.epoch[t]),) for t in self.tasks if self.epoch.get(t) in self.states}
+            device = next(model.parameters()).device
+            model = member_mean(arch, model.config, [self.states[e] for e in epochs], member_of).to(device)
+        return model.eval()
 
 
 def _train_epoch(model: MultiTaskNet, weighting: Weighting, optimizer: torch.optim.Optimizer, X: Tensor,

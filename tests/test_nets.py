@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from profile_core.nets import ARCHITECTURES, HeadOutput, NetConfig, build_net
+from profile_core.nets import ARCHITECTURES, HeadOutput, MemberMean, NetConfig, build_net, member_mean
 
 OUTPUTS = {"credit_score": 1, "default": 1, "risk_level": 5}
 
@@ -61,3 +61,34 @@ def test_config_round_trip_and_bad_input():
         build_net("transformer", c)
     with pytest.raises(ValueError):
         build_net("mmoe", config(n_levels=0))
+
+
+def test_member_mean_averages_the_members_each_task_reads():
+    torch.manual_seed(0)
+    single = NetConfig(input_dim=7, outputs=OUTPUTS, hidden=(16, 8), head_hidden=(4,), dropout=0.0)
+    states = [build_net("shared-bottom", single).state_dict() for _ in range(3)]
+    net = member_mean("shared-bottom", single, states, {"default": (1,), "risk_level": (0, 2)}).eval()
+    assert net.name == "shared-bottom" and isinstance(net, MemberMean) and net.running == [0, 1, 2]
+    x = torch.randn(6, 7)
+    members = [build_net("shared-bottom", single).eval() for _ in range(3)]
+    for m, s in zip(members, states, strict=True):
+        m.load_state_dict(s)
+    outs = [m(x) for m in members]
+    got = net(x)
+    torch.testing.assert_close(got["default"], outs[1]["default"])
+    torch.testing.assert_close(got["risk_level"], (outs[0]["risk_level"] + outs[2]["risk_level"]) / 2)
+    torch.testing.assert_close(got["credit_score"], sum(o["credit_score"] for o in outs) / 3)  # not named: all
+    rebuilt = build_net("shared-bottom", NetConfig.from_dict(net.config.to_dict()))  # as a bundle loads it
+    rebuilt.load_state_dict(net.state_dict())
+    torch.testing.assert_close(rebuilt.eval()(x)["risk_level"], got["risk_level"])
+    one = member_mean("shared-bottom", single, states[:1])
+    assert isinstance(one, ARCHITECTURES["shared-bottom"])  # one state: the plain net, bundle unchanged
+
+
+def test_member_mean_bad_member_index():
+    with pytest.raises(ValueError):
+        build_net("mmoe", config(members=2, member_of={"default": (2,)}))
+    with pytest.raises(ValueError):
+        build_net("mmoe", config(members=2, member_of={"nope": (0,)}))
+    relus = [m for m in build_net("ple", config(members=2)).modules() if isinstance(m, nn.ReLU)]
+    assert len({id(m) for m in relus}) == len(relus) and not any(m.inplace for m in relus)

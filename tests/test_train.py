@@ -174,3 +174,81 @@ def test_bench_runs_small(tmp_path):
     out = run_bench(n=2000, n_features=8, epochs=1, out_dir=tmp_path, batch_size=512, num_threads=1)
     assert out["samples_per_second"] > 0 and out["mtl_over_three_single"] > 0
     assert json.loads((tmp_path / "train.json").read_text())["rows"] == 2000
+
+
+def test_per_head_selection_keeps_each_heads_best_epoch(frame):
+    config = TrainConfig(max_epochs=14, patience=3, selection="per-head", **SMALL)
+    result = fit(frame, TASKS, config)
+    hist = result.history_frame()
+    for task in TASKS:
+        losses = hist[f"val_loss.{task.name}"]
+        assert result.best_epochs[task.name] == int(hist["epoch"][losses.idxmin()])  # its own best epoch
+    # stops only when every head has stalled for `patience` epochs (or at max_epochs)
+    last = len(result.history)
+    assert last == config.max_epochs or all(last - e >= config.patience for e in result.best_epochs.values())
+    assert result.best_epoch == max(result.best_epochs.values())
+    # the restored model scores each head as its own best epoch did: validation loss per head = that minimum
+    from profile_core.train import _evaluate  # noqa: PLC0415 (private helper, checked directly)
+
+    X = torch.as_tensor(result.preprocessor.transform(frame))
+    encoded = encode_labels(frame, result.tasks)
+    Y = {t: torch.as_tensor(v) for t, v in encoded.items()}
+    raw = encode_labels(frame, result.tasks, standardize=False)
+    val = torch.as_tensor(result.split["val"])
+    losses, _ = _evaluate(result.model, X, Y, val, result.tasks, raw, result.split["val"])
+    for task in TASKS:
+        assert losses[task.name] == pytest.approx(hist[f"val_loss.{task.name}"].min(), rel=1e-5)
+    epochs = set(result.best_epochs.values())
+    assert getattr(result.model, "members", None) is None if len(epochs) == 1 else len(result.model.members) == len(epochs)
+
+
+def test_total_selection_is_the_default_and_checks_names(frame):
+    assert TrainConfig().selection == "total"
+    with pytest.raises(ValueError, match="model selection"):
+        TrainConfig(selection="best")
+    with pytest.raises(ValueError, match="numeric encoding"):
+        TrainConfig(numeric_encoding="fourier")
+    result = fit(frame, TASKS, TrainConfig(max_epochs=3, **SMALL))
+    assert set(result.best_epochs.values()) == {result.best_epoch}
+
+
+def test_piecewise_linear_encoding_trains_and_round_trips(frame):
+    result = fit(frame, TASKS, TrainConfig(max_epochs=6, numeric_encoding="ple", n_bins=8, **SMALL))
+    beats_constant(result, frame)
+    names = result.feature_names
+    assert "f00#pl0" in names and "f00#pl7" in names and "f00#pl8" not in names
+    assert result.preprocessor.source_of["f00#pl3"] == "f00"
+    assert result.model.config.input_dim == len(names)
+
+
+def test_ensemble_averages_seeded_members_per_head(frame):
+    from profile_core.nets import MemberMean
+
+    config = TrainConfig(max_epochs=4, ensemble=2, selection="per-head", **SMALL)
+    result = fit(frame, TASKS, config)
+    assert isinstance(result.model, MemberMean) and result.model.name == "shared-bottom"
+    assert {r.member for r in result.history} == {0, 1}
+    # every head's output is the mean of the members it reads
+    x = torch.as_tensor(result.preprocessor.transform(frame.head(50)))
+    with torch.no_grad():
+        outs = [m(x) for m in result.model.members]
+        got = result.model(x)
+    for task in TASKS:
+        used = result.model.config.members_of(task.name)
+        assert len(used) >= 2  # at least one checkpoint of each seed
+        torch.testing.assert_close(got[task.name], torch.stack([outs[i][task.name] for i in used]).mean(0))
+    beats_constant(result, frame)
+    with pytest.raises(ValueError):
+        TrainConfig(ensemble=0)
+
+
+def test_member_mean_bundle_is_one_weights_file_and_loads(frame, tmp_path):
+    from profile_core.bundle import load_bundle, save_bundle
+
+    result = fit(frame, TASKS, TrainConfig(max_epochs=3, ensemble=2, numeric_encoding="ple", n_bins=4, **SMALL))
+    save_bundle(result, tmp_path / "b")
+    assert sorted(p.name for p in (tmp_path / "b").iterdir() if p.suffix == ".safetensors") == ["weights.safetensors"]
+    loaded = load_bundle(tmp_path / "b")
+    np.testing.assert_allclose(loaded.predict(frame.head(20))["default_prob"],
+                               result.predict(frame.head(20))["default_prob"], rtol=1e-6)
+    assert loaded.preprocessor.edges == result.preprocessor.edges and loaded.preprocessor.encoding == "ple"
