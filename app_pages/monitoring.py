@@ -26,13 +26,22 @@ except Exception as exc:  # noqa: BLE001 - a bundle trained on other columns
     st.error(tr("monitor.predict_failed", detail=model_view.error_text(exc)))
     st.stop()
 
+# ------------------------------------------------------------------ which rows are evaluated
+rows_used, scope = monitor.evaluation_rows(bundle.manifest, features["customer_id"], dataset=state.active_dataset(),
+                                           fingerprint=cache.dataset_fingerprint(state.active_dataset()))
+all_preds, all_features = preds, features
+preds, features = preds[rows_used].reset_index(drop=True), features[rows_used].reset_index(drop=True)
+if scored is not None and len(scored) == len(rows_used):
+    scored = scored[rows_used].reset_index(drop=True)
+
 # ------------------------------------------------------------------ metrics per task
 metrics = monitor.task_metrics(preds, features, bundle.tasks)
 st.subheader(tr("monitor.metrics"))
+(st.warning if scope == "all_rows" else st.caption)(tr(f"monitor.scope.{scope}", n=f"{int(rows_used.sum()):,}"))
 rows = [{tr("monitor.col.task"): task.display(lang), tr("monitor.col.metric"): tr(f"monitor.metric.{k}"),
-         tr("monitor.col.value"): v} for task in bundle.tasks for k, v in metrics[task.name].items()]
-st.dataframe(pd.DataFrame(rows), hide_index=True, key="monitor-metrics-table",
-             column_config={tr("monitor.col.value"): st.column_config.NumberColumn(format="%.4f")})
+         tr("monitor.col.value"): f"{int(v):,}" if k == "n" else "—" if v is None else f"{v:.4f}"}
+        for task in bundle.tasks for k, v in metrics[task.name].items()]
+st.dataframe(pd.DataFrame(rows), hide_index=True, key="monitor-metrics-table")
 for task in bundle.tasks:
     if not metrics[task.name].get("n"):
         st.info(tr("monitor.no_labels", task=task.display(lang)))
@@ -77,26 +86,41 @@ def _feature_fp(name: str) -> str | None:
         return None
 
 
+SNAPSHOT = "__training_snapshot__"  # the training rows' distributions recorded in the bundle
+snapshot = (bundle.manifest.get("data") or {}).get("reference")
 training = next((n for n in names if trained_on and _feature_fp(n) == trained_on), None)
-default = training or next((n for n in names if n != active), active)
-reference = st.selectbox(tr("monitor.reference"), names, index=names.index(default), key=REFERENCE_SELECT,
+# never the active data against itself: the bundle's snapshot, else the training data set, else another one
+options = ([SNAPSHOT] if snapshot else []) + names
+default = SNAPSHOT if snapshot else training if training and training != active else \
+    next((n for n in names if n != active), active)
+reference = st.selectbox(tr("monitor.reference"), options, index=options.index(default), key=REFERENCE_SELECT,
                          help=tr("monitor.reference_help"),
-                         format_func=lambda n: tr("monitor.reference_training", name=n) if n == training else n)
+                         format_func=lambda n: tr("monitor.reference_snapshot") if n == SNAPSHOT else
+                         tr("monitor.reference_training", name=n) if n == training else n)
 psi_table = pd.DataFrame(columns=["feature", "kind", "psi", "status"])
+numeric, categorical = bundle.manifest["features"]["numeric"], bundle.manifest["features"]["categorical"]
 try:
-    ref_fp = cache.dataset_fingerprint(reference)
-    ref_features = cache.feature_table(path, reference, ref_fp)
-    numeric, categorical = bundle.manifest["features"]["numeric"], bundle.manifest["features"]["categorical"]
-    psi_table = monitor.psi_table(ref_features, features, numeric=numeric, categorical=categorical)
-    sha = str(read_manifest(bundle.path).get("weights_sha256", ""))
-    ref_preds = cache.predictions(path, reference, ref_fp, str(bundle.path), sha)
-    score_cols = [f"{t.name}_pred" if t.kind == "regression" else f"{t.name}_prob"
-                  for t in bundle.tasks if t.kind in ("regression", "binary")]
-    scores = monitor.psi_table(ref_preds, preds, numeric=score_cols)
-    psi_table = pd.concat([scores.assign(kind="score"), psi_table], ignore_index=True)
+    if reference == SNAPSHOT:
+        psi_table = monitor.psi_table(monitor.snapshot_frame(snapshot), all_features, numeric=numeric,
+                                      categorical=categorical)
+    else:
+        ref_fp = cache.dataset_fingerprint(reference)
+        ref_features = cache.feature_table(path, reference, ref_fp)
+        psi_table = monitor.psi_table(ref_features, all_features, numeric=numeric, categorical=categorical)
+        sha = str(read_manifest(bundle.path).get("weights_sha256", ""))
+        ref_preds = cache.predictions(path, reference, ref_fp, str(bundle.path), sha)
+        score_cols = [f"{t.name}_pred" if t.kind == "regression" else f"{t.name}_prob"
+                      for t in bundle.tasks if t.kind in ("regression", "binary")]
+        scores = monitor.psi_table(ref_preds, all_preds, numeric=score_cols)
+        psi_table = pd.concat([scores.assign(kind="score"), psi_table], ignore_index=True)
 except Exception as exc:  # noqa: BLE001 - a reference the bundle cannot score: features only, or nothing
     st.warning(tr("monitor.predict_failed", detail=model_view.error_text(exc)))
-st.caption(tr("monitor.psi_caption", reference=reference, current=active))
+if not psi_table.empty:  # features by their 中文/English names
+    from profile_core.features import feature_info
+
+    psi_table["feature"] = [feature_info(f).zh if lang == "zh" else feature_info(f).en for f in psi_table["feature"]]
+st.caption(tr("monitor.psi_caption", reference=tr("monitor.reference_snapshot") if reference == SNAPSHOT else reference,
+              current=active))
 if not psi_table.empty:
     widgets.chart(monitor_charts.plot_psi(psi_table, lang=lang), key="monitor-psi")
     shown = psi_table.assign(status=psi_table["status"].map(lambda s: tr(f"monitor.status.{s}") if s else "—"))

@@ -377,3 +377,61 @@ def model_card_html(card: ModelCard, *, standalone: bool = True) -> str:
     return (f"<!DOCTYPE html><html lang=\"{'zh-CN' if lang == 'zh' else 'en'}\"><head><meta charset=\"utf-8\">"
             f"<title>{e(t('monitor.card_title', lang))} · {e(card.name)}</title><style>{style}</style></head>"
             f"<body>{body}</body></html>")
+
+
+# ------------------------------------------------------------------ which rows, against what
+
+SNAPSHOT_QUANTILES = 101  # percentiles kept per numeric input: enough for decile PSI, tiny in a manifest
+SNAPSHOT_ROWS = 1000  # rows of the synthetic reference rebuilt from a snapshot
+
+
+def reference_snapshot(frame: pd.DataFrame, numeric: Iterable[str], categorical: Iterable[str]) -> dict[str, Any]:
+    """The training rows' distribution of each model input, small enough for the bundle manifest:
+    percentiles 0–100 of numeric inputs (and their missing share), shares of categorical values."""
+    out: dict[str, Any] = {"rows": int(len(frame)), "numeric": {}, "categorical": {}}
+    for col in numeric:
+        if col in frame.columns:
+            v = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+            ok = v[np.isfinite(v)]
+            if ok.size:
+                out["numeric"][col] = {"q": np.quantile(ok, np.linspace(0, 1, SNAPSHOT_QUANTILES)).tolist(),
+                                       "missing": float(1 - ok.size / max(v.size, 1))}
+    for col in categorical:
+        if col in frame.columns:
+            shares = frame[col].astype("str").where(frame[col].notna(), "(missing)").value_counts(normalize=True)
+            out["categorical"][col] = {str(k): float(v) for k, v in shares.head(50).items()}
+    return out
+
+
+def snapshot_frame(snapshot: Mapping[str, Any], rows: int = SNAPSHOT_ROWS) -> pd.DataFrame:
+    """A frame of ``rows`` rows whose columns follow the snapshot's distributions (quantile interpolation for
+    numbers, value shares for categories): the drift reference when the training data itself is not at hand."""
+    cols: dict[str, Any] = {}
+    grid = np.linspace(0, 1, rows)
+    for col, spec in (snapshot.get("numeric") or {}).items():
+        q = np.asarray(spec["q"], dtype=float)
+        values = np.interp(grid, np.linspace(0, 1, len(q)), q)
+        n_missing = int(round(float(spec.get("missing", 0.0)) * rows))
+        values[:n_missing] = np.nan
+        cols[col] = values
+    for col, shares in (snapshot.get("categorical") or {}).items():
+        counts = np.round(np.asarray(list(shares.values())) * rows).astype(int)
+        values = np.repeat(np.asarray(list(shares), dtype=object), counts)[:rows]
+        cols[col] = np.concatenate([values, np.full(rows - len(values), None, dtype=object)])
+    return pd.DataFrame(cols)
+
+
+def evaluation_rows(manifest: Mapping[str, Any], customer_ids: pd.Series, *, dataset: str | None = None,
+                    fingerprint: str | None = None) -> tuple[np.ndarray, str]:
+    """Which rows monitoring evaluates, and why: on the data the model was made from, only its held-out rows
+    (``"holdout"``; training rows would flatter it); on other data every row (``"other_data"``); when the
+    bundle records no held-out rows, every row with a warning (``"all_rows"``)."""
+    made = manifest.get("data") or {}
+    same = bool(made) and ((dataset is not None and made.get("source") == dataset)
+                           or (fingerprint is not None and made.get("fingerprint") == fingerprint))
+    ids = customer_ids.astype("str")
+    if same and made.get("holdout_ids"):
+        return ids.isin(set(made["holdout_ids"])).to_numpy(), "holdout"
+    if made and not same:
+        return np.ones(len(ids), dtype=bool), "other_data"
+    return np.ones(len(ids), dtype=bool), "all_rows"

@@ -140,6 +140,14 @@ def training_plan(source: DataSource, frame: pd.DataFrame, *, tasks: Iterable[st
                               **config)
 
 
+def training_snapshot(result, frame: pd.DataFrame) -> dict:
+    """The training rows' input distributions (``monitor.reference_snapshot``): the drift reference."""
+    from profile_core.monitor import reference_snapshot
+
+    return reference_snapshot(frame.iloc[result.split["train"]], result.preprocessor.numeric,
+                              result.preprocessor.categorical)
+
+
 def train_and_save(
     data: str | Path | DataSource,
     out: str | Path,
@@ -186,7 +194,8 @@ def train_and_save(
         if "customer_id" in frame.columns else []
     path = save_bundle(result, out, name=Path(out).name, data_fingerprint=data_fingerprint(frame),
                        data={"source": source.name, "version": source.version, "fingerprint": source.fingerprint,
-                             "as_of": frame.attrs.get("as_of"), "holdout_ids": holdout})
+                             "as_of": frame.attrs.get("as_of"), "holdout_ids": holdout,
+                             "reference": training_snapshot(result, frame)})
     summary = {"bundle": str(path), "device": result.device, "metrics": result.metrics,
                "tasks": [{"task": t.name, "label": t.label, "kind": t.kind, "role": t.role} for t in result.tasks],
                "excluded_inputs": result.excluded}

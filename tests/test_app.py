@@ -31,7 +31,7 @@ def demo_env(tmp_path_factory):
     """A small demo portfolio on disk and a 1-epoch demo bundle trained on it."""
     from profile_core.bundle import save_bundle
     from profile_core.features import build_features_from_frames
-    from profile_core.pipeline import data_fingerprint
+    from profile_core.pipeline import data_fingerprint, training_snapshot
     from profile_core.synth import generate_portfolio, write_portfolio
     from profile_core.tasks import default_tasks
     from profile_core.train import TrainConfig, fit
@@ -41,7 +41,9 @@ def demo_env(tmp_path_factory):
     write_portfolio(portfolio, root / "demo")
     frame = build_features_from_frames(portfolio.tables())
     result = fit(frame, default_tasks(), TrainConfig(max_epochs=1, seed=1))
-    save_bundle(result, root / "models" / "demo", name="demo", data_fingerprint=data_fingerprint(frame))
+    holdout = frame["customer_id"].iloc[result.split["test"]].tolist()  # as pipeline.train_and_save records
+    save_bundle(result, root / "models" / "demo", name="demo", data_fingerprint=data_fingerprint(frame),
+                data={"source": "demo", "holdout_ids": holdout, "reference": training_snapshot(result, frame)})
     return {"root": root, "portfolio": portfolio}
 
 

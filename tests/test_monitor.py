@@ -202,3 +202,28 @@ def test_figures():
 def test_figures_on_empty_input_say_so(builder):
     fig = builder()
     assert len(fig.data) == 0 and fig.layout.annotations
+
+
+def test_snapshot_reference_reproduces_the_training_distribution():
+    from profile_core.monitor import evaluation_rows, psi_table, reference_snapshot, snapshot_frame
+
+    rng = np.random.default_rng(3)
+    train = pd.DataFrame({"x": rng.lognormal(8, 1, 5000), "c": rng.choice(["a", "b", "c"], 5000, p=[.6, .3, .1])})
+    train.loc[:499, "x"] = np.nan  # 10 % missing
+    snap = reference_snapshot(train, ["x"], ["c"])
+    assert len(snap["numeric"]["x"]["q"]) == 101 and snap["numeric"]["x"]["missing"] == pytest.approx(0.1)
+    ref = snapshot_frame(snap)
+    same = pd.DataFrame({"x": rng.lognormal(8, 1, 3000), "c": rng.choice(["a", "b", "c"], 3000, p=[.6, .3, .1])})
+    same.loc[:299, "x"] = np.nan  # the same 10 % missing
+    shifted = same.assign(x=same["x"] * 3, c="c")
+    stable = psi_table(ref, same, numeric=["x"], categorical=["c"]).set_index("feature")["psi"]
+    moved = psi_table(ref, shifted, numeric=["x"], categorical=["c"]).set_index("feature")["psi"]
+    assert (stable < 0.1).all() and (moved > 0.25).all()
+    # which rows are evaluated: the held-out ones on the training data, all rows elsewhere
+    ids = pd.Series([f"C{i}" for i in range(10)])
+    manifest = {"data": {"source": "demo", "holdout_ids": ["C1", "C2"]}}
+    rows, scope = evaluation_rows(manifest, ids, dataset="demo")
+    assert scope == "holdout" and rows.sum() == 2
+    rows, scope = evaluation_rows(manifest, ids, dataset="taiwan")
+    assert scope == "other_data" and rows.all()
+    assert evaluation_rows({}, ids, dataset="demo")[1] == "all_rows"

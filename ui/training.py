@@ -105,6 +105,7 @@ class TrainingOutcome:
     version: int | None = None
     source_fingerprint: str = ""
     customer_ids: list[str] = field(default_factory=list)  # row order of the training frame
+    reference: dict = field(default_factory=dict)  # monitor.reference_snapshot of the training rows
 
 
 def make_target(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines: bool, fit_fn=None,
@@ -116,7 +117,7 @@ def make_target(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines
     dataset = dataset or {}
 
     def target(job: Job) -> TrainingOutcome:
-        from profile_core.pipeline import data_fingerprint
+        from profile_core.pipeline import data_fingerprint, training_snapshot
 
         fit = fit_fn
         if fit is None:
@@ -127,7 +128,8 @@ def make_target(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines
                                   dataset=dataset.get("name", ""), version=dataset.get("version"),
                                   source_fingerprint=dataset.get("fingerprint", ""),
                                   customer_ids=frame["customer_id"].astype("str").tolist()
-                                  if "customer_id" in frame.columns else [])
+                                  if "customer_id" in frame.columns else [],
+                                  reference=training_snapshot(result, frame))
         if baselines and not job.cancel_event.is_set():
             job.set_phase("baselines")
             run = baselines_fn
@@ -272,7 +274,8 @@ def save_result(outcome: TrainingOutcome, name: str) -> Path:
     path = save_bundle(result, state.models_dir() / name, name=name, data_fingerprint=outcome.fingerprint,
                        data={"source": outcome.dataset, "version": outcome.version,
                              "fingerprint": outcome.source_fingerprint,
-                             "holdout_ids": [ids[i] for i in result.split.get("test", [])] if ids else []})
+                             "holdout_ids": [ids[i] for i in result.split.get("test", [])] if ids else [],
+                             "reference": outcome.reference})
     outcome.saved_to.append(str(path))
     return path
 
