@@ -450,7 +450,12 @@ def _plain_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
 
 def build_features_from_frames(frames: dict[str, pd.DataFrame], as_of: str | None = None,
                                observation_date: str | None = None) -> pd.DataFrame:
-    """``build_feature_table`` on DataFrames keyed by canonical table name (an in-memory DuckDB)."""
+    """``build_feature_table`` on DataFrames keyed by canonical table name (an in-memory DuckDB). Without
+    ``observation_date``, the customers frame's ``attrs["observation_date"]`` is used when set (a data set's
+    ``meta["observation_date"]``, attached by :func:`profile_core.pipeline.load_source`)."""
+    customers = frames.get("customers")
+    observation_date = observation_date or (customers.attrs.get("observation_date") if customers is not None
+                                            else None)
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     try:

@@ -100,6 +100,8 @@ def load_source(data: str | Path, *, workspace: str | Path | None = None) -> Dat
         finally:
             ws.close()
         labels = dict(meta.get("labels") or {})
+        if meta.get("observation_date") and "customers" in tables:  # point-in-time features (features.py)
+            tables["customers"].attrs["observation_date"] = meta["observation_date"]
         return DataSource(tables, labels, dict(meta.get("label_roles") or {}), list(meta.get("protected") or []),
                           label_lineage(meta.get("mapping"), labels), name, version, fp)
     from profile_core.ingest import label_columns

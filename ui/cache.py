@@ -106,7 +106,8 @@ def feature_table(path: str, name: str, fingerprint: str) -> pd.DataFrame:
     from profile_core.features import build_feature_table
 
     with workspace(path) as ws:  # a flat dataset is a customers table carrying its labels: same call
-        return build_feature_table(ws.con, tables=ws.relation_names(name))
+        return build_feature_table(ws.con, tables=ws.relation_names(name),
+                                   observation_date=ws.meta(name).get("observation_date"))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

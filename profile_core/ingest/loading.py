@@ -50,7 +50,17 @@ import pandera.pandas as pa
 
 from ..schema import ACCOUNT_LINKS, CUSTOMERS, EVENT_TABLES, LABELS, TABLES, alias_map, normalize_header
 from ..store import Workspace, check_name
-from .mapping import LinkSpec, Mapping, MappingStore, apply_mapping, as_store, resolve_accounts
+from . import parsers as parsing
+from .mapping import (
+    ATTACH,
+    LinkSpec,
+    Mapping,
+    MappingStore,
+    TableMapping,
+    apply_mapping,
+    as_store,
+    resolve_accounts,
+)
 from .parsers import coerce, extra_values
 from .reading import BadRows, Limits, read_sheets, resolve_table
 from .report import COLUMNS, FLAT_CUSTOMERS, IngestError, ValidationReport, issue
@@ -302,9 +312,10 @@ def _prepare_files(files: list[tuple[str, bytes | str | Path]], mapping: Mapping
     link_frames = [_conform(label, "account_links", frame, report, exact=mapped, bad_rows=bad_rows)
                    for label, tb, frame, mapped in staged if tb == "account_links"]
     links = pd.concat(link_frames) if link_frames else None
+    staged = _attach(staged, {tm.file: tm for tm in used}, links, link_spec or LinkSpec(), report)
     parts: list[tuple[str, str, pd.DataFrame]] = []  # (label, table, frame indexed by file row)
     for label, tb, frame, mapped in staged:
-        if tb == "account_links":
+        if tb in ("account_links", ATTACH):
             continue
         if mapped and tb in EVENT_TABLES and "account_id" in frame and "customer_id" not in frame:
             if links is None:
@@ -325,6 +336,59 @@ def _prepare_files(files: list[tuple[str, bytes | str | Path]], mapping: Mapping
         if frames:
             tables[name] = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
     return _Prepared(tables, report, label_columns(tables, custom), applied)
+
+
+def _attach(staged: list[tuple[str, str, pd.DataFrame, bool]], mapped: dict[str, TableMapping],
+            links: pd.DataFrame | None, link: LinkSpec,
+            report: ValidationReport) -> list[tuple[str, str, pd.DataFrame, bool]]:
+    """Columns of ``attach`` files joined onto the customers files (see :class:`~.mapping.JoinSpec`): by a
+    lookup key, or by account through the link table; each customer gets at most one row (counted)."""
+    out = list(staged)
+    for label, tb, frame, _ in staged:
+        tm = mapped.get(label)
+        if tb != ATTACH or tm is None or tm.join is None:
+            continue
+        spec = tm.join
+        if spec.key not in frame:
+            report.issues.append(issue("join_no_column", label, column=spec.key, area="mapping", side=label))
+            continue
+        right = frame.copy()
+        if spec.via == "account":
+            if links is None:
+                report.issues.append(issue("no_link_table", label, area="mapping"))
+                continue
+            right = resolve_accounts(right.rename(columns={spec.key: "account_id"}), links, link, label, report)
+            rkey, on = "customer_id", "customer_id"
+            right = right.drop(columns=["account_id"])
+        else:
+            rkey, on = spec.key, spec.on or spec.key
+        right[rkey] = parsing.as_text(right[rkey])
+        dup = right[rkey].duplicated(keep=spec.several) & right[rkey].notna()
+        if dup.any():
+            report.issues.append(issue("join_several", label, count=int(right.loc[dup, rkey].nunique()),
+                                       value=right.loc[dup, rkey].iloc[0], several=spec.several, area="mapping",
+                                       severity="warning"))
+            right = right[~dup]
+        right = right.rename(columns={c: f"{spec.prefix}{c}" for c in right.columns if c != rkey})
+        matched_keys: set[str] = set()
+        for j, (clabel, ctb, cframe, cmapped) in enumerate(out):
+            if ctb != "customers":
+                continue
+            if on not in cframe:
+                report.issues.append(issue("join_no_column", label, column=on, area="mapping", side=clabel))
+                continue
+            keys = parsing.as_text(cframe[on])
+            matched_keys.update(keys.dropna())
+            add = right.set_index(rkey)
+            add = add[[c for c in add.columns if c not in cframe]]
+            joined = add.reindex(keys.to_numpy())
+            joined.index = cframe.index
+            out[j] = (clabel, ctb, pd.concat([cframe, joined], axis=1), cmapped)
+        unmatched = right[~right[rkey].isin(matched_keys)]
+        if len(unmatched):
+            report.issues.append(issue("join_unmatched", label, count=len(unmatched), value=unmatched[rkey].iloc[0],
+                                       area="mapping", severity="warning"))
+    return out
 
 
 def label_columns(tables: dict[str, pd.DataFrame], custom: dict[str, str] | None = None) -> dict[str, str]:

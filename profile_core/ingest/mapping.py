@@ -67,10 +67,15 @@ from .report import FLAT_CUSTOMERS, IngestError, Issue, Msg, ValidationReport, i
 
 Role = Literal["key", "field", "feature", "label", "ignore"]
 LabelKind = Literal["regression", "binary", "multiclass"]
-TableName = Literal["customers", "transactions", "behaviors", "credit_records", "account_links"]
+TableName = Literal["customers", "transactions", "behaviors", "credit_records", "account_links", "attach"]
 ROLES: tuple[str, ...] = ("key", "field", "feature", "label", "ignore")
 LABEL_KINDS: tuple[str, ...] = ("regression", "binary", "multiclass")
-TABLE_NAMES: tuple[str, ...] = ("customers", "transactions", "behaviors", "credit_records", "account_links")
+TABLE_NAMES: tuple[str, ...] = ("customers", "transactions", "behaviors", "credit_records", "account_links",
+                                "attach")
+#: a file whose rows attach to customers by a key (see JoinSpec): account attributes, a loan per account, a
+#: region table looked up by the customers' region code
+ATTACH = "attach"
+_ATTACH_TABLE = Table(ATTACH, "附加表", "attached table", (), "basic")
 LINK_TABLE = "account_links"
 KEYS = ("customer_id", "account_id")
 #: kinds of the canonical label columns
@@ -94,6 +99,8 @@ def target_table(name: str) -> Table:
         return FLAT_CUSTOMERS
     if name == LINK_TABLE:
         return ACCOUNT_LINKS
+    if name == ATTACH:
+        return _ATTACH_TABLE
     base = TABLES[name]
     return Table(base.name, base.zh, base.en, base.columns + (_EVENT_ACCOUNT,), base.category, base.time_column,
                  base.aliases)
@@ -238,6 +245,22 @@ class DerivedColumn(BaseModel):
         return self
 
 
+class JoinSpec(BaseModel):
+    """How an ``attach`` table's rows reach customers: its output column ``key`` matches the customers column
+    ``on`` (default: the same name; a lookup such as a region table), or — ``via: account`` — ``key`` holds an
+    account ID that the account link table resolves to its holder (a loan or account attributes per
+    account). The attached columns (with ``prefix``) become customer fields, features or labels; when
+    several rows reach one customer the ``first`` (file order) or ``last`` is kept and the rest counted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    on: str | None = None
+    via: Literal["account"] | None = None
+    prefix: str = ""
+    several: Literal["first", "last"] = "first"
+
+
 class TableMapping(BaseModel):
     """One file (or Excel sheet): its canonical table and its columns."""
 
@@ -252,6 +275,7 @@ class TableMapping(BaseModel):
     #: a generated customer_id for a file without one: ``row`` (the file row) or a list of columns whose
     #: values together identify a customer (a short hash of them)
     key: Literal["row"] | list[str] | None = None
+    join: JoinSpec | None = None  # table ``attach`` only
     # proposal details (never saved)
     format: dict[str, str] = Field(default_factory=dict, exclude=True)
     saved_as: str | None = Field(default=None, exclude=True)  # name of the saved mapping re-applied
@@ -285,22 +309,26 @@ class TableMapping(BaseModel):
             have.add("customer_id")
         return [f for f in required_fields(self.table) if f not in have]
 
+    def _name(self, name: str) -> str:
+        """A column's name on the customers table (an attached table's columns carry its join prefix)."""
+        return f"{self.join.prefix}{name}" if self.join is not None and self.join.prefix else name
+
     def labels(self) -> dict[str, str]:
         """Output name → kind of every label column (mapped or derived)."""
         out = {c.output: c.kind or "" for c in self.columns if c.role == "label"}
         out.update({spec.name: spec.kind for c in self.columns for spec in c.labels})
         out.update({d.name: d.kind or "" for d in self.derived if d.role == "label"})
-        return out
+        return {self._name(k): v for k, v in out.items()}
 
     def label_roles(self) -> dict[str, str]:
         """Label name → role, for the labels that declare one."""
         out = {c.output: c.label_role for c in self.columns if c.role == "label" and c.label_role}
         out.update({spec.name: spec.role for c in self.columns for spec in c.labels if spec.role})
-        return out
+        return {self._name(k): v for k, v in out.items()}
 
     def protected(self) -> list[str]:
         """Output columns marked ``protected: true``."""
-        return [c.output or c.source for c in self.columns if c.protected and c.role != "ignore"]
+        return [self._name(c.output or c.source) for c in self.columns if c.protected and c.role != "ignore"]
 
     def account_keyed(self) -> bool:
         return self.table in EVENT_TABLES and "account_id" in self.targets() and "customer_id" not in self.targets()
@@ -403,7 +431,7 @@ class Mapping(BaseModel):
                 seen.setdefault(out, c.source)
                 if c.role == "label" and c.kind is None:
                     issues.append(issue("label_kind_missing", f, column=out, area="mapping"))
-                if c.role == "label" and tm.table != "customers" and out not in CANONICAL_LABELS:
+                if c.role == "label" and tm.table not in ("customers", ATTACH) and out not in CANONICAL_LABELS:
                     issues.append(issue("label_on_events", f, column=out, area="mapping"))
             for c in tm.columns:
                 for spec in c.labels:
@@ -411,8 +439,12 @@ class Mapping(BaseModel):
                         issues.append(issue("duplicate_target", f, column=spec.name, area="mapping",
                                             header=c.source, first=seen[spec.name]))
                     seen.setdefault(spec.name, c.source)
-                    if tm.table != "customers" and spec.name not in CANONICAL_LABELS:
+                    if tm.table not in ("customers", ATTACH) and spec.name not in CANONICAL_LABELS:
                         issues.append(issue("label_on_events", f, column=spec.name, area="mapping"))
+            if tm.table == ATTACH and tm.join is None:
+                issues.append(issue("join_missing", f, area="mapping"))
+            if tm.join is not None and tm.join.via == "account" and not has_links:
+                issues.append(issue("no_link_table", f, area="mapping"))
             if tm.key is not None:
                 issues.append(issue("key_generated", f, area="mapping", severity="warning",
                                     value=tm.key if isinstance(tm.key, str) else ", ".join(tm.key)))
@@ -434,6 +466,9 @@ class Mapping(BaseModel):
         data = self.model_dump(mode="json", exclude_defaults=False)
         for tm in data["tables"]:  # keep the file small: drop empty/default per-column options
             tm["columns"] = [{k: v for k, v in c.items() if v not in (None, False, {}, [])} for c in tm["columns"]]
+            for key in ("key", "join"):
+                if tm.get(key) is None:
+                    tm.pop(key, None)
             if not tm["derived"]:
                 del tm["derived"]
             else:
@@ -772,7 +807,7 @@ def _guess_table(headers: list[str], profiles: dict[str, _Profile], file_name: s
     if plain is not None:
         return plain
     best, best_score = None, 0.0
-    for name in TABLE_NAMES:
+    for name in TABLE_NAMES[:-1]:  # an attached table is never guessed: the user says what it joins on
         score = _table_score(name, _propose_columns(name, headers, profiles), profiles)
         if score > best_score:
             best, best_score = name, score
