@@ -43,7 +43,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -58,8 +58,7 @@ from .privacy import Policy
 GENESIS = "0" * 64
 #: Known actions (add new ones here: an unknown action is a programming error).
 ACTIONS = ("login", "login_failed", "logout", "session_expired", "view_card", "view_explanation", "load_data",
-           "train", "activate_bundle", "export", "reveal", "view_audit", "audit_repair",
-           "dataset_rename", "dataset_delete", "dataset_default", "model_register", "model_champion", "model_archive")
+           "train", "activate_bundle", "export", "reveal", "view_audit", "audit_repair")
 FIELDS = ("seq", "time", "user", "role", "action", "target", "details", "prev_hash", "hash")
 PERSONAL_KEYS = frozenset({"name", "id_number", "phone", "counterparty", "email", "address", "姓名", "身份证号",
                            "证件号", "手机号", "电话", "对手方", "password", "password_hash"})
@@ -145,13 +144,32 @@ class WorkspaceAnchor:
         con.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} (log VARCHAR PRIMARY KEY, seq BIGINT, "
                     "hash VARCHAR, mac VARCHAR, updated_at TIMESTAMP)")
 
+    @contextmanager
+    def session(self) -> Iterator[_AnchorSession]:
+        """One connection for a read and a write (an append uses one, not two: opening a file costs ms)."""
+        with self._con() as con:
+            self._table(con)
+            yield _AnchorSession(con, self.TABLE)
+
     def read(self, log_path: Path) -> dict[str, Any] | None:
         if not callable(self.workspace) and not Path(self.workspace).is_file():
             return None  # no workspace yet: nothing anchored (and nothing created by reading)
-        with self._con() as con:
-            self._table(con)
-            row = con.execute(f"SELECT seq, hash, mac FROM {self.TABLE} WHERE log = ?",
-                              [str(log_path.resolve())]).fetchone()
+        with self.session() as s:
+            return s.read(log_path)
+
+    def write(self, log_path: Path, head: Mapping[str, Any]) -> None:
+        with self.session() as s:
+            s.write(log_path, head)
+
+
+@dataclass
+class _AnchorSession:
+    con: Any
+    table: str
+
+    def read(self, log_path: Path) -> dict[str, Any] | None:
+        row = self.con.execute(f"SELECT seq, hash, mac FROM {self.table} WHERE log = ?",
+                               [str(log_path.resolve())]).fetchone()
         if row is None:
             return None
         out: dict[str, Any] = {"seq": int(row[0]), "hash": row[1]}
@@ -160,11 +178,9 @@ class WorkspaceAnchor:
         return out
 
     def write(self, log_path: Path, head: Mapping[str, Any]) -> None:
-        with self._con() as con:
-            self._table(con)
-            con.execute(f"INSERT OR REPLACE INTO {self.TABLE} VALUES (?, ?, ?, ?, ?)",
-                        [str(log_path.resolve()), int(head["seq"]), head["hash"], head.get("mac"),
-                         datetime.now(UTC).replace(tzinfo=None)])
+        self.con.execute(f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?, ?, ?, ?)",
+                         [str(log_path.resolve()), int(head["seq"]), head["hash"], head.get("mac"),
+                          datetime.now(UTC).replace(tzinfo=None)])
 
 
 def _pseudonym(text: str) -> str:
@@ -258,21 +274,26 @@ class AuditLog:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             _flock(fd)
-            last = self._checked_end(fd)
-            entry = {"seq": (last["seq"] + 1) if last else 1,
-                     "time": datetime.now(UTC).isoformat(timespec="microseconds"),
-                     "user": redact(str(user))[:64], "role": str(role)[:16], "action": action,
-                     "target": redact(str(target or ""))[:_MAX_TEXT], "details": clean_details(details),
-                     "prev_hash": last["hash"] if last else GENESIS}
-            entry["hash"] = entry_hash(entry)
-            os.write(fd, json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n")
-            os.fsync(fd)
-            self._write_head(entry)
+            with self._anchor.session() if self._anchor is not None else nullcontext() as anchor:
+                return self._append_locked(fd, anchor, user, role, action, target, details)
         finally:
             os.close(fd)  # releases the flock
+
+    def _append_locked(self, fd: int, anchor: _AnchorSession | None, user: str, role: str, action: str,
+                       target: str, details: Mapping[str, Any] | None) -> dict[str, Any]:
+        last = self._checked_end(fd, anchor)
+        entry = {"seq": (last["seq"] + 1) if last else 1,
+                 "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+                 "user": redact(str(user))[:64], "role": str(role)[:16], "action": action,
+                 "target": redact(str(target or ""))[:_MAX_TEXT], "details": clean_details(details),
+                 "prev_hash": last["hash"] if last else GENESIS}
+        entry["hash"] = entry_hash(entry)
+        os.write(fd, json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n")
+        os.fsync(fd)
+        self._write_head(entry, anchor)
         return entry
 
-    def _checked_end(self, fd: int) -> dict[str, Any] | None:
+    def _checked_end(self, fd: int, anchor_session: _AnchorSession | None = None) -> dict[str, Any] | None:
         """The last entry, after checking it against its own hash, the head file and the anchor; raises
         :class:`AuditIntegrityError` (and logs CRITICAL) on any mismatch: never re-chain a cut or edited end."""
         try:
@@ -286,7 +307,8 @@ class AuditLog:
                 problem = "bad_line"
         if problem is None:
             head = _read_head(self.head_path)
-            anchor = self._anchor.read(self.path) if self._anchor is not None else None
+            anchor = (anchor_session.read(self.path) if anchor_session is not None
+                      else self._anchor.read(self.path) if self._anchor is not None else None)
             if last is None:
                 if head is not None or anchor is not None:  # the log is gone (or emptied) but was written before
                     problem = "head_mismatch"
@@ -302,7 +324,7 @@ class AuditLog:
             raise AuditIntegrityError("audit.refused", file=str(self.path), problem=problem)
         return last
 
-    def _write_head(self, entry: Mapping[str, Any]) -> None:
+    def _write_head(self, entry: Mapping[str, Any], anchor_session: _AnchorSession | None = None) -> None:
         record = _head_record(entry, self._key)
         tmp = self.head_path.with_name(self.head_path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -312,7 +334,9 @@ class AuditLog:
         finally:
             os.close(fd)
         os.replace(tmp, self.head_path)
-        if self._anchor is not None:
+        if anchor_session is not None:
+            anchor_session.write(self.path, record)
+        elif self._anchor is not None:
             self._anchor.write(self.path, record)
 
     # -- reading ----------------------------------------------------------------------------------
