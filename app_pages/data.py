@@ -6,6 +6,7 @@ import streamlit as st
 
 from profile_core.auth import allowed, require
 from profile_core.ingest import Limits
+from profile_core.ingest import editing as ed
 from ui import audit, cache, keys, loading, registry, state, widgets
 from ui.mapping_step import render_mapping_step
 from ui.state import tr
@@ -13,14 +14,24 @@ from ui.state import tr
 widgets.page_header("data.title", "data.caption")
 
 
-def _load(run, uploaded=None) -> bool:
-    """Run one load for a role allowed to load data, audited (and tagged when a demo account made it) while
-    the workspace lock is held; True when it succeeded."""
+def _load(prepare, store=loading.store_files, uploaded=None) -> bool:
+    """One load for a role allowed to load data: the files are read and validated first with no lock held
+    (``prepare`` → ``loading.PendingLoad``), then stored and audited (tagged when a demo account made it)
+    while the workspace lock is held; True when it succeeded."""
     require(state.policy(), "load_data")
-    with cache.workspace():  # re-entrant: the load below takes it too; no session sees an untagged dataset
-        outcome = run()
+    pending = prepare()  # parsing never holds the workspace lock
+    with cache.workspace():  # re-entrant: the store below takes it too; no session sees an untagged dataset
+        outcome = store(pending)
         audit.record_load(outcome, uploaded=len(uploaded or []))
     return outcome.ok
+
+
+def _confirmed_mapping(uploaded):
+    """The mapping confirmed in the mapping step for exactly these files (kept across reruns and steps)."""
+    held = st.session_state.get(f"{keys.MAPPING_PREFIX}-state-confirmed")
+    if held and uploaded and held[0] == ed.upload_signature(loading.upload_pairs(uploaded)):
+        return held[1]
+    return None
 
 
 if allowed(state.policy(), "load_data"):
@@ -33,27 +44,34 @@ if allowed(state.policy(), "load_data"):
         demo_user = registry.demo_upload_refused()  # demo accounts: the demo portfolio only (store enforces it)
         uploaded = None if demo_user else st.file_uploader(tr("data.upload.label"), type=loading.UPLOAD_TYPES,
                                                            accept_multiple_files=True, key=keys.UPLOAD)
+        # one path: upload → (review the mapping) → name the data set → load; a confirmed mapping is kept for
+        # these files until they change, and the load button uses it
+        if uploaded and st.toggle(tr("data.mapping_toggle"), key=keys.MAPPING_TOGGLE):
+            loading.repair_mapping_state(keys.MAPPING_PREFIX)
+            mapping = render_mapping_step(uploaded, lang=state.lang(), key_prefix=keys.MAPPING_PREFIX,
+                                          store=loading.mapping_store())
+            if mapping is not None:
+                st.session_state[f"{keys.MAPPING_PREFIX}-state-confirmed"] = (
+                    ed.upload_signature(loading.upload_pairs(uploaded)), mapping)
+        confirmed = _confirmed_mapping(uploaded)
+        if confirmed is not None:
+            st.success(tr("mapping.ui.confirmed", labels=", ".join(confirmed.labels()) or "—"))
+        bad_rows = st.radio(tr("mapping.ui.bad_rows"), ["refuse", "skip"], horizontal=True,
+                            key=f"{keys.MAPPING_PREFIX}-bad-rows",
+                            format_func=lambda v: tr(f"mapping.ui.bad_rows_{v}")) if uploaded else None
         name_col, load_col, demo_col = st.columns([2, 1, 1], vertical_alignment="bottom")
         with name_col:
             dataset_name = None if demo_user else registry.upload_target()
         if load_col.button(tr("data.upload.button"), type="primary", key=keys.UPLOAD_BUTTON,
                            disabled=not uploaded or not dataset_name, width="stretch"):
             with st.spinner(tr("data.upload.loading")):
-                if _load(lambda: loading.handle_upload(uploaded, dataset_name), uploaded):
+                if _load(lambda: loading.prepare_upload(uploaded, dataset_name, mapping=confirmed,
+                                                        bad_rows=bad_rows), uploaded=uploaded):
                     st.rerun()  # the sidebar shows the new active dataset
         if demo_col.button(tr("data.demo_button"), key=keys.DEMO_BUTTON, width="stretch"):
             with st.spinner(tr("app.loading_demo")):
-                if _load(loading.load_demo):
+                if _load(loading.prepare_demo, loading.store_demo):
                     st.rerun()
-        # optional, opt-in: review and correct the proposed column mapping (exports in a bank's own layout)
-        if uploaded and dataset_name and st.toggle(tr("data.mapping_toggle"), key=keys.MAPPING_TOGGLE):
-            loading.repair_mapping_state(keys.MAPPING_PREFIX)
-            mapping = render_mapping_step(uploaded, lang=state.lang(), key_prefix=keys.MAPPING_PREFIX,
-                                          store=loading.mapping_store())
-            if mapping is not None:
-                with st.spinner(tr("data.upload.loading")):
-                    if _load(lambda: loading.handle_upload(uploaded, dataset_name, mapping=mapping), uploaded):
-                        st.rerun()
 else:
     st.caption(tr("trust.no_load_permission"))
 

@@ -243,7 +243,11 @@ def test_mapping_step_declares_labels_for_the_model_page(env, analyst):
     _ok(at)
     p = keys.MAPPING_PREFIX
     at.multiselect(key=f"{p}-0-labels").set_value(["BAD"]).run()
-    at.button(key=f"{p}-confirm").click().run()
+    before = at.session_state[keys.DATASET]
+    at.button(key=f"{p}-confirm").click().run()  # confirming keeps the mapping; it does not load yet
+    _ok(at)
+    assert at.session_state[keys.DATASET] == before and any("BAD" in s.value for s in at.success)
+    at.button(key=keys.UPLOAD_BUTTON).click().run()  # the one load button loads with the confirmed mapping
     _ok(at)
     assert at.session_state[keys.DATASET] == "main", [e.value for e in at.error]
     at.switch_page(str(PagePath.MODEL)).run()

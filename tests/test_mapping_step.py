@@ -118,3 +118,32 @@ def test_account_links_and_code_edit() -> None:
         assert loaded.report.ok
         assert ws.read_table("bank", "customers")["city"].tolist() == ["北京", "上海", "广州", "上海"]
         assert len(ws.read_table("bank", "transactions")) == 4
+
+
+def test_rename_a_label_to_a_dotted_name_and_a_column_listed_twice_does_not_crash(tmp_path) -> None:
+    files = [flat_file()]
+    at = app(files)
+    at.multiselect(key="m-0-labels").set_value(["BAD"]).run()
+    at.text_input(key="m-0-4-label-name").set_value("违约.flag 12m").run()
+    assert not at.exception
+    at.button(key="m-confirm").click().run()
+    result = at.session_state["result"]
+    assert result.labels() == {"违约.flag 12m": "binary"}
+    with Workspace(":memory:") as ws:
+        loaded = load_into_workspace(files, ws, "apps", result)
+        assert loaded.report.ok and loaded.labels == {"违约.flag 12m": "binary"}  # dotted names load
+    # a mapping listing one column twice (two labels from it) opens in the step without duplicate widgets
+    doc = result.to_dict()
+    doc["tables"][0]["columns"].append({"source": "SCORE_BAND", "target": "band.again", "role": "label",
+                                        "kind": "multiclass"})
+    twice = Mapping.model_validate(doc)
+    from profile_core.ingest.editing import upload_signature
+
+    at = AppTest.from_function(script, args=(files, None, "en"), default_timeout=30)
+    at.session_state["m-state-files"] = upload_signature(files)
+    at.session_state["m-state-mapping"] = twice
+    at.session_state["m-state-unreadable"] = []
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.multiselect(key="m-0-labels").set_value(["BAD", "SCORE_BAND"]).run()
+    assert not at.exception, [e.value for e in at.exception]

@@ -1,8 +1,10 @@
 """Loading data into the workspace from the app: uploads, the demo portfolio, and first-start setup.
 
 Each call returns a :class:`LoadOutcome` the data page can render in either language. A failed load
-never touches the workspace (``ingest.load_into_workspace`` replaces a dataset only when validation
-passes, in one transaction), so the previous data stays active.
+never touches the workspace (``ingest.store_prepared`` replaces a dataset only when validation passes, in
+one transaction), so the previous data stays active. Files are read and validated (:func:`prepare_files`,
+no lock held) before the workspace lock is taken to store them (:func:`store_files`): a slow or hostile
+upload never blocks other sessions.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from profile_core.ingest import ValidationReport, load_into_workspace
+from profile_core.ingest import LoadResult, ValidationReport, prepare_load, store_prepared
 from profile_core.store import check_name
 from ui import cache, keys, state
 
@@ -65,21 +67,45 @@ def repair_mapping_state(prefix: str) -> None:
         st.session_state.pop(f"{prefix}-state-files", None)
 
 
-def load_files(files: list[tuple[str, bytes | Path]], dataset: str, *, source: str | None = None,
-               mapping=None, as_system: bool = False) -> LoadOutcome:
-    """Validate ``files`` (with ``mapping`` — a confirmed ``profile_core.ingest.Mapping`` — or the saved
-    mappings applied) and, when they pass, replace ``dataset`` with them; sets it active on success.
-    The user's policy is enforced in profile_core, except for the app's own first-start demo load."""
+@dataclass
+class PendingLoad:
+    """Files read and validated, not stored yet: ``result`` (a prepared load) or ``outcome`` (it failed
+    before validation)."""
+
+    names: list[str]
+    result: LoadResult | None = None
+    outcome: LoadOutcome | None = None
+
+
+def prepare_files(files: list[tuple[str, bytes | Path]], dataset: str, *, source: str | None = None,
+                  mapping=None, as_system: bool = False, bad_rows: str | None = None) -> PendingLoad:
+    """Read and validate ``files`` (with ``mapping`` — a confirmed ``profile_core.ingest.Mapping`` — or the
+    saved mappings applied) for ``dataset``, without touching the workspace. The user's policy is enforced
+    in profile_core, except for the app's own first-start demo load. ``bad_rows``: "refuse" or "skip"."""
     names = [n for n, _ in files]
     if not files:
-        return LoadOutcome(False, dataset, names, error_key="data.no_files")
+        return PendingLoad(names, outcome=LoadOutcome(False, dataset, names, error_key="data.no_files"))
     try:
         dataset = check_name(dataset.strip())
     except ValueError:
-        return LoadOutcome(False, dataset, names, error_key="data.bad_dataset_name", error_values={"name": dataset})
-    with cache.workspace() as ws:
-        result = load_into_workspace(files, ws, dataset=dataset, mapping=mapping, source=source,
-                                     store=mapping_store(), policy=None if as_system else state.policy())
+        return PendingLoad(names, outcome=LoadOutcome(False, dataset, names, error_key="data.bad_dataset_name",
+                                                      error_values={"name": dataset}))
+    result = prepare_load(files, dataset, mapping, source=source, store=mapping_store(),
+                          policy=None if as_system else state.policy(), bad_rows=bad_rows)
+    return PendingLoad(names, result=result)
+
+
+def store_files(pending: PendingLoad) -> LoadOutcome:
+    """Store a prepared load under the workspace lock (only the write holds it); sets the data set active
+    on success and records the outcome for the report."""
+    if pending.outcome is not None:
+        st.session_state[keys.LAST_LOAD] = pending.outcome
+        return pending.outcome
+    names = pending.names
+    result = pending.result
+    if result.report.ok:
+        with cache.workspace() as ws:
+            result = store_prepared(result, ws)
     ok = result.report.ok and result.version is not None
     outcome = LoadOutcome(ok, result.dataset, names, result.report, result.version,
                           {k: len(v) for k, v in result.tables.items()} if ok else {})
@@ -89,10 +115,25 @@ def load_files(files: list[tuple[str, bytes | Path]], dataset: str, *, source: s
     return outcome
 
 
-def handle_upload(uploaded: list, dataset: str = "main", mapping=None) -> LoadOutcome:
+def load_files(files: list[tuple[str, bytes | Path]], dataset: str, *, source: str | None = None,
+               mapping=None, as_system: bool = False, bad_rows: str | None = None) -> LoadOutcome:
+    """:func:`prepare_files` (no lock), then :func:`store_files` (the lock for the write only)."""
+    return store_files(prepare_files(files, dataset, source=source, mapping=mapping, as_system=as_system,
+                                     bad_rows=bad_rows))
+
+
+def upload_pairs(uploaded: list) -> list[tuple[str, bytes]]:
+    return [(f.name, f.getvalue()) if hasattr(f, "getvalue") else (f[0], f[1]) for f in uploaded or []]
+
+
+def prepare_upload(uploaded: list, dataset: str, mapping=None, bad_rows: str | None = None) -> PendingLoad:
+    """Streamlit ``UploadedFile`` objects (or ``(name, bytes)`` pairs) → :func:`prepare_files`."""
+    return prepare_files(upload_pairs(uploaded), dataset, mapping=mapping, bad_rows=bad_rows)
+
+
+def handle_upload(uploaded: list, dataset: str = "main", mapping=None, bad_rows: str | None = None) -> LoadOutcome:
     """Streamlit ``UploadedFile`` objects (or ``(name, bytes)`` pairs) → :func:`load_files`."""
-    files = [(f.name, f.getvalue()) if hasattr(f, "getvalue") else (f[0], f[1]) for f in uploaded or []]
-    return load_files(files, dataset, mapping=mapping)
+    return load_files(upload_pairs(uploaded), dataset, mapping=mapping, bad_rows=bad_rows)
 
 
 # ------------------------------------------------------------------ demo portfolio
@@ -114,9 +155,19 @@ def demo_files() -> list[tuple[str, Path]]:
     return [(Path(p).name, Path(p)) for p in paths.values()]
 
 
+def prepare_demo(*, as_system: bool = False) -> PendingLoad:
+    """The demo portfolio read and validated for the ``demo`` dataset (no lock held)."""
+    return prepare_files(demo_files(), DEMO_DATASET, source="demo", as_system=as_system)
+
+
 def load_demo(*, as_system: bool = False) -> LoadOutcome:
     """(Re)load the demo portfolio into the ``demo`` dataset and make it active."""
-    outcome = load_files(demo_files(), DEMO_DATASET, source="demo", as_system=as_system)
+    return store_demo(prepare_demo(as_system=as_system))
+
+
+def store_demo(pending: PendingLoad) -> LoadOutcome:
+    """Store the prepared demo portfolio and mark it as the demo (see :func:`store_files`)."""
+    outcome = store_files(pending)
     if outcome.ok:  # demo-ness is this marker in the workspace metadata, never the source's name
         from profile_core.auth import mark_demo
 

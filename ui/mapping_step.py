@@ -7,7 +7,7 @@ here: every decision is a call into ``profile_core.ingest``. The working mapping
 under ``{key_prefix}-state-mapping`` and is proposed again when the files change.
 
 Widget keys (for tests): ``{p}-{i}-table``, ``{p}-{i}-column``, ``{p}-{i}-{j}-target`` / ``-kind`` /
-``-date`` / ``-decimal`` / ``-codes``, ``{p}-{i}-labels``, ``{p}-{i}-{j}-label-kind``, ``{p}-link-roles``,
+``-date`` / ``-decimal`` / ``-codes``, ``{p}-{i}-labels``, ``{p}-{i}-{j}-label-kind``, ``{p}-{i}-{j}-label-name``, ``{p}-link-roles``,
 ``{p}-save-name``, ``{p}-confirm`` — ``i`` is the file (table) index, ``j`` the column index.
 """
 
@@ -110,7 +110,7 @@ def _table_block(p: str, i: int, tm: mp.TableMapping, lang: str) -> None:
     st.selectbox(t("mapping.ui.table", lang), mp.TABLE_NAMES, key=f"{p}-{i}-table",
                  format_func=lambda v: t(f"mapping.table.{v}", lang), on_change=_on_table, args=(p, i))
     st.dataframe(ed.proposal_frame(tm, lang), hide_index=True)
-    sources = [c.source for c in tm.columns]
+    sources = list(dict.fromkeys(c.source for c in tm.columns))  # a column listed twice is edited once
     if not sources:
         return
     if st.session_state.get(f"{p}-{i}-column") not in sources:  # the table was re-proposed
@@ -118,7 +118,7 @@ def _table_block(p: str, i: int, tm: mp.TableMapping, lang: str) -> None:
     _init(f"{p}-{i}-column", sources[0])
     source = st.selectbox(t("mapping.ui.column", lang), sources, key=f"{p}-{i}-column")
     j = sources.index(source)
-    cm = tm.columns[j]
+    cm = tm.column(source)
     left, right = st.columns(2)
     with left:
         _init(f"{p}-{i}-{j}-target", ed.current_option(cm, tm.table))
@@ -148,9 +148,14 @@ def _table_block(p: str, i: int, tm: mp.TableMapping, lang: str) -> None:
                             args=(p, i))
     for source in chosen:
         j = sources.index(source)
-        _init(f"{p}-{i}-{j}-label-kind", tm.columns[j].kind or "binary")
-        st.selectbox(t("mapping.ui.label_kind", lang, column=source), mp.LABEL_KINDS, key=f"{p}-{i}-{j}-label-kind",
-                     format_func=lambda v: t(f"mapping.kind.{v}", lang), on_change=_on_labels, args=(p, i))
+        _init(f"{p}-{i}-{j}-label-kind", tm.column(source).kind or "binary")
+        kind_col, name_col = st.columns(2)
+        kind_col.selectbox(t("mapping.ui.label_kind", lang, column=source), mp.LABEL_KINDS,
+                           key=f"{p}-{i}-{j}-label-kind", format_func=lambda v: t(f"mapping.kind.{v}", lang),
+                           on_change=_on_labels, args=(p, i))
+        _init(f"{p}-{i}-{j}-label-name", tm.column(source).output or source)
+        name_col.text_input(t("mapping.ui.rename", lang, column=source), key=f"{p}-{i}-{j}-label-name",
+                            on_change=_on_rename, args=(p, i, j, source))
 
 
 # ---- state plumbing: callbacks call profile_core.ingest and drop the widget values they made stale ----
@@ -197,6 +202,12 @@ def _on_labels(p: str, i: int) -> None:
     kinds = {s: st.session_state.get(f"{p}-{i}-{sources.index(s)}-label-kind")
              or mapping.tables[i].column(s).kind or "binary" for s in chosen}
     _replace(p, ed.set_labels(mapping, i, kinds))
+
+
+def _on_rename(p: str, i: int, j: int, source: str) -> None:
+    """A label's name as the user writes it (dots, spaces, 中文 allowed); empty keeps the column's name."""
+    name = str(st.session_state[f"{p}-{i}-{j}-label-name"]).strip() or source
+    _replace(p, ed.update_column(_mapping(p), i, source, target=name), keep=(f"{p}-{i}-{j}-label-name",))
 
 
 def _on_link_roles(p: str) -> None:

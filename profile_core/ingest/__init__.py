@@ -15,7 +15,16 @@ One package, layered without cycles (each module imports only those above it):
 
 from __future__ import annotations
 
-from .loading import LoadResult, dataset_kind, label_columns, load_into_workspace, prepare_tables
+from .loading import (
+    LoadResult,
+    dataset_kind,
+    dataset_meta,
+    label_columns,
+    load_into_workspace,
+    prepare_load,
+    prepare_tables,
+    store_prepared,
+)
 from .mapping import Mapping, MappingError, MappingStore, propose_files, propose_mapping, store_for
 from .parsers import FLAG_VALUES
 from .reading import NA_TOKENS, Limits, read_sheets, read_table_file
@@ -23,7 +32,7 @@ from .report import FLAT_CUSTOMERS, IngestError, Issue, Msg, ValidationReport
 
 __all__ = [
     "FLAG_VALUES", "FLAT_CUSTOMERS", "NA_TOKENS", "IngestError", "Issue", "Limits", "LoadResult", "Mapping",
-    "MappingError", "MappingStore", "Msg", "ValidationReport", "dataset_kind", "label_columns",
-    "load_into_workspace", "prepare_tables", "propose_files", "propose_mapping", "read_sheets", "read_table_file",
+    "MappingError", "MappingStore", "Msg", "ValidationReport", "dataset_kind", "dataset_meta", "label_columns",
+    "load_into_workspace", "prepare_load", "prepare_tables", "store_prepared", "propose_files", "propose_mapping", "read_sheets", "read_table_file",
     "store_for",
 ]

@@ -87,6 +87,7 @@ class LoadResult:
     fingerprint: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     mapping: Mapping | None = None
+    source: str = ""
 
 
 
@@ -467,7 +468,19 @@ def load_into_workspace(files: list[tuple[str, bytes | str | Path]], workspace: 
 
     ``policy``: the person loading; a role without the ``load_data`` permission gets ``auth.Forbidden`` before
     anything is read (callers acting for a person pass it; the CLI and first-start demo load act for the
-    operator)."""
+    operator). Callers that must not hold a workspace lock while files are parsed (the app) call
+    :func:`prepare_load` first, then :func:`store_prepared` under the lock."""
+    prepared = prepare_load(files, dataset, mapping, source=source, store=store, limits=limits, policy=policy,
+                            bad_rows=bad_rows)
+    return store_prepared(prepared, workspace)
+
+
+def prepare_load(files: list[tuple[str, bytes | str | Path]], dataset: str = "main", mapping: Mapping | None = None,
+                 *, source: str | None = None, store: MappingStore | str | Path | None = None,
+                 limits: Limits | None = None, policy: Policy | None = None,
+                 bad_rows: BadRows | None = None) -> LoadResult:
+    """Everything of a load that needs no workspace: permission, read, map, validate. The result (version
+    None) goes to :func:`store_prepared`; nothing is stored here."""
     if policy is not None:
         from ..auth import require
 
@@ -475,14 +488,20 @@ def load_into_workspace(files: list[tuple[str, bytes | str | Path]], workspace: 
     dataset = check_name(dataset)
     prepared = _prepare(files, mapping, store, limits, bad_rows)
     tables, report = prepared.tables, prepared.report
-    kind = dataset_kind(tables)
-    result = LoadResult(report, tables, None, dataset, kind, labels=prepared.labels, mapping=prepared.mapping)
-    if not report.ok:
-        return result
-    meta = {"labels": prepared.labels}
-    if prepared.mapping is not None:  # what the mapping declares about the data set (see Mapping)
-        m = prepared.mapping
-        if roles := {k: v for k, v in m.label_roles().items() if k in prepared.labels}:
+    result = LoadResult(report, tables, None, dataset, dataset_kind(tables), labels=prepared.labels,
+                        mapping=prepared.mapping)
+    result.source = source or ", ".join(n for n, _ in files)
+    return result
+
+
+def dataset_meta(result: LoadResult) -> dict:
+    """What the data set's meta records about a load: label kinds, and from the mapping the label roles,
+    protected columns, currency, observation date, the tables present and the mapping itself."""
+    tables = result.tables
+    meta: dict = {"labels": result.labels, "tables": [t for t in tables]}
+    if result.mapping is not None:  # what the mapping declares about the data set (see Mapping)
+        m = result.mapping
+        if roles := {k: v for k, v in m.label_roles().items() if k in result.labels}:
             meta["label_roles"] = roles
         if protected := [c for c in m.protected() if any(c in df for df in tables.values())]:
             meta["protected"] = protected
@@ -490,14 +509,21 @@ def load_into_workspace(files: list[tuple[str, bytes | str | Path]], workspace: 
             meta["currency"] = m.currency
         if m.observation_date and m.observation_date in tables.get("customers", {}):
             meta["observation_date"] = m.observation_date
-    if prepared.mapping is not None:
-        meta["mapping"] = prepared.mapping.to_dict()
+        meta["mapping"] = m.to_dict()
+    return meta
+
+
+def store_prepared(result: LoadResult, workspace: Workspace) -> LoadResult:
+    """Store a :func:`prepare_load` result when its report has no errors, replacing the data set atomically
+    (a failure leaves the previous data intact); sets ``version`` and ``fingerprint``."""
+    if not result.report.ok:
+        return result
     try:
-        result.version = workspace.replace_dataset(dataset, tables, source=source or ", ".join(n for n, _ in files),
-                                                   kind=kind, meta=meta)
+        result.version = workspace.replace_dataset(result.dataset, result.tables, source=result.source,
+                                                   kind=result.kind, meta=dataset_meta(result))
     except (duckdb.Error, ValueError, TypeError, OverflowError) as e:  # rolled back: the previous data is intact
-        report.issues.append(issue("store_failed", dataset, detail=type(e).__name__))
+        result.report.issues.append(issue("store_failed", result.dataset, detail=type(e).__name__))
         result.version = None
         return result
-    result.fingerprint = workspace.fingerprint(dataset)
+    result.fingerprint = workspace.fingerprint(result.dataset)
     return result
