@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from profile_core.features import FeatureInfo, Preprocessor, feature_info
+from profile_core.features import FeatureInfo, Preprocessor, feature_info, protected_columns
 from profile_core.i18n import t
 from profile_core.tasks import TaskSpec
 
@@ -523,7 +523,11 @@ def reason_codes(expl_attr: Explanation, raw_frame: pd.DataFrame | None, custome
     risk = shap * risk_direction(expl_attr.tasks[task], cls)
     names = expl_attr.features["zh" if lang == "zh" else "en"]
     order = np.argsort(-risk, kind="stable")
-    sides = {"up": [i for i in order if risk[i] > 0][:top], "down": [i for i in order[::-1] if risk[i] < 0][:top]}
+    # a protected attribute is never a reason, even in a model that was given one (an older bundle)
+    citable = np.ones(len(attributes), dtype=bool)
+    citable[[attributes.index(c) for c in protected_columns(attributes)]] = False
+    sides = {"up": [i for i in order if risk[i] > 0 and citable[i]][:top],
+             "down": [i for i in order[::-1] if risk[i] < 0 and citable[i]][:top]}
     reasons: dict[str, list[Reason]] = {}
     for side, picked in sides.items():
         reasons[side] = []

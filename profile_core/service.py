@@ -189,6 +189,10 @@ class TaskOutput(BaseModel):
     probability: float | None = Field(None, description="binary: P(positive class), e.g. P(default)")
     label: str | None = Field(None, description="multiclass: predicted class")
     probabilities: dict[str, float] | None = Field(None, description="multiclass: P(class)")
+    target: str | None = Field(None, description="the label column as the data names it")
+    role: Literal["pd", "score", "grade", "generic"] | None = Field(
+        None, description="pd: probability of default (feeds points and pd_grade); score: a credit score; "
+                          "grade: a risk class; generic: anything else")
 
 
 class CustomerScore(BaseModel):
@@ -328,6 +332,7 @@ def scores_json(cols: Mapping[str, np.ndarray], tasks) -> list[dict[str, Any]]:
             else:
                 tasks_out[name] = {"kind": "multiclass", "label": str(lists[f"{name}_pred"][i]),
                                    "probabilities": {str(c): lists[f"{name}_prob_{c}"][i] for c in task.classes}}
+            tasks_out[name] |= {"target": task.label, "role": task.role}
         cid = lists["customer_id"][i] if "customer_id" in lists else None
         rows.append({"customer_id": cid if isinstance(cid, str) else None, "tasks": tasks_out,
                      "points": lists["points"][i] if "points" in lists else None,

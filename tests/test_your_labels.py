@@ -187,3 +187,25 @@ def test_cli_errors_are_one_sentence_without_traceback(args, tmp_path) -> None:
     assert out.returncode == (1 if args[0] == "load" else 2), (out.returncode, out.stdout, out.stderr)
     assert "Traceback" not in out.stderr + out.stdout
     assert out.stderr.strip() or out.stdout.strip()
+
+
+def test_reason_codes_never_cite_a_protected_attribute() -> None:
+    """Even a model given gender and age (an older bundle: the shipped demo model before this rule) never
+    names them as a reason."""
+    from profile_core.explain import Explanation, reason_codes
+    from profile_core.tasks import TaskSpec
+
+    ids = pd.Index(["C1"])
+    values = {"default": pd.DataFrame({"gender": [0.9], "age": [0.5], "income": [0.2], "max_dpd_3m": [-0.1]},
+                                      index=ids)}
+    names = pd.DataFrame({"zh": ["性别", "年龄", "年收入", "逾期"], "en": ["Gender", "Age", "Income", "DPD"]},
+                         index=["gender", "age", "income", "max_dpd_3m"])
+    expl = Explanation(values=values, base_values={"default": np.array([0.0])}, outputs={"default": np.array([1.5])},
+                       output_kind={"default": "logit"}, explained_class={}, method="deep",
+                       inputs=pd.DataFrame({"gender": ["女"], "age": [30], "income": [1e5], "max_dpd_3m": [0]},
+                                           index=ids),
+                       tasks={"default": TaskSpec("default", "default_flag", "binary")}, level="attribute",
+                       features=names)
+    codes = reason_codes(expl, None, "C1", "default", lang="en")
+    cited = [r.attribute for r in codes.up + codes.down]
+    assert cited == ["income", "max_dpd_3m"]
