@@ -126,6 +126,7 @@ class WorkspaceAnchor:
             return
         import duckdb
 
+        os.umask(os.umask(0o077) | 0o077)  # the workspace and its WAL stay private (as ``store.Workspace`` does)
         deadline = time.monotonic() + self.retry_s
         while True:
             try:

@@ -86,7 +86,9 @@ def _write_frame(frame, out: str) -> None:
     if out.endswith(".parquet"):
         frame.to_parquet(out, index=False)
     else:
-        frame.to_csv(out, index=False, encoding="utf-8-sig")
+        from profile_core.exports import safe_frame
+
+        safe_frame(frame).to_csv(out, index=False, encoding="utf-8-sig")  # formula-safe, like exports
 
 
 def cmd_train(a: argparse.Namespace) -> int:

@@ -228,6 +228,7 @@ def score(bundle_path: str | Path, data: str | Path, out: str | Path, *,
     """Score ``data`` into ``out``; one flat feature-table file (.parquet/.csv with every model column) is
     streamed chunk by chunk in bounded memory (``scoring.score_file``), anything else is built in memory."""
     from profile_core.bundle import load_bundle, require_inputs
+    from profile_core.exports import safe_frame
     from profile_core.scoring import is_feature_table, score_file
 
     bundle = load_bundle(bundle_path)
@@ -241,7 +242,7 @@ def score(bundle_path: str | Path, data: str | Path, out: str | Path, *,
     if out.suffix == ".parquet":
         scores.to_parquet(out, index=False)
     else:
-        scores.to_csv(out, index=False, encoding="utf-8-sig")
+        safe_frame(scores).to_csv(out, index=False, encoding="utf-8-sig")  # formula-safe, like exports
     return len(scores)
 
 
@@ -250,6 +251,7 @@ def explain_cli(bundle_path: str | Path, data: str | Path, *, customer: str | No
     """Print one customer's card and reason codes, and/or write per-task global importance."""
     from profile_core.bundle import load_bundle, require_inputs
     from profile_core.explain import HeadExplainer, global_importance, to_attributes
+    from profile_core.exports import safe_frame
     from profile_core.features import build_features_from_frames
     from profile_core.privacy import Policy
     from profile_core.profile import CardContext
@@ -263,7 +265,7 @@ def explain_cli(bundle_path: str | Path, data: str | Path, *, customer: str | No
         expl = to_attributes(explainer.explain(features), bundle.preprocessor, features)
         table = global_importance(expl)
         Path(global_out).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(global_out, index=False, encoding="utf-8-sig")
+        safe_frame(table).to_csv(global_out, index=False, encoding="utf-8-sig")
         print(table.head(15).to_string(index=False))
     if customer:
         context = CardContext(tables, features, bundle.predict(features), explainer=explainer)

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from profile_core.exports import safe_frame
 from profile_core.i18n import MessageError
 from profile_core.scorecard import add_scorecard
 
@@ -229,7 +230,7 @@ class _Writer:
             first = self._csv is None
             if first:
                 self._csv = open(self.tmp, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed in close)
-            frame.to_csv(self._csv, header=first, index=False)
+            safe_frame(frame).to_csv(self._csv, header=first, index=False)  # formula-safe, like exports
 
     def close(self) -> None:
         if self._parquet is not None:

@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import time
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -179,7 +181,14 @@ class Workspace:
         if self._con is None:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                # files this process creates from now on are private (0600): the workspace and DuckDB's WAL, which
+                # is re-created after every checkpoint (DuckDB takes no file mode); the umask only ever tightens
+                os.umask(os.umask(0o077) | 0o077)
             con = self._connect()
+            for private in (Path(self.path), Path(f"{self.path}.wal")) if self.path != ":memory:" else ():
+                with suppress(OSError):  # an older workspace created 0644: make it private too
+                    if private.stat().st_mode & 0o077:
+                        private.chmod(0o600)
             con.execute(
                 "CREATE TABLE IF NOT EXISTS _datasets (name VARCHAR PRIMARY KEY, version INTEGER, "
                 "loaded_at TIMESTAMP, source VARCHAR, fingerprint VARCHAR, row_counts VARCHAR, kind VARCHAR)"
