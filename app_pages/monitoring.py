@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from profile_core import monitor, monitor_charts
+from profile_core import monitor, monitor_charts, report
 from profile_core.bundle import read_manifest
 from ui import audit, cache, model_view, state, widgets
 from ui.state import tr
@@ -131,10 +131,11 @@ if not psi_table.empty:
 
 # ------------------------------------------------------------------ model card
 st.subheader(tr("monitor.card_title"))
-card = monitor.model_card(bundle.manifest, current=metrics, stability=psi_table, dataset=active, lang=lang)
-page = monitor.model_card_html(card)
+scope_text = tr(f"monitor.scope.{scope}", n=f"{int(rows_used.sum()):,}")
+card_args = {"current": metrics, "stability": psi_table, "scope": scope_text, "dataset": active or "", "lang": lang}
+page = report.model_card_page(bundle.manifest, **card_args)
 with st.expander(tr("monitor.card_title"), expanded=False):
-    st.html(monitor.model_card_html(card, standalone=False))  # sanitised by Streamlit; no page styles
-if st.download_button(tr("monitor.card_download"), data=page.encode("utf-8"), file_name=f"model_card_{card.name}.html",
+    st.html(report.model_card_page(bundle.manifest, standalone=False, **card_args))  # sanitised by Streamlit
+if st.download_button(tr("monitor.card_download"), data=page.encode("utf-8"), file_name=f"model_card_{bundle.name}.html",
                       mime="text/html", key=CARD_BUTTON, icon=":material/description:"):
-    audit.record("export", f"model_card/{card.name}")
+    audit.record("export", f"model_card/{bundle.name}")

@@ -14,16 +14,12 @@ stability, and a model card. Plain functions on arrays and frames; no I/O; figur
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from .i18n import t
 
 PSI_WATCH, PSI_ACT = 0.1, 0.25
 _EPS = 1e-4
@@ -259,124 +255,39 @@ def psi_table(reference: pd.DataFrame, current: pd.DataFrame, *, numeric: Iterab
 
 def task_metrics(predictions: pd.DataFrame, labels: pd.DataFrame, tasks: Iterable[Any]) -> dict[str, dict[str, Any]]:
     """Metrics per task of the model's ``predictions`` (``train.predictions_frame`` columns) against the label
-    columns in ``labels`` (the feature table, same row order). A task without labels gets ``{"n": 0}``."""
+    columns in ``labels`` (same row order): ``tasks.task_metrics`` — the one metric implementation, the same
+    as at training — plus the Gini (2·AUC − 1) of binary heads; ``n`` as an integer. A task without labels
+    gets ``{"n": 0}``."""
+    from profile_core.tasks import encode_label
+    from profile_core.tasks import task_metrics as metrics_of
+
     out: dict[str, dict[str, Any]] = {}
     for task in tasks:
         if task.label not in labels.columns:
             out[task.name] = {"n": 0}
             continue
-        y = labels[task.label].reset_index(drop=True)
-        if task.kind == "binary":
-            p = predictions[f"{task.name}_prob"].reset_index(drop=True)
-            yy, pp = _pairs(y, p)
-            out[task.name] = {"n": int(yy.size), "auc": auc(yy, pp), "gini": gini(yy, pp), "ks": ks(yy, pp),
-                              "brier": brier(yy, pp)} if yy.size else {"n": 0}
-        elif task.kind == "regression":
-            yy, pp = _pairs(y, predictions[f"{task.name}_pred"].reset_index(drop=True))
-            out[task.name] = {"n": int(yy.size), "rmse": rmse(yy, pp), "mae": mae(yy, pp)} if yy.size else {"n": 0}
+        y = encode_label(labels.reset_index(drop=True), task, standardize=False)
+        if task.kind == "regression":
+            pred = pd.to_numeric(predictions[f"{task.name}_pred"], errors="coerce").to_numpy(dtype=float)
+        elif task.kind == "binary":
+            pred = pd.to_numeric(predictions[f"{task.name}_prob"], errors="coerce").to_numpy(dtype=float)
         else:
-            pred = predictions[f"{task.name}_pred"].reset_index(drop=True)
-            a, _, _ = _labels(y, pred, task.classes)
-            out[task.name] = {"n": int(len(a)), "accuracy": accuracy(y, pred),
-                              "qwk": qwk(y, pred, task.classes)} if len(a) else {"n": 0}
+            cols = [f"{task.name}_prob_{c}" for c in task.classes]
+            if all(c in predictions.columns for c in cols):
+                pred = predictions[cols].to_numpy(dtype=float)
+            else:  # only the predicted class: one-hot
+                hat = pd.Index(task.classes).get_indexer(predictions[f"{task.name}_pred"].astype("str"))
+                pred = np.eye(len(task.classes))[np.clip(hat, 0, None)] * (hat >= 0)[:, None]
+        values = metrics_of(task, y, pred)
+        n = int(values.pop("n"))
+        if not n:
+            out[task.name] = {"n": 0}
+            continue
+        clean = {k: (None if v is None or not math.isfinite(v) else float(v)) for k, v in values.items()}
+        if "auc" in clean:
+            clean["gini"] = None if clean["auc"] is None else 2 * clean["auc"] - 1
+        out[task.name] = {"n": n, **clean}
     return out
-
-
-# ------------------------------------------------------------------ model card
-
-
-@dataclass
-class ModelCard:
-    name: str
-    created: str
-    architecture: str
-    tasks: list[dict[str, str]]
-    data: dict[str, Any]
-    metrics: dict[str, dict[str, Any]]  # the held-out test split at training (the manifest's)
-    current: dict[str, dict[str, Any]] = field(default_factory=dict)  # on the active data
-    stability: list[dict[str, Any]] = field(default_factory=list)  # worst PSI rows
-    versions: dict[str, str] = field(default_factory=dict)
-    lang: str = "zh"
-
-
-def model_card(manifest: Mapping[str, Any], *, current: Mapping[str, Mapping[str, Any]] | None = None,
-               stability: pd.DataFrame | None = None, dataset: str | None = None, lang: str = "zh") -> ModelCard:
-    """The model card of a bundle's ``manifest``, with metrics on the active data (``current``) and the worst
-    PSI rows (``stability``) when given."""
-    tasks = [{"name": str(d.get("name")), "label": str(d.get("label")), "kind": str(d.get("kind")),
-              "display": str(d.get("zh" if lang == "zh" else "en") or d.get("name"))}
-             for d in manifest.get("tasks", [])]
-    arch = manifest.get("architecture", {}).get("name", "?")
-    config = manifest.get("config", {}) or {}
-    data = {"dataset": dataset or "", "fingerprint": str(manifest.get("data_fingerprint", ""))[:16],
-            "features": len(manifest.get("features", {}).get("names", [])),
-            "split_sizes": manifest.get("split_sizes", {}), "weights_sha256": str(manifest.get("weights_sha256", ""))}
-    raw = manifest.get("metrics") or {}  # {split: {task: {metric: value}}}
-    split = next((s for s in ("test", "val") if isinstance(raw.get(s), Mapping)), None)
-    metrics = {str(task): dict(v) for task, v in raw[split].items() if isinstance(v, Mapping)} if split else {}
-    rows = [] if stability is None else stability.head(10).to_dict("records")
-    return ModelCard(name=str(manifest.get("name", "")), created=str(manifest.get("created_utc", "")),
-                     architecture=f"{arch} · {config.get('weighting', '')}".strip(" ·"), tasks=tasks, data=data,
-                     metrics=metrics, current={k: dict(v) for k, v in (current or {}).items()}, stability=rows,
-                     versions={str(k): str(v) for k, v in (manifest.get("versions") or {}).items()}, lang=lang)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return "—" if math.isnan(value) else f"{value:.4f}"
-    return "—" if value is None else str(value)
-
-
-def _metric_table(metrics: Mapping[str, Mapping[str, Any]], lang: str) -> str:
-    if not metrics:
-        return "<p>—</p>"
-    head = f"<tr><th>{html.escape(t('monitor.col.task', lang))}</th><th>{html.escape(t('monitor.col.metric', lang))}" \
-           f"</th><th>{html.escape(t('monitor.col.value', lang))}</th></tr>"
-    body = "".join(f"<tr><td>{html.escape(str(task))}</td><td>{html.escape(str(k))}</td><td>{html.escape(_fmt(v))}</td></tr>"
-                   for task, values in metrics.items() for k, v in values.items()
-                   if isinstance(v, int | float | type(None)))
-    return f"<table>{head}{body}</table>"
-
-
-def model_card_html(card: ModelCard, *, standalone: bool = True) -> str:
-    """The card as one self-contained HTML page (every value escaped; no scripts, no external resources);
-    ``standalone=False`` gives the body only, without page styles (to embed in the app)."""
-    lang, e = card.lang, html.escape
-
-    def h(key: str) -> str:
-        return f"<h2>{e(t(key, lang))}</h2>"
-
-    tasks = "".join(f"<li>{e(x['display'])} — <code>{e(x['label'])}</code> ({e(x['kind'])})</li>" for x in card.tasks)
-    split = ", ".join(f"{e(str(k))}: {e(str(v))}" for k, v in card.data.get("split_sizes", {}).items())
-    data = (f"<ul><li>{e(t('monitor.card.fingerprint', lang))}: <code>{e(card.data.get('fingerprint', ''))}</code>"
-            f"{' (' + e(card.data['dataset']) + ')' if card.data.get('dataset') else ''}</li>"
-            f"<li>{e(t('monitor.card.features', lang))}: {e(str(card.data.get('features', '')))}</li>"
-            f"<li>{e(t('monitor.card.samples', lang))}: {split or '—'}</li>"
-            f"<li>{e(t('monitor.card.weights', lang))}: <code>{e(card.data.get('weights_sha256', ''))}</code></li></ul>")
-    psi_rows = "".join(f"<tr><td>{e(str(r.get('feature')))}</td><td>{e(_fmt(r.get('psi')))}</td>"
-                       f"<td>{e(t('monitor.status.' + str(r.get('status')), lang) if r.get('status') else '—')}</td></tr>"
-                       for r in card.stability)
-    stability = (f"<table><tr><th>{e(t('monitor.col.feature', lang))}</th><th>PSI</th>"
-                 f"<th>{e(t('monitor.col.status', lang))}</th></tr>{psi_rows}</table>") if psi_rows else "<p>—</p>"
-    versions = ", ".join(f"{e(k)} {e(v)}" for k, v in card.versions.items()) or "—"
-    style = ("body{font-family:system-ui,'Noto Sans CJK SC','Microsoft YaHei',sans-serif;max-width:880px;margin:2em auto;"
-             "color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
-             ".use{background:#fff4e0;padding:.8em;border-left:4px solid #e69500}")
-    body = (f"<h1>{e(t('monitor.card_title', lang))} · {e(card.name)}</h1>"
-            f"<p>{e(t('monitor.card.architecture', lang))}: {e(card.architecture)} · "
-            f"{e(t('monitor.card.created', lang))}: {e(card.created)}</p>"
-            f"{h('monitor.card.intended_use')}<p class=\"use\">{e(t('monitor.card.intended_use_text', lang))}</p>"
-            f"{h('monitor.card.data')}{data}{h('monitor.card.tasks')}<ul>{tasks}</ul>"
-            f"{h('monitor.card.metrics')}{_metric_table(card.metrics, lang)}"
-            f"{h('monitor.card.current')}{_metric_table(card.current, lang)}"
-            f"{h('monitor.card.stability')}{stability}"
-            f"{h('monitor.card.limitations')}<p>{e(t('monitor.card.limitations_text', lang))}</p>"
-            f"<p><small>{e(t('monitor.card.versions', lang))}: {versions}</small></p>")
-    if not standalone:
-        return body
-    return (f"<!DOCTYPE html><html lang=\"{'zh-CN' if lang == 'zh' else 'en'}\"><head><meta charset=\"utf-8\">"
-            f"<title>{e(t('monitor.card_title', lang))} · {e(card.name)}</title><style>{style}</style></head>"
-            f"<body>{body}</body></html>")
 
 
 # ------------------------------------------------------------------ which rows, against what

@@ -309,21 +309,28 @@ def portfolio_report(predictions: pd.DataFrame, features: pd.DataFrame | None, m
                                                           lang=lang, title=t("report.grade_counts.city", lang))))
     rate_heads = {c: t(f"report.rate.{c}", lang) for c in rate.columns}
     context = {
+        **_model_card(manifest, lang),
         "L": _labels(lang, ("summary", "distributions", "grades", "default_rate", "monitoring", "model_card",
-                            "intended_use", "model", "data", "tasks", "metrics", "limitations")),
+                            "intended_use", "model", "data", "tasks", "excluded", "metrics", "current", "stability",
+                            "limitations")),
         "summary": summary, "distributions": distributions, "grade_figures": grade_figures,
         "default_rate": table_of(rate, columns=rate_heads, digits=4, empty=t("report.no_labels", lang)),
         "monotonic": monotonic,
         "monitoring": [{"title": name, "table": table_of(tbl, digits=4)} for name, tbl in (monitoring or {}).items()],
-        "intended_use": t("report.intended_use_text", lang),
-        **_model_card(manifest, lang),
     }
     return _page("portfolio.html.j2", lang=lang, title=title or t("report.portfolio_title", lang),
                  subtitle=t("report.portfolio_sub", lang, n=f"{n:,}", model=manifest.get("name", "")),
                  figures=fig.n > 0, **context)
 
 
-def _model_card(manifest: Mapping[str, Any], lang: str) -> dict[str, Any]:
+def _model_card(manifest: Mapping[str, Any], lang: str, *, current: Mapping[str, Mapping[str, Any]] | None = None,
+                stability: pd.DataFrame | None = None, scope: str = "", dataset: str = "") -> dict[str, Any]:
+    """The model card's context (one template, ``_model_card.html.j2``, for reports, the monitoring page and
+    its download): model, data, tasks by role, the inputs left out and why, held-out metrics, and — when
+    given — metrics on the active data (``current``, evaluated on the rows ``scope`` describes) and the worst
+    population-stability rows."""
+    from profile_core.views import metrics_table
+
     config = manifest.get("config", {}) or {}
     arch = (manifest.get("architecture") or {}).get("name", "")
     model_rows = [("name", manifest.get("name")), ("created_utc", manifest.get("created_utc")),
@@ -332,7 +339,10 @@ def _model_card(manifest: Mapping[str, Any], lang: str) -> dict[str, Any]:
                   ("seed", manifest.get("seed")), ("weights_sha256", str(manifest.get("weights_sha256", ""))[:16])]
     features = manifest.get("features", {}) or {}
     splits = manifest.get("split_sizes", {}) or {}
-    data_rows = [("split_sizes", ", ".join(f"{k} {v:,}" for k, v in splits.items())),
+    made = manifest.get("data") or {}
+    data_rows = [("source", " · ".join(str(x) for x in (made.get("source") or dataset, made.get("version"))
+                                       if x not in (None, ""))),
+                 ("split_sizes", ", ".join(f"{k} {v:,}" for k, v in splits.items())),
                  ("numeric", len(features.get("numeric", []))), ("categorical", len(features.get("categorical", []))),
                  ("model_inputs", len(features.get("names", []))),
                  ("data_fingerprint", manifest.get("data_fingerprint"))]
@@ -342,27 +352,48 @@ def _model_card(manifest: Mapping[str, Any], lang: str) -> dict[str, Any]:
         frame = pd.DataFrame([(t(f"report.card.{k}", lang), v) for k, v in rows], columns=["key", "value"])
         return table_of(frame, columns=key_value)
 
-    tasks = pd.DataFrame([{"name": d.get("name"), "title": d.get(lang) or d.get("name"), "kind": d.get("kind"),
-                           "label": d.get("label"), "classes": " ".join(map(str, d.get("classes") or [])) or "—"}
-                          for d in manifest.get("tasks", [])])
-    metric_rows = [{"split": split, "task": task, "metric": metric, "value": value}
-                   for split, per_task in (manifest.get("metrics") or {}).items()
-                   for task, values in (per_task or {}).items() for metric, value in (values or {}).items()
-                   if metric != "n"]
-    metrics = pd.DataFrame(metric_rows)
-    if len(metrics):
-        metrics = metrics.pivot_table(index=["task", "metric"], columns="split", values="value",
-                                      aggfunc="first").reset_index()
-        metrics.columns = [str(c) for c in metrics.columns]
-        metrics = metrics.rename(columns={"task": t("report.task.name", lang), "metric": t("report.metric", lang)})
+    specs = [TaskSpec.from_dict(d) for d in manifest.get("tasks", [])]
+    tasks = pd.DataFrame([{"title": x.display(lang), "label": x.label, "kind": x.kind,
+                           "role": t(f"views.role.{x.role}", lang),
+                           "classes": " ".join(map(str, x.classes)) or "—"} for x in specs])
+    excluded = pd.DataFrame([{"column": c, "why": t(f"views.excluded.{why}", lang)}
+                             for c, why in (manifest.get("excluded_inputs") or {}).items()],
+                            columns=["column", "why"])
+    held_out = {s: v for s, v in (manifest.get("metrics") or {}).items() if s in ("val", "test")}
+    stab = None if stability is None or not len(stability) else stability.head(10)[["feature", "psi", "status"]].assign(
+        status=lambda f: [t(f"monitor.status.{x}", lang) if x else "—" for x in f["status"]])
     n_train = splits.get("train")
     return {
+        "L": _labels(lang, ("model_card", "intended_use", "model", "data", "tasks", "excluded", "metrics",
+                            "current", "stability", "limitations")),
+        "intended_use": t("report.intended_use_text", lang),
         "model_table": kv(model_rows), "data_table": kv(data_rows),
         "tasks_table": table_of(tasks, columns={c: t(f"report.task.{c}", lang) for c in tasks.columns}),
-        "metrics_table": table_of(metrics, digits=4),
+        "excluded_table": table_of(excluded, columns={"column": t("report.excluded_column", lang),
+                                                      "why": t("report.excluded_why", lang)}),
+        "metrics_table": table_of(metrics_table(held_out, specs, lang), digits=4),
+        "current_table": table_of(metrics_table({t("report.on_active", lang): current}, specs, lang), digits=4)
+        if current else None,
+        "scope": scope,
+        "stability_table": table_of(stab, columns={"feature": t("monitor.col.feature", lang), "psi": "PSI",
+                                                   "status": t("monitor.col.status", lang)}, digits=4)
+        if stab is not None else None,
         "limitations": [t(f"report.limit.{i}", lang, n=f"{n_train:,}" if n_train else "?") for i in range(1, 6)]
         + ([t("report.limit.6", lang)] if "demo" in str(manifest.get("name", "")).lower() else []),
+        "versions": ", ".join(f"{k} {v}" for k, v in (manifest.get("versions") or {}).items()),
     }
+
+
+def model_card_page(manifest: Mapping[str, Any], *, current: Mapping[str, Mapping[str, Any]] | None = None,
+                    stability: pd.DataFrame | None = None, scope: str = "", dataset: str = "", lang: str = "zh",
+                    standalone: bool = True) -> str:
+    """The model card as a self-contained HTML page (``standalone=False``: the card's section only, to embed
+    in the app). Every value is escaped; no scripts."""
+    context = _model_card(manifest, lang, current=current, stability=stability, scope=scope, dataset=dataset)
+    if not standalone:
+        return _env().get_template("_model_card.html.j2").render(**context)
+    return _page("model_card.html.j2", lang=lang, title=f"{t('report.model_card', lang)} · {manifest.get('name', '')}",
+                 subtitle=dataset, figures=False, **context)
 
 
 # --- the command line ------------------------------------------------------------------------------------------

@@ -145,8 +145,10 @@ def test_task_metrics():
                           "risk_level_pred": ["A", "C", "E", "A"], "other_prob": [0.1] * 4})
     out = m.task_metrics(preds, labels, _tasks())
     assert out["credit_score"]["n"] == 3 and out["credit_score"]["rmse"] == pytest.approx(np.sqrt(200 / 3))
+    assert out["credit_score"]["r2"] == pytest.approx(1 - 200 / 5000)  # the training metrics, sklearn-based
     assert out["default"] == {"n": 4, "auc": pytest.approx(0.75), "gini": pytest.approx(0.5),
-                              "ks": pytest.approx(0.5), "brier": pytest.approx(0.158125)}
+                              "ks": pytest.approx(0.5), "brier": pytest.approx(0.158125),
+                              "logloss": pytest.approx(0.4722879538)}  # sklearn log_loss
     assert out["risk_level"]["n"] == 3 and out["risk_level"]["accuracy"] == pytest.approx(2 / 3)
     assert out["other"] == {"n": 0}
 
@@ -161,18 +163,23 @@ def _manifest() -> dict:
 
 
 def test_model_card_html():
+    """One model card (report.model_card_page, the Jinja template the portfolio report uses too)."""
+    from profile_core.report import model_card_page
+
     psi = pd.DataFrame({"feature": ["<b>age</b>"], "kind": ["numeric"], "psi": [0.3], "status": ["act"]})
-    card = m.model_card(_manifest(), current={"default": {"n": 4, "auc": 0.75}}, stability=psi, dataset="demo")
-    assert card.metrics == {"default": {"auc": 0.78, "n": 15.0}}  # the held-out test split
-    page = m.model_card_html(card)
+    manifest = {**_manifest(), "excluded_inputs": {"gender": "protected", "PAY_0": "label"}}
+    page = model_card_page(manifest, current={"default": {"n": 4, "auc": 0.75}}, stability=psi, dataset="demo",
+                           scope="评估范围：留出样本")
     assert page.startswith("<!DOCTYPE html>") and "模型辅助，人工决策" in page
-    assert "<script>" not in page and "&lt;script&gt;" in page and "&lt;b&gt;age" in page  # everything escaped
-    for text in ("0.7800", "0.7500", "0.3000", "行动", "0123456789abcdef", "ple · uncertainty", "局限"):
+    assert "<script>alert" not in page and "&lt;script&gt;" in page and "&lt;b&gt;age" in page  # escaped
+    for text in ("0.7800", "0.7500", "0.3000", "行动", "0123456789", "ple", "uncertainty", "局限", "受保护属性",
+                 "PAY_0", "违约概率", "评估范围：留出样本"):
         assert text in page, text
-    fragment = m.model_card_html(card, standalone=False)
-    assert "<style>" not in fragment and "<html" not in fragment and "模型辅助" in fragment
-    english = m.model_card_html(m.model_card(_manifest(), lang="en"))
+    fragment = model_card_page(manifest, standalone=False)
+    assert "<style>" not in fragment and "<html" not in fragment and "0.7800" in fragment
+    english = model_card_page(manifest, lang="en")
     assert "Model-assisted, human-decided" in english and "Intended use" in english
+    assert "protected attribute" in english and "probability of default" in english
 
 
 # ------------------------------------------------------------------ figures
