@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -102,13 +103,14 @@ def test_make_target_runs_fit_then_baselines_with_fakes():
         metrics: dict
         split: dict
         history: list
+        preprocessor: object = field(default_factory=lambda: SimpleNamespace(numeric=["x"], categorical=[]))
 
     def fake_fit(frame_, tasks_, config, callback, cancel):
         for e in (1, 2):
             callback(FakeReport(e))
         calls.append(("fit", cancel is not None))
         return FakeResult({"val": {}, "test": {t.name: {"n": 3.0, "rmse": 1.0, "auc": 0.7, "accuracy": 0.5}
-                                               for t in tasks_}}, {"test": np.arange(3)}, [])
+                                               for t in tasks_}}, {"train": np.arange(3, 20), "test": np.arange(3)}, [])
 
     def fake_baselines(frame_, tasks_, config, split):
         calls.append(("baselines", len(split["test"])))
@@ -144,14 +146,16 @@ def test_history_long_one_row_per_epoch_task_split():
 
 
 def test_metric_tables_list_each_tasks_own_metrics():
-    metrics = {"test": {"credit_score": {"n": 45.0, "rmse": 30.5, "mae": 20.0, "auc": None},
+    from profile_core.views import metrics_table
+
+    metrics = {"test": {"credit_score": {"n": 45.0, "rmse": 30.51234, "mae": 20.0, "auc": None},
                         "default": {"n": 45.0, "auc": 0.75, "ks": 0.4}}}
-    wide = training.metrics_frame(metrics, "test")
-    assert wide["task"].tolist() == ["credit_score", "default"] and wide["n"].tolist() == [45, 45]
-    table = training.metrics_table(metrics, "test")
-    assert table.columns.tolist() == ["task", "n", "metrics"]
-    assert table["metrics"].tolist() == ["rmse 30.5 · mae 20", "auc 0.75 · ks 0.4"]
-    assert training.metrics_table({}, "test").empty
+    table = metrics_table(metrics, default_tasks()[:2], "zh")
+    assert table.columns.tolist() == ["任务", "角色", "指标", "test"]
+    assert table["指标"].tolist() == ["n", "rmse", "mae", "auc", "n", "auc", "ks"]
+    assert table["test"].tolist() == [45, 30.51, 20.0, None, 45, 0.75, 0.4]  # n an integer, never NaN
+    assert set(table["角色"]) == {"信用评分", "违约概率"}
+    assert metrics_table({}, default_tasks(), "zh").empty
 
 
 def test_label_options_and_default_tasks():

@@ -8,7 +8,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from profile_core import charts
+from profile_core import charts, views
 from ui import cache, keys, state, training, widgets
 from ui.jobs import Job
 from ui.loading import list_bundles
@@ -192,7 +192,8 @@ def results(job: Job) -> None:
     (st.success if status == "done" else st.warning)(text)
     split = "test" if result.metrics.get("test") else "val"
     st.markdown(f"**{tr('model.metrics_' + split)}**")
-    st.dataframe(training.metrics_table(result.metrics, split), hide_index=True, key="model-result-metrics")
+    st.dataframe(views.metrics_table({split: result.metrics[split]}, result.tasks, lang), hide_index=True,
+                 key="model-result-metrics")
     if outcome.comparison is not None:
         st.markdown(f"**{tr('model.comparison')}**")
         st.dataframe(training.compact_metrics(outcome.comparison), hide_index=True, key="model-comparison-table")
@@ -261,7 +262,8 @@ def bundles_section() -> None:
         return
     st.markdown(f"**{tr('model.active_bundle')}**")
     widgets.manifest_card(training.manifest_summary(manifest, state.lang()),
-                          training.metrics_table(manifest.get("metrics", {}), "test"))
+                          views.metrics_table({"test": (manifest.get("metrics") or {}).get("test") or {}},
+                                              manifest.get("tasks", []), state.lang()))
     fingerprint = manifest.get("data_fingerprint")
     current = cache.active_feature_fingerprint()
     if fingerprint and current and fingerprint != current:

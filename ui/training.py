@@ -223,25 +223,6 @@ def comparison_long(table: pd.DataFrame, tasks: list[TaskSpec]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "task", "metric", "value"])
 
 
-def metrics_frame(metrics: dict[str, dict[str, dict[str, float | None]]], split: str) -> pd.DataFrame:
-    """``{split: {task: {metric: value}}}`` → one row per task: ``task``, ``n``, then each metric the
-    task has (a regression task has no AUC: such columns stay empty rather than printing None)."""
-    per_task = (metrics or {}).get(split) or {}
-    rows = [{"task": task, **{k: v for k, v in vals.items() if v is not None}} for task, vals in per_task.items()]
-    frame = pd.DataFrame(rows)
-    if "n" in frame:
-        frame["n"] = pd.to_numeric(frame["n"], errors="coerce").astype("Int64")
-    return frame.dropna(axis=1, how="all")
-
-
-def metrics_table(metrics: dict[str, dict[str, dict[str, float | None]]], split: str) -> pd.DataFrame:
-    """:func:`metrics_frame` for display: ``task``, ``n``, ``metrics`` (text, the task's own metrics)."""
-    frame = metrics_frame(metrics, split)
-    if frame.empty:
-        return pd.DataFrame(columns=["task", "n", "metrics"])
-    return compact_metrics(frame.assign(model="")).drop(columns="model")
-
-
 def compact_metrics(table: pd.DataFrame) -> pd.DataFrame:
     """A wide model × task metric table → ``model``, ``task``, ``n`` and one text column listing the task's
     own metrics ("rmse 31.2 · mae 24.0 · r2 0.41"), so regression and classification rows read cleanly."""
