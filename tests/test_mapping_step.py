@@ -147,3 +147,26 @@ def test_rename_a_label_to_a_dotted_name_and_a_column_listed_twice_does_not_cras
     assert not at.exception, [e.value for e in at.exception]
     at.multiselect(key="m-0-labels").set_value(["BAD", "SCORE_BAND"]).run()
     assert not at.exception, [e.value for e in at.exception]
+
+
+def test_the_czech_export_through_the_step_with_an_imported_mapping(tmp_path) -> None:
+    """The app's path for a multi-table export: upload the files, import the edited mapping (it matches by
+    header: the upload names differ), confirm, load — labels, observation date and currency arrive."""
+    czech = ROOT / "tests" / "fixtures" / "czech"
+    files = [(f.replace(".asc", ".csv"), (czech / f).read_bytes())
+             for f in ["client.asc", "disp.asc", "trans.asc", "loan.asc", "district.asc"]]
+    at = app(files)
+    at.file_uploader(key="m-import").set_value(
+        [("mapping.yaml", (czech / "mapping.yaml").read_bytes(), "application/x-yaml")]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="m-3-table").value == "attach"
+    at.button(key="m-confirm").click().run()
+    assert not at.error, [e.value for e in at.error]
+    mapping = at.session_state["result"]
+    with Workspace(":memory:") as ws:
+        loaded = load_into_workspace(files, ws, "czech", mapping)
+        assert loaded.report.ok, loaded.report.summary("en")
+        meta = ws.meta("czech")
+    assert meta["labels"] == {"loan_status": "multiclass", "loan_default": "binary"}
+    assert meta["observation_date"] == "loan_granted" and meta["currency"] == "CZK"
+    assert meta["tables"] == ["customers", "transactions"]

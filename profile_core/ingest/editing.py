@@ -235,7 +235,9 @@ def merge_saved(current: Mapping, saved: Mapping) -> Mapping:
             c.samples = samples.get(c.source, [])
             c.confidence, c.reason, c.reason_values = 1.0, "mapping.reason.saved", {}
         tables.append(new)
-    return current.model_copy(update={"tables": tables, "link": saved.link, "name": saved.name or current.name})
+    settings = {k: getattr(saved, k) for k in ("currency", "observation_date", "bad_rows")}
+    return current.model_copy(update={"tables": tables, "link": saved.link, "name": saved.name or current.name,
+                                      **settings})
 
 
 def upload_signature(files: list[tuple[str, bytes | str | Path]]) -> str:
