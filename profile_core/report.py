@@ -36,7 +36,7 @@ from profile_core.i18n import t
 from profile_core.profile import ProfileCard
 from profile_core.scorecard import add_scorecard
 from profile_core.tasks import TaskSpec, role_task
-from profile_core.views import headline_items
+from profile_core.views import contribution_frame, headline_items
 
 TEMPLATES = Path(__file__).with_name("templates")
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
@@ -146,10 +146,7 @@ def _waterfall(explanation, card: ProfileCard, task: str, lang: str):
     expl = explanation
     if expl is None or task not in expl.values or card.customer_id not in expl.customer_ids:
         return None
-    names = expl.features["zh" if lang == "zh" else "en"] if expl.features is not None else None
-    row = expl.values[task].loc[card.customer_id]
-    frame = pd.DataFrame({"feature": [str(names.get(a, a)) if names is not None else a for a in row.index],
-                          "contribution": row.to_numpy(dtype=float)})
+    frame = contribution_frame(expl, task, card.customer_id, lang)
     title = t("report.waterfall", lang, task=_task_title(expl.tasks.get(task), task, lang),
               kind=expl.output_kind.get(task, ""))
     return charts.plot_waterfall(frame, base_value=expl.base(task, card.customer_id),

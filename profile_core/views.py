@@ -173,3 +173,31 @@ def metrics_table(metrics: dict, tasks: Sequence[TaskSpec] | Sequence[dict], lan
                 row[split] = (int(value) if metric == "n" else round(float(value), METRIC_DIGITS.get(metric, 2))) \
                     if ok else None
     return pd.DataFrame(list(rows.values()), dtype=object)
+
+
+# --- explanations ------------------------------------------------------------------------------------------------
+
+def attribute_name(expl, attribute: str, lang: str = "zh") -> str:
+    """An explained attribute's display name (中文/English) from an attribute-level explanation."""
+    meta = expl.features
+    if meta is not None and attribute in meta.index:
+        return str(meta.at[attribute, "zh" if lang == "zh" else "en"])
+    return attribute
+
+
+def attribute_value(expl, attribute: str, customer_id: str, lang: str = "zh") -> str:
+    """The customer's value of an explained attribute, formatted with its unit."""
+    from profile_core.explain import format_value
+    from profile_core.features import feature_info
+
+    return format_value(expl.inputs.at[customer_id, attribute], feature_info(attribute), lang)
+
+
+def contribution_frame(expl, task: str, customer_id: str, lang: str = "zh") -> pd.DataFrame:
+    """``feature`` ("name = value") and ``contribution``: one customer's attribute contributions to ``task``
+    (the waterfall of the explanations page and of the HTML report)."""
+    row = expl.values[task].loc[customer_id]
+    return pd.DataFrame({
+        "feature": [f"{attribute_name(expl, a, lang)} = {attribute_value(expl, a, customer_id, lang)}"
+                    for a in row.index],
+        "contribution": row.to_numpy(dtype=float)})

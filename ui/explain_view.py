@@ -14,8 +14,8 @@ import pandas as pd
 import streamlit as st
 
 from profile_core import charts
-from profile_core.explain import Explanation, format_value, global_importance, risk_direction, to_attributes
-from profile_core.features import feature_info
+from profile_core.explain import Explanation, global_importance, risk_direction, to_attributes
+from profile_core.views import attribute_name, attribute_value, contribution_frame
 from ui import widgets
 from ui.card import task_label
 from ui.state import tr
@@ -35,25 +35,6 @@ def local_explanation(explainer, features: pd.DataFrame, customer_id: str) -> Ex
     """Attribute-level SHAP of every head for one customer (``features``: the feature table indexed by id)."""
     one = features.loc[[customer_id]]
     return to_attributes(explainer.explain(one), explainer.preprocessor, one)
-
-
-def _name(expl: Explanation, attribute: str, lang: str) -> str:
-    meta = expl.features
-    if meta is not None and attribute in meta.index:
-        return str(meta.at[attribute, "zh" if lang == "zh" else "en"])
-    return attribute
-
-
-def _shown_value(expl: Explanation, attribute: str, customer_id: str, lang: str) -> str:
-    return format_value(expl.inputs.at[customer_id, attribute], feature_info(attribute), lang)
-
-
-def contribution_frame(expl: Explanation, task: str, customer_id: str, lang: str) -> pd.DataFrame:
-    """feature ("name = value"), contribution: the customer's attribute contributions to ``task``."""
-    row = expl.values[task].loc[customer_id]
-    return pd.DataFrame({
-        "feature": [f"{_name(expl, a, lang)} = {_shown_value(expl, a, customer_id, lang)}" for a in row.index],
-        "contribution": row.to_numpy(dtype=float)})
 
 
 def output_sentence(expl: Explanation, task: str, customer_id: str, specs: dict, lang: str,
@@ -96,8 +77,8 @@ def compare_frame(expl: Explanation, customer_id: str, specs: dict, lang: str, t
         name = tr(key, task=task_label(k, specs, lang), cls=cls or "")
         columns[name] = contrib.loc[order, k].to_numpy()
         risk[name] = contrib.loc[order, k].to_numpy() * risk_direction(specs[k], cls)
-    table = pd.DataFrame({tr("explanations.attribute"): [_name(expl, a, lang) for a in order],
-                          tr("explanations.value"): [_shown_value(expl, a, customer_id, lang) for a in order],
+    table = pd.DataFrame({tr("explanations.attribute"): [attribute_name(expl, a, lang) for a in order],
+                          tr("explanations.value"): [attribute_value(expl, a, customer_id, lang) for a in order],
                           **columns})
     return table, pd.DataFrame(risk)
 
@@ -121,7 +102,7 @@ def beeswarm_frame(expl: Explanation, task: str, ids: pd.Index, lang: str, top: 
     """feature (display name), shap, value: the ``top`` attributes of ``task`` over the customers ``ids``."""
     values = expl.values[task].loc[ids]
     attrs = values.abs().mean().sort_values(ascending=False, kind="stable").index[:top]
-    parts = [pd.DataFrame({"feature": _name(expl, a, lang), "shap": values[a].to_numpy(),
+    parts = [pd.DataFrame({"feature": attribute_name(expl, a, lang), "shap": values[a].to_numpy(),
                            "value": expl.inputs.loc[ids, a].to_numpy()}) for a in attrs]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["feature", "shap", "value"])
 
