@@ -16,6 +16,7 @@ Environment: ``PROFILE_WORKSPACE`` (DuckDB file), ``PROFILE_MODELS``, ``PROFILE_
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import streamlit as st
 
@@ -27,6 +28,7 @@ from ui.keys import PagePath
 from ui.loading import bootstrap, sync_active
 
 log = logging.getLogger(__name__)
+FAVICON = state.ROOT / "ui" / "assets" / "favicon.png"
 #: (page, title key, icon, the permission needed to open it — profile_core.auth.PERMISSIONS)
 _PAGES = (
     (PagePath.DATA, "nav.data", ":material/database:", "view_customers"),
@@ -40,9 +42,31 @@ _PAGES = (
 
 
 def _language() -> None:
-    st.radio(t("app.language", state.lang()), LANGS, index=LANGS.index(state.lang()), key=keys.LANG_RADIO,
-             horizontal=True, format_func=lambda code: t(f"app.lang.{code}", code),
-             on_change=lambda: state.set_lang(st.session_state[keys.LANG_RADIO]))
+    def changed() -> None:
+        state.set_lang(st.session_state[keys.LANG_RADIO])
+        auth.save_lang(state.lang())  # kept per user in the workspace: the next sign-in opens in it
+
+    st.session_state[keys.LANG_RADIO] = state.lang()  # follows a language restored at sign-in
+    st.radio(t("app.language", state.lang()), LANGS, key=keys.LANG_RADIO, horizontal=True,
+             format_func=lambda code: t(f"app.lang.{code}", code), on_change=changed)
+
+
+def _login_pages() -> list:
+    """Signed out: the login page at ``/login`` and at every page's own address, so a deep link
+    (``/customers?id=C000123``) shows the login form cleanly and, once signed in, the same URL — page and
+    parameters — runs the real page."""
+    def login_at(stem: str):
+        def page() -> None:
+            auth.login_page()
+        page.__name__ = f"login_{stem}"
+        return page
+
+    pages = [st.Page(auth.login_page, title=state.tr("auth.title"), icon=":material/login:", url_path="login",
+                     default=True)]
+    for path, *_ in _PAGES:
+        stem = Path(path).stem
+        pages.append(st.Page(login_at(stem), title=state.tr("auth.title"), icon=":material/login:", url_path=stem))
+    return pages
 
 
 def _on_reveal() -> None:
@@ -79,14 +103,14 @@ def _redact_names() -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title=state.tr("app.title"), page_icon=":material/account_balance:", layout="wide")
+    # a local favicon: a ":material/…:" page icon makes the browser fetch an SVG from fonts.gstatic.com
+    st.set_page_config(page_title=state.tr("app.title"), page_icon=str(FAVICON), layout="wide")
     install_log_redaction()
     user = auth.gate()
     if user is None:
         with st.sidebar:
             _language()
-        st.navigation([st.Page(auth.login_page, title=state.tr("auth.title"), icon=":material/login:",
-                               url_path="login", default=True)], position="hidden").run()
+        st.navigation(_login_pages(), position="hidden").run()
         return
     policy = state.policy()
     pages = [st.Page(str(path), title=state.tr(title), icon=icon)

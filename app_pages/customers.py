@@ -27,6 +27,13 @@ if customers.empty:
     st.stop()
 
 
+wanted = st.query_params.get("id")  # a deep link /customers?id=C000123 opens that card (if this role sees it)
+if wanted:
+    if wanted in set(customers["customer_id"]):
+        st.session_state[card.SELECTED] = wanted
+    del st.query_params["id"]
+
+
 @st.fragment
 def panorama() -> None:
     """Search, filters and the card: a change here reruns only this fragment (switching customers is then a

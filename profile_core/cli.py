@@ -133,7 +133,18 @@ def cmd_score(a: argparse.Namespace) -> int:
 def cmd_serve(a: argparse.Namespace) -> int:
     from profile_core.service import serve
 
-    serve(a.bundle, host=a.host, port=a.port, workspace=a.workspace, dataset=a.dataset, keys=a.keys,
+    bundle = a.bundle
+    if bundle is None:  # the champion of the data set (profile_core.store), the model the app's users see
+        from profile_core.store import Workspace
+
+        with Workspace(a.workspace) as ws:
+            champion = ws.champion(a.dataset) if ws.has_dataset(a.dataset) else None
+        if champion is None:
+            print(f"no --bundle and data set {a.dataset!r} in {a.workspace or current().workspace} has no champion: "
+                  "choose one on the model page or pass --bundle")
+            return 2
+        bundle, a.workspace = champion["bundle_path"], a.workspace or str(current().workspace)
+    serve(bundle, host=a.host, port=a.port, workspace=a.workspace, dataset=a.dataset, keys=a.keys,
           audit=a.audit, workers=a.workers, log_level=a.log_level)
     return 0
 
@@ -243,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_explain)
 
     s = sub.add_parser("serve", help="REST API (FastAPI + uvicorn); OpenAPI docs at /docs")
-    s.add_argument("--bundle", required=True)
+    s.add_argument("--bundle", help="default: the champion of --dataset in the workspace")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workspace", help="DuckDB workspace with the customers for /v1/customers/{id}/profile")

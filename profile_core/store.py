@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import time
 from contextlib import suppress
 from datetime import datetime
@@ -208,6 +209,10 @@ class Workspace:
             )
             con.execute("CREATE TABLE IF NOT EXISTS _champions (dataset VARCHAR PRIMARY KEY, path VARCHAR, "
                         "set_by VARCHAR, set_at TIMESTAMP)")
+            con.execute("CREATE TABLE IF NOT EXISTS _sessions (token_sha256 VARCHAR PRIMARY KEY, username VARCHAR, "
+                        "client VARCHAR, created_at TIMESTAMP, last_seen TIMESTAMP, revoked BOOLEAN DEFAULT false)")
+            con.execute("CREATE TABLE IF NOT EXISTS _user_prefs (username VARCHAR, key VARCHAR, value VARCHAR, "
+                        "set_at TIMESTAMP, PRIMARY KEY (username, key))")
             self._con = con
         return self._con
 
@@ -566,6 +571,66 @@ class Workspace:
         row = self.con.execute("SELECT path FROM _champions WHERE dataset = ?", [dataset]).fetchone()
         return row[0] if row else None
 
+    # -- sign-in sessions and per-user preferences -------------------------------------------------
+    def create_session(self, username: str, client: str = "") -> str:
+        """A new sign-in session for ``username`` from ``client`` (e.g. a hash of the browser's user agent);
+        returns the token (shown to the browser once; only its sha256 is stored)."""
+        token = secrets.token_urlsafe(32)
+        now = datetime.now()
+        self.con.execute("INSERT INTO _sessions VALUES (?, ?, ?, ?, ?, false)",
+                         [_sha(token), str(username), str(client), now, now])
+        return token
+
+    def resume_session(self, token: str | None, client: str = "", *, idle_s: float) -> str | None:
+        """The username of a live session: the token is known, not revoked, used from the same ``client`` and
+        seen within ``idle_s`` seconds; marks it seen now. None otherwise (an idle session is revoked)."""
+        if not token or not isinstance(token, str) or len(token) > 200:
+            return None
+        key = _sha(token)
+        row = self.con.execute("SELECT username, client, last_seen, revoked FROM _sessions WHERE token_sha256 = ?",
+                               [key]).fetchone()
+        if row is None or row[3] or row[1] != str(client):
+            return None
+        now = datetime.now()
+        if (now - row[2]).total_seconds() > idle_s:
+            self.con.execute("UPDATE _sessions SET revoked = true WHERE token_sha256 = ?", [key])
+            return None
+        self.con.execute("UPDATE _sessions SET last_seen = ? WHERE token_sha256 = ?", [now, key])
+        return str(row[0])
+
+    def touch_session(self, token: str | None) -> None:
+        if token:
+            self.con.execute("UPDATE _sessions SET last_seen = ? WHERE token_sha256 = ? AND NOT revoked",
+                             [datetime.now(), _sha(token)])
+
+    def revoke_session(self, token: str | None = None, *, username: str | None = None) -> int:
+        """Revoke one session (``token``) or every session of ``username``; returns how many."""
+        if token:
+            where, arg = "token_sha256 = ?", _sha(token)
+        elif username:
+            where, arg = "username = ?", str(username)
+        else:
+            return 0
+        n = self.con.execute(f"SELECT count(*) FROM _sessions WHERE {where} AND NOT revoked", [arg]).fetchone()[0]
+        self.con.execute(f"UPDATE _sessions SET revoked = true WHERE {where}", [arg])
+        return int(n)
+
+    def user_pref(self, username: str, key: str) -> str | None:
+        row = self.con.execute("SELECT value FROM _user_prefs WHERE username = ? AND key = ?",
+                               [str(username), key]).fetchone()
+        return str(row[0]) if row else None
+
+    def set_user_pref(self, username: str, key: str, value: str) -> None:
+        con = self.con
+        con.begin()
+        try:
+            con.execute("DELETE FROM _user_prefs WHERE username = ? AND key = ?", [str(username), key])
+            con.execute("INSERT INTO _user_prefs VALUES (?, ?, ?, ?)", [str(username), key, str(value), datetime.now()])
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+
     def _record(self, user: Any, action: str, target: str, details: dict) -> None:
         if self.audit is not None:
             self.audit.append(_username(user), _role(user), action, target, details)
@@ -607,6 +672,10 @@ class _Acting:
 
     def __exit__(self, *exc: object) -> None:
         self.ws.actor, self.ws.new_version_of = self.saved
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -84,3 +84,12 @@ def test_app_paths_come_from_the_same_settings(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("PROFILE_MODELS", "relative-models")
     assert state.workspace_path() == tmp_path / "a.duckdb"
     assert state.models_dir() == state.ROOT / "relative-models"  # relative settings: the project root
+
+
+def test_streamlit_config_matches_the_app() -> None:
+    """The shipped Streamlit config: the uploader states the app's own limit; no file watcher over the repo."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["server"]["maxUploadSize"] == current({}).max_upload_mb == 200
+    assert config["server"]["fileWatcherType"] == "none"

@@ -337,3 +337,31 @@ def test_a_workspace_held_by_another_process_names_the_holder(tmp_path) -> None:
         holder.wait()
     with Workspace(path, lock_wait_s=0.3) as ws:  # free again
         assert ws.list_datasets().empty
+
+
+def test_sign_in_sessions_expire_are_bound_to_the_browser_and_revocable(tmp_path) -> None:
+    path = tmp_path / "ws.duckdb"
+    with Workspace(path) as ws:
+        token = ws.create_session("ana", client="ua-1")
+        other = ws.create_session("ana", client="ua-2")
+        assert len(token) >= 40 and token not in str(ws.con.execute("SELECT * FROM _sessions").fetchall())
+    with Workspace(path) as ws:  # a restart (or another process) resumes it
+        assert ws.resume_session(token, "ua-1", idle_s=60) == "ana"
+        assert ws.resume_session(token, "ua-other", idle_s=60) is None  # a copied URL in another browser
+        assert ws.resume_session("forged", "ua-1", idle_s=60) is None and ws.resume_session(None, idle_s=60) is None
+        ws.con.execute("UPDATE _sessions SET last_seen = last_seen - INTERVAL 2 MINUTE")
+        assert ws.resume_session(token, "ua-1", idle_s=60) is None  # idle too long: expired and revoked
+        assert ws.resume_session(token, "ua-1", idle_s=3600) is None
+        fresh = ws.create_session("ana", client="ua-1")
+        assert ws.revoke_session(username="ana") == 2  # sign out everywhere: fresh and other
+        assert ws.resume_session(fresh, "ua-1", idle_s=60) is None and ws.resume_session(other, "ua-2", idle_s=60) is None
+
+
+def test_user_preferences_persist(tmp_path) -> None:
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        assert ws.user_pref("ana", "lang") is None
+        ws.set_user_pref("ana", "lang", "en")
+        ws.set_user_pref("ana", "lang", "zh")
+        ws.set_user_pref("bo", "lang", "en")
+    with Workspace(tmp_path / "ws.duckdb") as ws:
+        assert (ws.user_pref("ana", "lang"), ws.user_pref("bo", "lang")) == ("zh", "en")

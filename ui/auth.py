@@ -26,6 +26,9 @@ from ui.state import tr
 log = logging.getLogger(__name__)
 
 USER = "auth-user"  # session: the signed-in profile_core.auth.User
+TOKEN = "auth-token"  # session: this sign-in's token (profile_core.store sessions), also in the URL as ?sid=
+TOUCHED = "auth-token-touched"  # session: time.time() the token's last_seen was last written
+SID = "sid"  # query parameter carrying the session token, so a reload (F5) resumes the sign-in
 LAST_SEEN = "auth-last-seen"  # session: time.time() of the last run
 NOTICE = "auth-notice"  # session: a message key shown once on the login page (signed out, expired, …)
 LOGIN_FORM = "auth-login-form"
@@ -83,12 +86,81 @@ def timeout_s() -> float:
     return state.settings().session_timeout_s
 
 
+def _browser() -> str:
+    """What a session token is bound to: a hash of the browser's user agent (a copied URL does not sign in
+    another browser)."""
+    import hashlib
+
+    try:
+        agent = str(st.context.headers.get("User-Agent") or "")
+    except Exception:  # noqa: BLE001 - no request context (bare runs, tests)
+        agent = ""
+    return hashlib.sha256(agent.encode("utf-8")).hexdigest()[:32]
+
+
 def _sign_in(user: User, method: str) -> None:
-    from ui import audit
+    from ui import audit, cache
 
     st.session_state[USER] = user
     st.session_state[LAST_SEEN] = time.time()
+    try:
+        with cache.workspace() as ws:
+            if method != "resume":
+                st.session_state[TOKEN] = ws.create_session(user.username, _browser())
+            lang = ws.user_pref(user.username, "lang")
+        if lang:
+            state.set_lang(lang)  # the language this user chose last time
+    except Exception:  # noqa: BLE001 - signing in must not depend on the workspace being writable
+        log.exception("storing the sign-in session failed")
+    _show_token()
+    st.session_state[TOUCHED] = time.time()
     audit.record("login", user.username, user=user, method=method, demo=user.demo)
+
+
+def _show_token() -> None:
+    """Keep ``?sid=`` in the address bar (a page switch drops query parameters), so F5 resumes the sign-in."""
+    token = st.session_state.get(TOKEN)
+    if token and st.query_params.get(SID) != token:
+        st.query_params[SID] = token
+
+
+def _resume() -> User | None:
+    """The user of the ``?sid=`` session token when it is live (not revoked, same browser, within the idle
+    timeout) and the user still exists unchanged; None otherwise."""
+    token = st.query_params.get(SID)
+    if not token:
+        return None
+    from ui import cache
+
+    try:
+        with cache.workspace() as ws:
+            username = ws.resume_session(token, _browser(), idle_s=timeout_s())
+        user = users().get(username) if username else None
+    except Exception:  # noqa: BLE001 - an unreadable workspace or users file: sign in again
+        log.exception("resuming a sign-in session failed")
+        user = None
+    if user is None:
+        del st.query_params[SID]
+        return None
+    if user.demo and not demo_allowed():
+        return None
+    st.session_state[TOKEN] = token
+    _sign_in(user, "resume")
+    return user
+
+
+def save_lang(lang: str) -> None:
+    """Remember ``lang`` for the signed-in user (their next sign-in, in any browser, opens in it)."""
+    user = current_user()
+    if user is None:
+        return
+    from ui import cache
+
+    try:
+        with cache.workspace() as ws:
+            ws.set_user_pref(user.username, "lang", lang)
+    except Exception:  # noqa: BLE001 - a preference is not worth an error on screen
+        log.exception("saving the language preference failed")
 
 
 def sign_out(notice: str | None = None, action: str = "logout") -> None:
@@ -98,6 +170,17 @@ def sign_out(notice: str | None = None, action: str = "logout") -> None:
     user = current_user()
     if user is not None:
         audit.record(action, user.username, user=user, reason=notice or "")
+    token = st.session_state.get(TOKEN)
+    if token:
+        from ui import cache
+
+        try:
+            with cache.workspace() as ws:
+                ws.revoke_session(token)
+        except Exception:  # noqa: BLE001
+            log.exception("revoking the sign-in session failed")
+    if SID in st.query_params:
+        del st.query_params[SID]
     lang = st.session_state.get(keys.LANG)
     for key in list(st.session_state.keys()):
         del st.session_state[key]
@@ -126,7 +209,21 @@ def gate() -> User | None:
             sign_out("auth.expired", action="session_expired")
         else:
             st.session_state[LAST_SEEN] = now
+            _show_token()
+            if now - float(st.session_state.get(TOUCHED, 0.0)) > 30.0:  # the idle clock of the stored session
+                st.session_state[TOUCHED] = now
+                from ui import cache
+
+                try:
+                    with cache.workspace() as ws:
+                        ws.touch_session(st.session_state.get(TOKEN))
+                except Exception:  # noqa: BLE001
+                    log.exception("touching the sign-in session failed")
             return user
+    if not st.session_state.get(NOTICE):
+        resumed = _resume()
+        if resumed is not None:
+            return resumed
     wanted = state.settings().autologin.strip()
     if wanted and not st.session_state.get(NOTICE):  # after a sign-out, show the login page instead
         candidate = _autologin_user(wanted)

@@ -11,6 +11,7 @@ so that two sessions (script threads) never use the connection at the same time.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from profile_core.store import Workspace
 from ui import keys, state
 
 IDLE_CLOSE_S = 0.3  # the DuckDB file is released this long after the last block ends (serve / CLI take turns)
+_STOP = threading.Event()  # set at interpreter exit: closers stop before DuckDB is torn down
+atexit.register(_STOP.set)
 
 
 class _Shared:
@@ -35,8 +38,7 @@ class _Shared:
         threading.Thread(target=self._closer, name="workspace-closer", daemon=True).start()
 
     def _closer(self) -> None:
-        while True:
-            time.sleep(IDLE_CLOSE_S / 2)
+        while not _STOP.wait(IDLE_CLOSE_S / 2):
             if self.ws._con is not None and self.depth == 0 and time.monotonic() - self.last_exit > IDLE_CLOSE_S:
                 with self.lock:
                     if self.depth == 0:
