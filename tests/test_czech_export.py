@@ -70,7 +70,9 @@ def loaded(tmp_path_factory):
     assert main(["--lang", "en", "propose", *files, "--out", str(proposal)]) == 0
     doc = yaml.safe_load(proposal.read_text(encoding="utf-8"))
     # what the proposal already gets right
-    assert [t["table"] for t in doc["tables"]][:3] == ["customers", "account_links", "transactions"]
+    assert [t["table"] for t in doc["tables"]] == ["customers", "account_links", "transactions", "attach", "attach"]
+    assert _table(doc, "loan.asc")["join"] == {"key": "account_id", "via": "account", "prefix": "loan_"}
+    assert _table(doc, "district.asc")["join"] == {"key": "A1", "on": "district_id", "prefix": "district_"}
     assert _col(_table(doc, "trans.asc"), "date")["date_format"] == "YYMMDD"
     edited = tmp / "edited.yaml"
     edited.write_text(yaml.safe_dump(edit(doc), allow_unicode=True, sort_keys=False), encoding="utf-8")

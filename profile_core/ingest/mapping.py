@@ -469,6 +469,8 @@ class Mapping(BaseModel):
             for key in ("key", "join"):
                 if tm.get(key) is None:
                     tm.pop(key, None)
+            if tm.get("join"):
+                tm["join"] = {k: v for k, v in tm["join"].items() if v not in (None, "") and (k, v) != ("several", "first")}
             if not tm["derived"]:
                 del tm["derived"]
             else:
@@ -946,14 +948,16 @@ def propose_files(files: list[tuple[str, bytes | str | Path]], *,
     store = as_store(store)
     tables: list[TableMapping] = []
     unreadable: list[Issue] = []
+    raws: dict[str, pd.DataFrame] = {}
     link: LinkSpec | None = None
     for name, data in files:
         try:
-            sheets = read_sheets(name, data)
+            sheets = read_sheets(name, data, bad_rows="skip")  # the load itself reports damaged lines
         except IngestError as e:
             unreadable.append(e.issue)
             continue
         for label, guess_name, raw in sheets:
+            raws[label] = raw
             found = store.find(list(map(str, raw.columns))) if store else None
             if found is not None:
                 tm, saved = found
@@ -965,7 +969,75 @@ def propose_files(files: list[tuple[str, bytes | str | Path]], *,
             else:
                 tables.append(propose_mapping(None, raw, guess_name if guess_name != name else label))
                 tables[-1].file = label
+    _propose_attachments(tables, raws)
     return Mapping(tables=tables, link=link or LinkSpec()), unreadable
+
+
+def _as_attached(tm: TableMapping, join: JoinSpec, key_source: str | None = None) -> None:
+    """Turn a proposed table into an ``attach`` table (in place): its fields become features under their own
+    names (dates keep their format), the key column stays."""
+    cols = []
+    for c in tm.columns:
+        if c.source == key_source or (c.role == "key" and c.target == "account_id"):
+            cols.append(c)
+        elif c.role in ("field", "key"):
+            cols.append(ColumnMapping(**{**dict(c), "role": "feature", "target": None,
+                                         "reason": "mapping.reason.attached", "reason_values": {}}))
+        else:
+            cols.append(c)
+    object.__setattr__(tm, "columns", cols)
+    object.__setattr__(tm, "table", ATTACH)
+    object.__setattr__(tm, "key", None)
+    object.__setattr__(tm, "join", join)
+    object.__setattr__(tm, "derived", [])
+
+
+def _prefix(file: str) -> str:
+    stem = normalize_header(Path(file.rsplit(" [", 1)[-1].rstrip("]")).stem)
+    return f"{stem}_" if stem else ""
+
+
+def _propose_attachments(tables: list[TableMapping], raws: dict[str, pd.DataFrame]) -> None:
+    """Files that are not customers or events but attach to them: an account-keyed file with one row per
+    account (a loan per account) joins through the link table; a file without a customer ID whose column
+    holds every value of a customers column (a region table keyed by the region code) is a lookup."""
+    has_link = any(tm.table == LINK_TABLE for tm in tables)
+    keyed = [tm for tm in tables if tm.table == "customers" and tm.key is None and tm.saved_as is None]
+    for tm in tables:
+        raw = raws.get(tm.file)
+        if tm.saved_as is not None or raw is None:
+            continue
+        if has_link and tm.table in EVENT_TABLES and tm.account_keyed():
+            acc = parsing.as_text(raw[tm.targets()["account_id"]]).dropna()
+            if len(acc) and acc.is_unique:
+                _as_attached(tm, JoinSpec(key="account_id", via="account", prefix=_prefix(tm.file)))
+            continue
+        if tm.table != "customers" or tm.key != "row":
+            continue
+        for cust in keyed:
+            craw = raws.get(cust.file)
+            if craw is None:
+                continue
+            candidates = [(c.output, c.source) for c in cust.columns if c.role in ("feature", "field") and c.output]
+            match = _lookup_column(raw, craw, candidates)
+            if match is not None:
+                source, on = match
+                _as_attached(tm, JoinSpec(key=source, on=on, prefix=_prefix(tm.file)), key_source=source)
+                break
+
+
+def _lookup_column(raw: pd.DataFrame, craw: pd.DataFrame, candidates: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """(column of ``raw`` whose unique values cover a customers column, that column's output name)."""
+    for h in raw.columns:
+        vals = parsing.as_text(raw[h]).dropna()
+        if len(vals) < 2 or not vals.is_unique:
+            continue
+        have = set(vals)
+        for out, source in candidates:
+            cvals = set(parsing.as_text(craw[source]).dropna().unique()) if source in craw else set()
+            if len(cvals) >= 2 and cvals <= have and not parsing.as_text(craw[source]).dropna().is_unique:
+                return str(h), out
+    return None
 
 
 def _attach_samples(tm: TableMapping, raw: pd.DataFrame) -> None:
