@@ -170,3 +170,21 @@ def test_the_czech_export_through_the_step_with_an_imported_mapping(tmp_path) ->
     assert meta["labels"] == {"loan_status": "multiclass", "loan_default": "binary"}
     assert meta["observation_date"] == "loan_granted" and meta["currency"] == "CZK"
     assert meta["tables"] == ["customers", "transactions"]
+
+
+def test_join_and_label_role_are_edited_in_the_step() -> None:
+    czech = ROOT / "tests" / "fixtures" / "czech"
+    files = [(f, (czech / f).read_bytes()) for f in ["client.asc", "disp.asc", "loan.asc", "district.asc"]]
+    at = app(files)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="m-2-join-key").value == "account_id" and at.selectbox(key="m-2-join-via").value == "account"
+    assert at.text_input(key="m-3-join-on").value == "district_id"
+    at.text_input(key="m-2-join-prefix").set_value("credit_").run()
+    at.multiselect(key="m-2-labels").set_value(["status"]).run()
+    at.selectbox(key="m-2-6-label-kind").set_value("multiclass").run()
+    at.selectbox(key="m-2-6-label-role").set_value("grade").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.button(key="m-confirm").click().run()
+    mapping = at.session_state["result"]
+    assert mapping.tables[2].join.prefix == "credit_" and mapping.tables[2].join.via == "account"
+    assert mapping.labels() == {"credit_status": "multiclass"} and mapping.label_roles() == {"credit_status": "grade"}

@@ -7,7 +7,8 @@ here: every decision is a call into ``profile_core.ingest``. The working mapping
 under ``{key_prefix}-state-mapping`` and is proposed again when the files change.
 
 Widget keys (for tests): ``{p}-{i}-table``, ``{p}-{i}-column``, ``{p}-{i}-{j}-target`` / ``-kind`` /
-``-date`` / ``-decimal`` / ``-codes``, ``{p}-{i}-labels``, ``{p}-{i}-{j}-label-kind``, ``{p}-{i}-{j}-label-name``, ``{p}-link-roles``,
+``-date`` / ``-decimal`` / ``-codes``, ``{p}-{i}-labels``, ``{p}-{i}-{j}-label-kind`` / ``-label-name`` / ``-label-role``,
+``{p}-{i}-join-key`` / ``-via`` / ``-on`` / ``-prefix`` (attached tables), ``{p}-link-roles``,
 ``{p}-save-name``, ``{p}-confirm`` — ``i`` is the file (table) index, ``j`` the column index.
 """
 
@@ -110,6 +111,8 @@ def _table_block(p: str, i: int, tm: mp.TableMapping, lang: str) -> None:
     st.selectbox(t("mapping.ui.table", lang), mp.TABLE_NAMES, key=f"{p}-{i}-table",
                  format_func=lambda v: t(f"mapping.table.{v}", lang), on_change=_on_table, args=(p, i))
     st.dataframe(ed.proposal_frame(tm, lang), hide_index=True)
+    if tm.table == mp.ATTACH:
+        _join_block(p, i, tm, lang)
     sources = list(dict.fromkeys(c.source for c in tm.columns))  # a column listed twice is edited once
     if not sources:
         return
@@ -156,6 +159,27 @@ def _table_block(p: str, i: int, tm: mp.TableMapping, lang: str) -> None:
         _init(f"{p}-{i}-{j}-label-name", tm.column(source).output or source)
         name_col.text_input(t("mapping.ui.rename", lang, column=source), key=f"{p}-{i}-{j}-label-name",
                             on_change=_on_rename, args=(p, i, j, source))
+        _init(f"{p}-{i}-{j}-label-role", tm.column(source).label_role or "")
+        kind_col.selectbox(t("mapping.ui.label_role", lang, column=source), ["", *mp.LABEL_ROLES],
+                           key=f"{p}-{i}-{j}-label-role", format_func=lambda v: t(f"mapping.ui.role_{v or 'auto'}", lang),
+                           on_change=_on_label_role, args=(p, i, j, source))
+
+
+def _join_block(p: str, i: int, tm: mp.TableMapping, lang: str) -> None:
+    """How an attached table reaches customers: its key column, and the customers column it matches or the
+    account link table."""
+    join = tm.join
+    outputs = [c.output for c in tm.columns if c.output]
+    _init(f"{p}-{i}-join-key", join.key if join is not None else (outputs[0] if outputs else ""))
+    _init(f"{p}-{i}-join-via", (join.via or "") if join is not None else "")
+    _init(f"{p}-{i}-join-on", (join.on or "") if join is not None else "")
+    _init(f"{p}-{i}-join-prefix", join.prefix if join is not None else "")
+    a, b, c, d = st.columns(4)
+    a.selectbox(t("mapping.ui.join_key", lang), outputs, key=f"{p}-{i}-join-key", on_change=_on_join, args=(p, i))
+    b.selectbox(t("mapping.ui.join_via", lang), ["", "account"], key=f"{p}-{i}-join-via", on_change=_on_join,
+                args=(p, i), format_func=lambda v: t(f"mapping.ui.join_via_{v or 'lookup'}", lang))
+    c.text_input(t("mapping.ui.join_on", lang), key=f"{p}-{i}-join-on", on_change=_on_join, args=(p, i))
+    d.text_input(t("mapping.ui.join_prefix", lang), key=f"{p}-{i}-join-prefix", on_change=_on_join, args=(p, i))
 
 
 # ---- state plumbing: callbacks call profile_core.ingest and drop the widget values they made stale ----
@@ -208,6 +232,17 @@ def _on_rename(p: str, i: int, j: int, source: str) -> None:
     """A label's name as the user writes it (dots, spaces, 中文 allowed); empty keeps the column's name."""
     name = str(st.session_state[f"{p}-{i}-{j}-label-name"]).strip() or source
     _replace(p, ed.update_column(_mapping(p), i, source, target=name), keep=(f"{p}-{i}-{j}-label-name",))
+
+
+def _on_label_role(p: str, i: int, j: int, source: str) -> None:
+    role = st.session_state[f"{p}-{i}-{j}-label-role"] or None
+    _replace(p, ed.update_column(_mapping(p), i, source, label_role=role), keep=(f"{p}-{i}-{j}-label-role",))
+
+
+def _on_join(p: str, i: int) -> None:
+    keys = ("key", "via", "on", "prefix")
+    values = {k: st.session_state.get(f"{p}-{i}-join-{k}") or "" for k in keys}
+    _replace(p, ed.set_join(_mapping(p), i, **values), keep=tuple(f"{p}-{i}-join-{k}" for k in keys))
 
 
 def _on_link_roles(p: str) -> None:

@@ -18,6 +18,7 @@ from .mapping import (
     KEYS,
     LINK_TABLE,
     ColumnMapping,
+    JoinSpec,
     Mapping,
     TableMapping,
     propose_mapping,
@@ -104,6 +105,16 @@ def update_column(mapping: Mapping, index: int, source: str, **changes: object) 
     role), validated together."""
     m = mapping.model_copy(deep=True)
     _set(m.tables[index], source, **changes)
+    return m
+
+
+def set_join(mapping: Mapping, index: int, **changes: object) -> Mapping:
+    """New Mapping with the join of attached table ``index`` changed (key, on, via, prefix, several); a table
+    without a join gets one keyed by its first column."""
+    m = mapping.model_copy(deep=True)
+    tm = m.tables[index]
+    base = tm.join.model_dump() if tm.join is not None else {"key": tm.columns[0].output if tm.columns else ""}
+    tm.join = JoinSpec(**{**base, **{k: (v or None) if k in ("on", "via") else v for k, v in changes.items()}})
     return m
 
 
