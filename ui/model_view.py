@@ -87,7 +87,7 @@ def training_form(frame: pd.DataFrame, fingerprint: str | None, running: bool) -
     if st.button(tr("model.train"), type="primary", key=keys.TRAIN_BUTTON, disabled=running or not chosen):
         meta = cache.dataset_meta(state.active_dataset())
         _start(training.training_frame(frame, chosen, declared, meta), fingerprint, kinds, weights,
-               roles=meta.get("label_roles") or {}, arch=arch,
+               roles=meta.get("label_roles") or {}, protected=meta.get("protected") or [], arch=arch,
                weighting=weighting, epochs=int(epochs),
                batch=int(batch), lr=float(lr), seed=int(seed), baselines=baselines)
 
@@ -103,7 +103,7 @@ def _label_display(lang: str):
     return fmt
 
 
-def _start(frame, fingerprint, kinds, weights, *, roles, arch, weighting, epochs, batch, lr, seed,
+def _start(frame, fingerprint, kinds, weights, *, roles, protected, arch, weighting, epochs, batch, lr, seed,
            baselines) -> None:
     from pydantic import ValidationError
 
@@ -113,7 +113,8 @@ def _start(frame, fingerprint, kinds, weights, *, roles, arch, weighting, epochs
         tasks = training.build_tasks(frame, kinds, roles)
         names = {t.label: t.name for t in tasks}
         config = TrainConfig(arch=arch, weighting=weighting, max_epochs=epochs, batch_size=batch, lr=lr, seed=seed,
-                             device="auto", task_weights={names[k]: v for k, v in weights.items()})
+                             device="auto", task_weights={names[k]: v for k, v in weights.items()},
+                             protected=tuple(dict.fromkeys([*TrainConfig().protected, *protected])))
     except ValidationError as exc:
         st.error(tr("model.bad_config", detail=exc.errors()[0].get("msg", str(exc))))
         return
