@@ -183,8 +183,11 @@ def test_join_and_label_role_are_edited_in_the_step() -> None:
     at.multiselect(key="m-2-labels").set_value(["status"]).run()
     at.selectbox(key="m-2-6-label-kind").set_value("multiclass").run()
     at.selectbox(key="m-2-6-label-role").set_value("grade").run()
+    at.selectbox(key="m-0-column").set_value("district_id").run()
+    at.checkbox(key="m-0-2-protected").check().run()
     assert not at.exception, [e.value for e in at.exception]
     at.button(key="m-confirm").click().run()
     mapping = at.session_state["result"]
     assert mapping.tables[2].join.prefix == "credit_" and mapping.tables[2].join.via == "account"
     assert mapping.labels() == {"credit_status": "multiclass"} and mapping.label_roles() == {"credit_status": "grade"}
+    assert mapping.protected() == ["district_id"]

@@ -7,7 +7,7 @@ here: every decision is a call into ``profile_core.ingest``. The working mapping
 under ``{key_prefix}-state-mapping`` and is proposed again when the files change.
 
 Widget keys (for tests): ``{p}-{i}-table``, ``{p}-{i}-column``, ``{p}-{i}-{j}-target`` / ``-kind`` /
-``-date`` / ``-decimal`` / ``-codes``, ``{p}-{i}-labels``, ``{p}-{i}-{j}-label-kind`` / ``-label-name`` / ``-label-role``,
+``-date`` / ``-decimal`` / ``-codes`` / ``-protected``, ``{p}-{i}-labels``, ``{p}-{i}-{j}-label-kind`` / ``-label-name`` / ``-label-role``,
 ``{p}-{i}-join-key`` / ``-via`` / ``-on`` / ``-prefix`` (attached tables), ``{p}-link-roles``,
 ``{p}-save-name``, ``{p}-confirm`` — ``i`` is the file (table) index, ``j`` the column index.
 """
@@ -145,6 +145,9 @@ def _table_block(p: str, i: int, tm: mp.TableMapping, lang: str) -> None:
         _init(f"{p}-{i}-{j}-codes", codes_text(cm.codes))
         st.text_input(t("mapping.ui.codes", lang), key=f"{p}-{i}-{j}-codes", on_change=_on_option,
                       args=(p, i, j, source, "codes"))
+        _init(f"{p}-{i}-{j}-protected", cm.protected)
+        st.checkbox(t("mapping.ui.protected", lang), key=f"{p}-{i}-{j}-protected", on_change=_on_option,
+                    args=(p, i, j, source, "protected"))
     labels = [c.source for c in tm.columns if c.role == "label"]
     _init(f"{p}-{i}-labels", labels)
     chosen = st.multiselect(t("mapping.ui.labels", lang), sources, key=f"{p}-{i}-labels", on_change=_on_labels,
@@ -210,7 +213,8 @@ def _on_target(p: str, i: int, j: int, source: str) -> None:
 
 
 def _on_option(p: str, i: int, j: int, source: str, option: str) -> None:
-    suffix = {"kind": "kind", "date_format": "date", "decimal_comma": "decimal", "codes": "codes"}[option]
+    suffix = {"kind": "kind", "date_format": "date", "decimal_comma": "decimal", "codes": "codes",
+              "protected": "protected"}[option]
     value = st.session_state[f"{p}-{i}-{j}-{suffix}"]
     if option == "codes":
         value = parse_codes_text(value)
