@@ -528,10 +528,15 @@ PLE_SEP = "#pl"  # output column of bin k of a numeric column: f"{column}{PLE_SE
 
 
 def _ple_edges(values: np.ndarray, n_bins: int) -> list[float]:
-    """Quantile bin edges of the observed values (duplicates merged); fewer than 3 edges: no encoding."""
+    """Quantile bin edges of the observed values (duplicates merged), or every level when a column has at most
+    ``n_bins + 1`` of them (quantiles would merge the rare ones, e.g. 1, 2, 3 months late); fewer than 3 edges:
+    no encoding."""
     v = values[~np.isnan(values)]
     if not len(v) or n_bins < 2:
         return []
+    levels = np.unique(v)
+    if len(levels) <= n_bins + 1:  # a few levels (counts, statuses): one bin between each pair, as a tree splits
+        return levels.tolist() if len(levels) >= 3 else []
     edges = np.unique(np.quantile(v, np.linspace(0.0, 1.0, n_bins + 1)))
     return edges.tolist() if len(edges) >= 3 else []
 
@@ -551,8 +556,8 @@ class Preprocessor:
     ignore values unseen at fit (all zeros).
 
     ``encoding="ple"`` adds, after each standardised number, its piecewise-linear encoding over ``n_bins``
-    quantile bins of the training rows (columns ``<name>#pl<k>``; numbers with fewer than 3 distinct edges get
-    none): the net then sees numbers in bins as trees do. Every added column maps back to its number in
+    quantile bins of the training rows, centred on their training means (columns ``<name>#pl<k>``; numbers
+    with fewer than 3 distinct edges get none): the net then sees numbers in bins as trees do. Every added column maps back to its number in
     ``source_of``, so SHAP values summed per attribute stay exact. ``max_categories`` one-hot columns per
     category column (a one-hot block into the first linear layer is an embedding of the column): raise it for
     high-cardinality codes (industry, occupation) that carry signal.
@@ -563,6 +568,7 @@ class Preprocessor:
             raise ValueError(f"unknown numeric encoding {encoding!r}; known: {', '.join(NUMERIC_ENCODINGS)}")
         self.encoding, self.n_bins, self.max_categories = encoding, n_bins, max_categories
         self.edges: dict[str, list[float]] = {}  # encoding "ple": bin edges per numeric column (scaled units)
+        self.ple_center: dict[str, list[float]] = {}  # … and the training mean of each bin column
         self.numeric: list[str] = []
         self.categorical: list[str] = []
         self.median: list[float] = []
@@ -585,12 +591,16 @@ class Preprocessor:
             self.median = imputer.statistics_.tolist()
             self.mean, self.scale = scaler.mean_.tolist(), scaler.scale_.tolist()
             self.indicator = [self.numeric[i] for i in imputer.indicator_.features_]
-        self.edges = {}
+        self.edges, self.ple_center = {}, {}
         if self.encoding == "ple" and self.numeric:
             scaled = (x - np.asarray(self.mean)) / np.asarray(self.scale)  # NaN stays NaN: edges of observed values
+            imputed = (np.where(np.isnan(x), self.median, x) - np.asarray(self.mean)) / np.asarray(self.scale)
             for j, c in enumerate(self.numeric):
                 if edges := _ple_edges(scaled[:, j], self.n_bins):
                     self.edges[c] = edges
+                    # centred on the training rows (like the standardised numbers): the thermometer columns
+                    # would otherwise feed the first layer a large common offset that slows training
+                    self.ple_center[c] = piecewise_linear(imputed[:, j], edges).mean(axis=0).tolist()
         self.fill, self.categories, self.infrequent = {}, {}, {}
         for col in self.categorical:
             values = _texts(frame, col)
@@ -632,7 +642,7 @@ class Preprocessor:
                 for j, c in enumerate(self.numeric):
                     blocks.append(x[:, j:j + 1])
                     if c in self.edges:
-                        blocks.append(piecewise_linear(x[:, j], self.edges[c]))
+                        blocks.append(piecewise_linear(x[:, j], self.edges[c]) - np.asarray(self.ple_center[c]))
                 x = np.hstack(blocks)
             parts += [x, missing[:, [self.numeric.index(c) for c in self.indicator]].astype(float)]
         for col in self.categorical:
@@ -668,9 +678,10 @@ class Preprocessor:
         return float(value) if value.ndim == 0 else value
 
     _FIELDS = ("numeric", "categorical", "median", "mean", "scale", "indicator", "fill", "categories", "infrequent",
-               "log", "encoding", "n_bins", "edges")
+               "log", "encoding", "n_bins", "edges", "ple_center")
     #: fields absent from earlier bundles, with the value that reproduces their behaviour
-    _OPTIONAL = {"log": list, "encoding": lambda: "standard", "n_bins": lambda: 16, "edges": dict}
+    _OPTIONAL = {"log": list, "encoding": lambda: "standard", "n_bins": lambda: 16, "edges": dict,
+                 "ple_center": dict}
 
     def to_dict(self) -> dict:
         """Plain JSON-safe parameters (lists, dicts, str, float)."""

@@ -47,8 +47,11 @@ def test_every_architecture_beats_a_constant_predictor(frame, arch):
     assert result.model.name == arch and not result.model.training
     assert set(result.metrics) == {"val", "test"} and result.device == "cpu"
     assert result.feature_names[-2:] == ["c0=hi", "c0=lo"] and result.samples_per_second > 0
-    best = min(r.val_loss for r in result.history)
-    assert result.history[result.best_epoch - 1].val_loss == best  # best epoch's weights restored
+    # default selection: each head's best validation metric (RMSE, AUC, macro-F1) picks its epoch
+    hist = result.history_frame()
+    for task, metric, best in (("credit_score", "rmse", min), ("default", "auc", max), ("risk_level", "macro_f1", max)):
+        col = hist[f"{task}.{metric}"]
+        assert col[result.best_epochs[task] - 1] == best(col)
 
 
 def test_missing_labels_are_masked_out(frame):
@@ -202,14 +205,16 @@ def test_per_head_selection_keeps_each_heads_best_epoch(frame):
     assert getattr(result.model, "members", None) is None if len(epochs) == 1 else len(result.model.members) == len(epochs)
 
 
-def test_total_selection_is_the_default_and_checks_names(frame):
-    assert TrainConfig().selection == "total"
+def test_total_selection_restores_the_best_total_and_checks_names(frame):
+    assert TrainConfig().selection == "per-head-metric" and TrainConfig().numeric_encoding == "ple"
     with pytest.raises(ValueError, match="model selection"):
         TrainConfig(selection="best")
     with pytest.raises(ValueError, match="numeric encoding"):
         TrainConfig(numeric_encoding="fourier")
-    result = fit(frame, TASKS, TrainConfig(max_epochs=3, **SMALL))
+    result = fit(frame, TASKS, TrainConfig(max_epochs=6, selection="total", **SMALL))
     assert set(result.best_epochs.values()) == {result.best_epoch}
+    best = min(r.val_loss for r in result.history)
+    assert result.history[result.best_epoch - 1].val_loss == best  # best epoch's weights restored
 
 
 def test_piecewise_linear_encoding_trains_and_round_trips(frame):
