@@ -142,7 +142,8 @@ LABELS: dict[str, Column] = {
 RISK_LEVELS = ("A", "B", "C", "D", "E")  # A = lowest risk
 DIRECTION_VALUES = {"in": "in", "out": "out", "收入": "in", "支出": "out", "入": "in", "出": "out",
                     "credit": "in", "debit": "out", "贷": "in", "借": "out", "+": "in", "-": "out",
-                    "c": "in", "d": "out", "cr": "in", "dr": "out", "inflow": "in", "outflow": "out"}
+                    "c": "in", "d": "out", "cr": "in", "dr": "out", "inflow": "in", "outflow": "out",
+                    "prijem": "in", "příjem": "in", "vydaj": "out", "výdaj": "out", "haben": "in", "soll": "out"}
 GENDER_VALUES = {"男": "男", "女": "女", "m": "男", "f": "女", "male": "男", "female": "女", "1": "男", "2": "女"}
 
 

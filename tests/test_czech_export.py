@@ -74,6 +74,7 @@ def loaded(tmp_path_factory):
     assert _table(doc, "loan.asc")["join"] == {"key": "account_id", "via": "account", "prefix": "loan_"}
     assert _table(doc, "district.asc")["join"] == {"key": "A1", "on": "district_id", "prefix": "district_"}
     assert _col(_table(doc, "trans.asc"), "date")["date_format"] == "YYMMDD"
+    assert _col(_table(doc, "trans.asc"), "type")["target"] == "direction"  # PRIJEM/VYDAJ read as in/out
     edited = tmp / "edited.yaml"
     edited.write_text(yaml.safe_dump(edit(doc), allow_unicode=True, sort_keys=False), encoding="utf-8")
     ws = tmp / "ws.duckdb"

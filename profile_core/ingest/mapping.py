@@ -51,6 +51,7 @@ from ..i18n import MessageError, t
 from ..schema import (
     ACCOUNT_ID,
     ACCOUNT_LINKS,
+    DIRECTION_VALUES,
     EVENT_TABLES,
     GENDER_VALUES,
     HOLDER_ROLES,
@@ -908,6 +909,17 @@ def _content_candidates(table: str, spec: Table, headers: list[str], profiles: d
             if p.numeric and (p.has_decimals or p.decimal_comma) and not p.date_weak:
                 chosen[h] = _Candidate(h, "amount", 0.4, "mapping.reason.content_amount", {})
                 used.add("amount")
+                break
+    if table == "transactions" and "direction" not in used:  # in/out words (PRIJEM/VYDAJ, C/D …) by content
+        for h in headers:
+            p = profiles[h]
+            seen = {DIRECTION_VALUES.get(str(v).strip().lower()) for v in p.values}
+            if p.values and None not in seen and seen == {"in", "out"}:
+                old = chosen.get(h)
+                if old is not None:
+                    used.discard(old.field)
+                chosen[h] = _Candidate(h, "direction", 0.8, "mapping.reason.content_direction", {})
+                used.add("direction")
                 break
 
 
