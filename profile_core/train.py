@@ -71,14 +71,14 @@ class TrainConfig(BaseModel):
     test_fraction: float = 0.15
     # numbers as the net sees them: "standard" (scaled value) or "ple" (scaled value + piecewise-linear
     # encoding over n_bins quantile bins, features.Preprocessor)
-    numeric_encoding: str = "standard"
+    numeric_encoding: str = "ple"  # on Taiwan / census / the demo it lifts R², band accuracy and AUC (issue 17)
     n_bins: int = 16
     max_categories: int = 20  # one-hot columns per category column (features.Preprocessor)
     # model selection: "total" keeps the epoch with the best validation Σ λᵢ·Lᵢ and stops when it stalls;
     # "per-head" keeps each head's best epoch (by its own validation loss) and stops when every head has stalled
     # for `patience` epochs, so one noisy head neither stops nor picks the epoch for the others;
     # "per-head-metric" does the same on each head's validation RMSE / AUC / macro-F1
-    selection: str = "total"
+    selection: str = "per-head-metric"
     # nets trained (seeds seed, seed+1, …) and averaged per head: one MemberMean in the bundle
     ensemble: int = 1
     # inputs: columns never used (labels not chosen, columns derived from labels), protected attributes
