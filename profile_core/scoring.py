@@ -37,6 +37,9 @@ from profile_core.scorecard import add_scorecard
 ID = "customer_id"
 SUFFIXES = (".parquet", ".csv", ".csv.gz")
 CSV_BLOCK_BYTES = 4 << 20  # bytes per block of the streaming CSV reader
+#: A numeric input beyond ±1e15 (or ±inf) is not an attribute of a customer: the row gets no prediction (the API
+#: answers 422 for it). NaN stays a missing value, imputed as in training.
+MAX_ABS_INPUT = 1e15
 
 
 class ScoringError(MessageError):
@@ -52,6 +55,7 @@ class ScoreStats:
     start_rss_mb: float = float("nan")  # resident memory when the call began (NaN where /proc is missing)
     chunks: int = 0
     missing: list[str] = field(default_factory=list)  # model inputs the file lacks (imputed)
+    out_of_range_rows: int = 0  # rows with a number beyond ±1e15 or infinite: scored as empty (no prediction)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,10 +68,21 @@ def input_columns(bundle) -> list[str]:
     return [ID, *bundle.preprocessor.numeric, *bundle.preprocessor.categorical]
 
 
+def out_of_range_rows(bundle, frame: pd.DataFrame) -> np.ndarray:
+    """Per row: True when a numeric model input is infinite or beyond ±``MAX_ABS_INPUT`` (NaN is missing)."""
+    cols = [c for c in bundle.preprocessor.numeric if c in frame.columns]
+    if not cols:
+        return np.zeros(len(frame), dtype=bool)
+    values = frame[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        return (np.abs(values) > MAX_ABS_INPUT).any(axis=1)
+
+
 def score_columns(bundle, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """The columns of :func:`score_chunk` as arrays (``frame`` must have at least one row): the model's inputs
     from ``bundle.preprocessor.transform``, its outputs from ``train.predict`` — the computation of
-    ``bundle.predict`` — then points and PD grade. The REST API builds its JSON from these."""
+    ``bundle.predict`` — then points and PD grade. The REST API builds its JSON from these. A row with an
+    out-of-range number (:func:`out_of_range_rows`) gets no prediction: NaN values, no class, no grade."""
     from profile_core.train import predict, prediction_columns
 
     preds = predict(bundle.model, bundle.preprocessor.transform(frame), bundle.tasks)
@@ -75,7 +90,17 @@ def score_columns(bundle, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     if ID in frame.columns:
         out[ID] = frame[ID].to_numpy()
     out |= prediction_columns(preds, bundle.tasks)  # names and order as train.predictions_frame
-    return add_scorecard(out, bundle.tasks)
+    bad = out_of_range_rows(bundle, frame)
+    if bad.any():
+        for key in [k for k in out if k != ID]:
+            col = out[key].copy() if out[key].dtype.kind == "f" else out[key].astype(object)
+            col[bad] = np.nan if col.dtype.kind == "f" else None
+            out[key] = col
+    out = add_scorecard(out, bundle.tasks)
+    if bad.any() and "pd_grade" in out:
+        out["pd_grade"] = out["pd_grade"].astype(object)
+        out["pd_grade"][bad] = None
+    return out
 
 
 def score_chunk(bundle, frame: pd.DataFrame) -> pd.DataFrame:
@@ -319,10 +344,11 @@ def score_file(bundle, in_path: str | Path, out_path: str | Path, *, chunk_rows:
                mininterval=0.5, file=sys.stderr)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     writer = _Writer(out_path)
-    rows = n_chunks = 0
+    rows = n_chunks = bad_rows = 0
     try:
         for frame in chunks:
             writer.write(score_chunk(bundle, frame))
+            bad_rows += int(out_of_range_rows(bundle, frame).sum())
             rows += len(frame)
             n_chunks += 1
             bar.update(len(frame))
@@ -337,4 +363,4 @@ def score_file(bundle, in_path: str | Path, out_path: str | Path, *, chunk_rows:
     seconds = time.perf_counter() - started
     return ScoreStats(rows=rows, seconds=round(seconds, 3), rows_per_s=round(rows / seconds, 1) if seconds else 0.0,
                       peak_rss_mb=round(peak_rss_mb(), 1), start_rss_mb=round(start_rss, 1), chunks=n_chunks,
-                      missing=missing)
+                      missing=missing, out_of_range_rows=bad_rows)

@@ -60,6 +60,7 @@ import profile_core
 from profile_core.auth import Forbidden, require
 from profile_core.i18n import DEFAULT_LANG, LANGS, t
 from profile_core.privacy import AccessDenied, Policy
+from profile_core.scoring import MAX_ABS_INPUT  # beyond it: 422
 from profile_core.settings import current as current_settings
 
 log = logging.getLogger("profile_core.service")
@@ -69,7 +70,6 @@ MAX_SCORE_CUSTOMERS = 10_000  # per /v1/score request
 MAX_EXPLAIN_CUSTOMERS = 50  # per /v1/explain request (SHAP costs ~100× a prediction)
 MAX_TOP = 20
 MAX_BODY_BYTES = 8 << 20  # default request-size limit (a 10,000-customer score request is ~6 MB)
-MAX_ABS_INPUT = 1e15  # |number| above this is refused (422): no attribute of a customer is that large
 #: Path → the permission it needs (checked before the body is read; the endpoints check again).
 ROUTE_PERMISSIONS = (("/v1/score", "score"), ("/v1/explain", "score"), ("/v1/model", "view_monitoring"),
                      ("/v1/customers/", "view_customers"))

@@ -112,3 +112,20 @@ def test_workspace_and_wal_are_private(tmp_path, tables):
     with Workspace(old) as ws:
         ws.list_datasets()
     assert stat.S_IMODE(os.stat(old).st_mode) == 0o600
+
+
+def test_batch_scoring_gives_no_prediction_for_out_of_range_numbers(tmp_path, tables):
+    bundle = load_bundle(BUNDLE)
+    src = tmp_path / "features.csv"
+    features = _features_csv(tables, src)
+    col = bundle.preprocessor.numeric[0]
+    frame = pd.read_csv(src, dtype={"customer_id": str})
+    frame[col] = frame[col].astype(float)
+    frame.loc[1, col], frame.loc[2, col] = 1e308, -float("inf")
+    frame.to_csv(src, index=False)
+    stats = score_file(bundle, src, tmp_path / "scores.parquet", progress=False)
+    assert stats.rows == len(features) and stats.out_of_range_rows == 2
+    scored = pd.read_parquet(tmp_path / "scores.parquet")
+    assert scored.loc[[1, 2], "default_prob"].isna().all() and scored.loc[[1, 2], "pd_grade"].isna().all()
+    assert scored.loc[[1, 2], "risk_level_pred"].isna().all()  # not the first class ("A") of NaN probabilities
+    assert scored.drop(index=[1, 2])["default_prob"].notna().all()
