@@ -18,7 +18,7 @@ from profile_core.features import build_features_from_frames
 from profile_core.store import Workspace
 
 FIX = Path(__file__).parent / "fixtures" / "czech"
-FILES = ["client.asc", "disp.asc", "trans.asc", "loan.asc", "district.asc"]
+FILES = ["client.asc", "disp.asc", "trans.asc", "loan.asc", "district.asc", "card.asc"]
 
 
 def _table(doc: dict, file: str) -> dict:
@@ -38,7 +38,9 @@ def edit(doc: dict) -> dict:
                                                                                     "sex": "gender"})
     client["derived"] = [{"name": "age", "op": "age", "source": "birth_date", "as_of": "1999-01-01",
                           "role": "field"}]
-    _col(_table(doc, "disp.asc"), "disp_id")["role"] = "ignore"
+    card = _table(doc, "card.asc")  # cards are keyed by disposition: the proposal joins them through disp.asc
+    _col(card, "card_id")["role"] = "ignore"
+    _col(card, "issued").update(date_format="YYMMDD")
     trans = _table(doc, "trans.asc")
     _col(trans, "trans_id")["role"] = "ignore"
     _col(trans, "type").update(target="direction", codes={"PRIJEM": "in", "VYDAJ": "out"})
@@ -70,7 +72,9 @@ def loaded(tmp_path_factory):
     assert main(["--lang", "en", "propose", *files, "--out", str(proposal)]) == 0
     doc = yaml.safe_load(proposal.read_text(encoding="utf-8"))
     # what the proposal already gets right
-    assert [t["table"] for t in doc["tables"]] == ["customers", "account_links", "transactions", "attach", "attach"]
+    assert [t["table"] for t in doc["tables"]] == ["customers", "account_links", "transactions", "attach", "attach",
+                                                   "attach"]
+    assert _table(doc, "card.asc")["join"] == {"key": "disp_id", "via": "link", "prefix": "card_"}
     assert _table(doc, "loan.asc")["join"] == {"key": "account_id", "via": "account", "prefix": "loan_"}
     assert _table(doc, "district.asc")["join"] == {"key": "A1", "on": "district_id", "prefix": "district_"}
     assert _col(_table(doc, "trans.asc"), "date")["date_format"] == "YYMMDD"
@@ -102,6 +106,13 @@ def test_the_export_loads_with_labels_dates_sex_and_districts(loaded):
     assert cust["loan_default"].sum() == (loans["status"].isin(["B", "D"])).sum()
     assert cust.loc["2", "loan_granted"] == pd.Timestamp("1998-02-27")
     assert cust.loc["2", "district_region"] and pd.notna(cust.loc["2", "district_avg_salary"])
+    cards = pd.read_csv(FIX / "card.asc", sep=";", dtype=str)
+    disp = pd.read_csv(FIX / "disp.asc", sep=";", dtype=str).set_index("disp_id")
+    holders = cards.assign(client=cards["disp_id"].map(disp["client_id"])).drop_duplicates("client")
+    assert cust["card_type"].notna().sum() == len(holders)
+    first = holders.iloc[0]
+    assert cust.loc[first["client"], "card_type"] == first["type"]
+    assert cust.loc[first["client"], "card_issued"] == pd.to_datetime("19" + first["issued"], format="%Y%m%d")
 
 
 def test_features_honour_each_loans_grant_date(loaded):

@@ -179,7 +179,7 @@ def _join_block(p: str, i: int, tm: mp.TableMapping, lang: str) -> None:
     _init(f"{p}-{i}-join-prefix", join.prefix if join is not None else "")
     a, b, c, d = st.columns(4)
     a.selectbox(t("mapping.ui.join_key", lang), outputs, key=f"{p}-{i}-join-key", on_change=_on_join, args=(p, i))
-    b.selectbox(t("mapping.ui.join_via", lang), ["", "account"], key=f"{p}-{i}-join-via", on_change=_on_join,
+    b.selectbox(t("mapping.ui.join_via", lang), ["", "account", "link"], key=f"{p}-{i}-join-via", on_change=_on_join,
                 args=(p, i), format_func=lambda v: t(f"mapping.ui.join_via_{v or 'lookup'}", lang))
     c.text_input(t("mapping.ui.join_on", lang), key=f"{p}-{i}-join-on", on_change=_on_join, args=(p, i))
     d.text_input(t("mapping.ui.join_prefix", lang), key=f"{p}-{i}-join-prefix", on_change=_on_join, args=(p, i))

@@ -361,6 +361,16 @@ def _attach(staged: list[tuple[str, str, pd.DataFrame, bool]], mapped: dict[str,
             right = resolve_accounts(right.rename(columns={spec.key: "account_id"}), links, link, label, report)
             rkey, on = "customer_id", "customer_id"
             right = right.drop(columns=["account_id"])
+        elif spec.via == "link":  # the key is a link-table row ID (e.g. disp_id): its holder is the customer
+            link_key = spec.link_key or spec.key
+            if links is None or link_key not in links:
+                report.issues.append(issue("join_no_column", label, column=link_key, area="mapping",
+                                           side="account_links"))
+                continue
+            ids = pd.Series(links["customer_id"].to_numpy(), index=parsing.as_text(links[link_key]).to_numpy())
+            ids = ids[~ids.index.duplicated()]
+            right = right.assign(customer_id=parsing.as_text(right[spec.key]).map(ids)).drop(columns=[spec.key])
+            rkey, on = "customer_id", "customer_id"
         else:
             rkey, on = spec.key, spec.on or spec.key
         right[rkey] = parsing.as_text(right[rkey])

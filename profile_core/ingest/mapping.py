@@ -250,14 +250,17 @@ class JoinSpec(BaseModel):
     """How an ``attach`` table's rows reach customers: its output column ``key`` matches the customers column
     ``on`` (default: the same name; a lookup such as a region table), or — ``via: account`` — ``key`` holds an
     account ID that the account link table resolves to its holder (a loan or account attributes per
-    account). The attached columns (with ``prefix``) become customer fields, features or labels; when
-    several rows reach one customer the ``first`` (file order) or ``last`` is kept and the rest counted."""
+    account), or — ``via: link`` — ``key`` holds the ID of a row of the link table (its column ``link_key``,
+    default the same name; cards issued per disposition). The attached columns (with ``prefix``) become
+    customer fields, features or labels; when several rows reach one customer the ``first`` (file order) or
+    ``last`` is kept and the rest counted."""
 
     model_config = ConfigDict(extra="forbid")
 
     key: str
     on: str | None = None
-    via: Literal["account"] | None = None
+    via: Literal["account", "link"] | None = None
+    link_key: str | None = None
     prefix: str = ""
     several: Literal["first", "last"] = "first"
 
@@ -444,7 +447,7 @@ class Mapping(BaseModel):
                         issues.append(issue("label_on_events", f, column=spec.name, area="mapping"))
             if tm.table == ATTACH and tm.join is None:
                 issues.append(issue("join_missing", f, area="mapping"))
-            if tm.join is not None and tm.join.via == "account" and not has_links:
+            if tm.join is not None and tm.join.via in ("account", "link") and not has_links:
                 issues.append(issue("no_link_table", f, area="mapping"))
             if tm.key is not None:
                 issues.append(issue("key_generated", f, area="mapping", severity="warning",
@@ -1015,9 +1018,24 @@ def _propose_attachments(tables: list[TableMapping], raws: dict[str, pd.DataFram
     holds every value of a customers column (a region table keyed by the region code) is a lookup."""
     has_link = any(tm.table == LINK_TABLE for tm in tables)
     keyed = [tm for tm in tables if tm.table == "customers" and tm.key is None and tm.saved_as is None]
+    link_ids = {}  # non-key columns of the link table (a disposition ID) → their values
+    for lt in tables:
+        if lt.table == LINK_TABLE and lt.file in raws:
+            link_ids.update({c.source: set(parsing.as_text(raws[lt.file][c.source]).dropna())
+                             for c in lt.columns if c.role != "key" and c.target != "holder_role"})
     for tm in tables:
         raw = raws.get(tm.file)
         if tm.saved_as is not None or raw is None:
+            continue
+        shared = [h for h in raw.columns if h in link_ids and tm.table not in (LINK_TABLE, ATTACH)
+                  and not any(c.source == h and c.role == "key" for c in tm.columns)]
+        if shared and set(parsing.as_text(raw[shared[0]]).dropna()) <= link_ids[shared[0]]:
+            _as_attached(tm, JoinSpec(key=shared[0], via="link", prefix=_prefix(tm.file)), key_source=shared[0])
+            for lt in tables:  # the link table must keep that column for the join
+                if lt.table == LINK_TABLE:
+                    for j, c in enumerate(lt.columns):
+                        if c.source == shared[0] and c.role == "ignore":
+                            lt.columns[j] = ColumnMapping(**{**dict(c), "role": "feature"})
             continue
         if has_link and tm.table in EVENT_TABLES and tm.account_keyed():
             acc = parsing.as_text(raw[tm.targets()["account_id"]]).dropna()
