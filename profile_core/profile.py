@@ -101,6 +101,8 @@ def _tag_inputs(features: pd.DataFrame, transactions: pd.DataFrame | None, behav
         "logins": _col(f, "login_per_month_3m"), "loans": _col(f, "loan_count_latest"),
     })
     out.index = f["customer_id"].astype("str").to_numpy()
+    # whether the data set has event tables at all: a flat loan file gets no event-based tags
+    out["txn_data"], out["beh_data"] = transactions is not None, behaviors is not None
     out["channel"], out["channel_share"], out["product"] = None, np.nan, None
     if transactions is not None and len(transactions) and "channel" in transactions.columns:
         ch = transactions["channel"].astype("str").str.strip().str.lower()
@@ -126,10 +128,13 @@ def _tag_inputs(features: pd.DataFrame, transactions: pd.DataFrame | None, behav
 def _tags(row: pd.Series) -> list[Tag]:
     tags: list[Tag] = []
     rfm = row["rfm"]
-    tags.append(_tag("value", "high", "good") if rfm >= 8 else _tag("value", "mid", "neutral") if rfm >= 5
-                else _tag("value", "low", "neutral"))
+    if row["txn_data"]:
+        tags.append(_tag("value", "high", "good") if rfm >= 8 else _tag("value", "mid", "neutral") if rfm >= 5
+                    else _tag("value", "low", "neutral"))
     if row["tenure"] < NEW_MONTHS:
         tags.append(_tag("lifecycle", "new", "neutral"))
+    elif not row["txn_data"]:
+        pass  # no transactions in the data set: nothing says whether the customer is active or dormant
     elif not row["count_12m"] > 0 or row["recency"] > DORMANT_DAYS:
         tags.append(_tag("lifecycle", "dormant", "warn"))
     elif row["trend"] >= GROWING_TREND:
@@ -166,7 +171,7 @@ def _tags(row: pd.Series) -> list[Tag]:
         tags.append(_tag("spending", "balanced", "neutral"))
     if row["logins"] >= ACTIVE_LOGINS:
         tags.append(_tag("engagement", "active", "good"))
-    elif row["logins"] == 0:
+    elif row["logins"] == 0 and row["beh_data"]:
         tags.append(_tag("engagement", "none", "neutral"))
     return tags
 
@@ -228,6 +233,8 @@ class ProfileCard:
     warnings: list[CardWarning]
     as_of: str
     notice: str  # 模型辅助，人工决策
+    has_transactions: bool = True  # the data set has a transactions table (flows, recent transactions)
+    has_behaviors: bool = True  # the data set has app/web events (the login heat map)
 
 
 def _by_customer(frame: pd.DataFrame | None) -> dict[str, np.ndarray]:
@@ -452,7 +459,7 @@ class CardContext:
                 and abs(GRADES.index(out.risk_level) - GRADES.index(out.pd_grade)) >= GRADE_GAP:
             found.append(("profile.warn.level_vs_pd", {"level": out.risk_level, "grade": out.pd_grade,
                                                        "pd": f"{100 * (out.pd or 0):.1f}%"}))
-        if not has_events:
+        if not has_events and (self.transactions is not None or self.behaviors is not None):
             found.append(("profile.warn.no_events", {}))
         return [CardWarning(key, t(key, lang, **values)) for key, values in found]
 
@@ -482,7 +489,8 @@ class CardContext:
             attributes=self._attributes(cid, lang), tags=tags, monthly_flows=self._monthly_flows(cid),
             login_heatmap=self._login_heatmap(cid), recent_transactions=self._recent(cid),
             reasons=self._reasons(cid, lang, top_reasons), warnings=self._warnings(outputs, has_events, lang),
-            as_of=str(self.as_of.date()), notice=t("app.notice", lang))
+            as_of=str(self.as_of.date()), notice=t("app.notice", lang),
+            has_transactions=self.transactions is not None, has_behaviors=self.behaviors is not None)
 
 
 def _card_tasks(tasks: list[TaskSpec] | None, explainer: HeadExplainer | None,

@@ -36,7 +36,7 @@ from profile_core.i18n import t
 from profile_core.profile import ProfileCard
 from profile_core.scorecard import add_scorecard
 from profile_core.tasks import TaskSpec, role_task
-from profile_core.views import contribution_frame, headline_items
+from profile_core.views import contribution_frame, headline_items, reason_headings
 
 TEMPLATES = Path(__file__).with_name("templates")
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
@@ -154,10 +154,7 @@ def _waterfall(explanation, card: ProfileCard, task: str, lang: str):
 
 
 def _task_title(spec, name: str, lang: str) -> str:
-    if spec is None:
-        return name
-    label = getattr(spec, lang, None) or name
-    return f"{label} ({name})" if label != name else name
+    return name if spec is None else spec.display(lang)  # the label as the data names it
 
 
 def customer_report(card: ProfileCard, *, explanation=None, figures: Mapping[str, Any] | None = None,
@@ -172,11 +169,14 @@ def customer_report(card: ProfileCard, *, explanation=None, figures: Mapping[str
     if explanation is not None and explanation.level != "attribute":
         raise ValueError("customer_report needs an attribute-level explanation (explain.to_attributes)")
     fig = _Figures()
-    tasks = []
+    tasks, heads = [], {h.task: h for h in card.outputs.tasks}
     for task, rc in card.reasons.items():
         spec = explanation.tasks.get(task) if explanation is not None else None
         wf = _waterfall(explanation, card, task, lang)
-        tasks.append({"title": _task_title(spec, task, lang), "reasons": rc, "waterfall": fig(wf) if wf else None})
+        head = heads.get(task)
+        tasks.append({"title": head.title if head else _task_title(spec, task, lang), "reasons": rc,
+                      "waterfall": fig(wf) if wf else None,
+                      "headings": reason_headings(head.role if head else spec.role if spec else "pd", lang)})
     attributes = []
     cat_col = "category_zh" if lang == "zh" else "category_en"
     heads = {"name": t("report.attribute", lang), "value": t("report.value", lang),
@@ -197,8 +197,10 @@ def customer_report(card: ProfileCard, *, explanation=None, figures: Mapping[str
         "tags": [{"text": g.text(lang), "tone": g.tone} for g in card.tags],
         "warnings": [w.text for w in card.warnings], "tasks": tasks,
         "has_waterfalls": any(task["waterfall"] for task in tasks), "attributes": attributes,
-        "flows": fig(charts.plot_monthly_flows(card.monthly_flows, lang=lang, title=t("report.flows", lang))),
-        "logins": fig(charts.plot_login_heatmap(heat, lang=lang, title=t("report.logins", lang))),
+        "flows": fig(charts.plot_monthly_flows(card.monthly_flows, lang=lang, title=t("report.flows", lang)))
+        if card.has_transactions else None,
+        "logins": fig(charts.plot_login_heatmap(heat, lang=lang, title=t("report.logins", lang)))
+        if card.has_behaviors else None,
         "recent": table_of(card.recent_transactions, columns=recent_heads, digits=2,
                            empty=t("report.no_transactions", lang)),
         "extra": [{"title": name, "html": fig(f)} for name, f in (figures or {}).items()],

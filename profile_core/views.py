@@ -201,3 +201,10 @@ def contribution_frame(expl, task: str, customer_id: str, lang: str = "zh") -> p
         "feature": [f"{attribute_name(expl, a, lang)} = {attribute_value(expl, a, customer_id, lang)}"
                     for a in row.index],
         "contribution": row.to_numpy(dtype=float)})
+
+
+def reason_headings(role: str, lang: str = "zh") -> dict[str, str]:
+    """Headings of a head's reason codes: towards and away from risk for risk heads (pd, score, grade); up
+    and down for a generic head (an amount or a propensity is no risk)."""
+    suffix = "_value" if role == "generic" else ""
+    return {"up": t(f"explain.up{suffix}", lang), "down": t(f"explain.down{suffix}", lang)}

@@ -209,3 +209,32 @@ def test_reason_codes_never_cite_a_protected_attribute() -> None:
     codes = reason_codes(expl, None, "C1", "default", lang="en")
     cited = [r.attribute for r in codes.up + codes.down]
     assert cited == ["income", "max_dpd_3m"]
+
+
+def test_a_flat_loan_file_gets_a_clean_card(taiwan_ws, tmp_path) -> None:
+    """No event tables: no event-based tags, no "no events" warning, no flow charts; the headline follows roles
+    and names the bank's own labels; generic heads' reasons are not called risk."""
+    from profile_core.explain import HeadExplainer
+    from profile_core.features import build_features_from_frames
+    from profile_core.pipeline import load_source
+    from profile_core.privacy import Policy
+    from profile_core.profile import CardContext
+    from profile_core.report import customer_report
+    from profile_core.views import headline_items
+
+    train_and_save("workspace:taiwan", tmp_path / "tw", workspace=taiwan_ws, epochs=2)
+    bundle = load_bundle(tmp_path / "tw")
+    tables = load_source("workspace:taiwan", workspace=taiwan_ws).tables
+    features = build_features_from_frames(tables)
+    context = CardContext(tables, features, bundle.predict(features), explainer=HeadExplainer(bundle, features))
+    card = context.card("1", policy=Policy("analyst"), lang="en")
+    assert not card.has_transactions and not card.has_behaviors
+    assert not {t.family for t in card.tags} & {"value", "channel", "engagement", "income", "spending"}
+    assert not card.warnings
+    items = {i.key: i for i in headline_items(card.outputs, "en")}
+    assert items["pd"].label == "Probability of default · default.payment.next.month"
+    assert "score" not in items  # no credit score task: nothing is called one
+    assert items["task:LIMIT_BAL"].label == "LIMIT_BAL" and "%" in items["task:LIMIT_BAL"].value  # percentile
+    assert items["task:PAY_0_band"].label == "PAY_0 band"
+    page = customer_report(card, lang="en")
+    assert "Pushing the prediction up" in page and "Monthly" not in page and "default_payment_next_month" not in page

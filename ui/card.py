@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pandas as pd
 import streamlit as st
 
-from profile_core import charts
+from profile_core import charts, views
 from profile_core.schema import CATEGORIES, RISK_LEVELS, display_name
 from ui import state, widgets
 from ui.keys import PagePath
@@ -152,8 +152,7 @@ def grade_badge(grade: str | None, *, size: str = "0.95rem") -> str:
 
 def task_label(task: str, specs: dict | None, lang: str) -> str:
     spec = (specs or {}).get(task)
-    text = getattr(spec, lang, "") if spec is not None else ""
-    return text or task
+    return spec.display(lang) if spec is not None else task  # the label as the data names it
 
 
 def _fmt(value, pattern: str) -> str:
@@ -182,7 +181,7 @@ def header(card) -> None:
 def kpis(card) -> None:
     """The headline tiles by task role (``views.headline_items``): points, PD and grade from a pd task, the
     credit score from a score task, and every other head by its own name — never an empty tile."""
-    from profile_core import views
+
 
     items = views.headline_items(card.outputs, card.lang)
     if not items:
@@ -237,9 +236,11 @@ def risk_panel(card, specs: dict | None) -> None:
                 codes = card.reasons[task]
                 with tab:
                     up, down = st.columns(2)
-                    up.markdown(f"**:red[{tr('explain.up')}]**")
+                    role = specs[task].role if specs and task in specs else "pd"
+                    headings = views.reason_headings(role, lang)
+                    up.markdown(f"**:red[{headings['up']}]**")
                     up.markdown("\n".join(f"- :red[▲] {r.sentence}" for r in codes.up) or tr("card.none"))
-                    down.markdown(f"**:green[{tr('explain.down')}]**")
+                    down.markdown(f"**:green[{headings['down']}]**")
                     down.markdown("\n".join(f"- :green[▼] {r.sentence}" for r in codes.down) or tr("card.none"))
 
 
@@ -261,13 +262,26 @@ def attributes(card) -> None:
 
 
 def activity(card) -> None:
+    """Monthly flows and the login heat map, each only when the data set has the events behind it."""
     lang = card.lang
-    left, right = st.columns(2)
-    with left:
+    if not (card.has_transactions or card.has_behaviors):
+        return
+    left, right = st.columns(2) if card.has_transactions and card.has_behaviors else (st.container(),) * 2
+    if card.has_transactions:
+        _flows(card, left, lang)
+    if card.has_behaviors:
+        _logins(card, right, lang)
+
+
+def _flows(card, place, lang: str) -> None:
+    with place:
         fig = charts.plot_monthly_flows(card.monthly_flows, title=tr("card.flows"), lang=lang)
         fig.update_xaxes(title_text="", tickangle=-45)  # months need no axis title; keeps the legend clear
         widgets.chart(fig, key="customers-flows")
-    with right:
+
+
+def _logins(card, place, lang: str) -> None:
+    with place:
         heat = card.login_heatmap.stack().rename("count").reset_index()
         fig = charts.plot_login_heatmap(heat, title=tr("card.logins"), lang=lang)
         fig.update_traces(colorbar_title_side="right")
@@ -275,6 +289,8 @@ def activity(card) -> None:
 
 
 def recent(card) -> None:
+    if not card.has_transactions:
+        return
     frame = card.recent_transactions.copy()
     st.markdown(f"**{tr('card.recent')}**")
     if frame.empty:
