@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 DEMO_DATASET = "demo"
 DEMO_CUSTOMERS, DEMO_SEED = 2000, 7
-UPLOAD_TYPES = ["csv", "xlsx", "xls", "parquet"]
+UPLOAD_TYPES = ["csv", "tsv", "txt", "asc", "dat", "xlsx", "xls", "parquet", "gz", "zip"]  # text of any name
 
 
 @dataclass
