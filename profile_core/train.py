@@ -81,6 +81,9 @@ class TrainConfig(BaseModel):
     selection: str = "per-head-metric"
     # nets trained (seeds seed, seed+1, …) and averaged per head: one MemberMean in the bundle
     ensemble: int = 1
+    # filled by profile_core.tune: budget, trials, validation score and search space of the search that chose
+    # this configuration (empty when nobody tuned it)
+    tuned: dict[str, Any] = {}
     # inputs: columns never used (labels not chosen, columns derived from labels), protected attributes
     # (never inputs unless the caller lists the columns itself), and whether age may be an input
     exclude_inputs: tuple[str, ...] = ()
