@@ -7,13 +7,16 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from profile_core import monitor, monitor_charts, report
+from profile_core import fairness, monitor, monitor_charts, report
 from profile_core.bundle import read_manifest
+from profile_core.schema import display_name
+from profile_core.tasks import role_task
 from ui import audit, cache, model_view, state, widgets
 from ui.state import tr
 
 REFERENCE_SELECT = "monitor-reference-selectbox"
 CARD_BUTTON = "monitor-card-download-button"
+FAIRNESS_SELECT = "monitor-fairness-selectbox"
 
 widgets.page_header("monitor.title", "monitor.caption")
 if not (widgets.need_data() and widgets.need_bundle()):
@@ -129,10 +132,32 @@ if not psi_table.empty:
         hide_index=True, key="monitor-psi-table",
         column_config={tr("monitor.col.psi"): st.column_config.NumberColumn(format="%.4f")})
 
+# ------------------------------------------------------------------ fairness by group (held-out rows as above)
+st.subheader(tr("fairness.title"))
+pd_task = role_task(bundle.tasks, "pd")
+fair_reports = []
+if pd_task is None:
+    st.info(tr("fairness.no_pd"))
+else:
+    st.caption(tr("fairness.caption", cutoff=fairness.APPROVE_UP_TO))
+    attributes = fairness.candidate_groups(features)
+    fair_reports = [fairness.fairness_by_group(features, preds[f"{pd_task.name}_prob"], pd_task, a)
+                    for a in attributes]
+    if fair_reports:
+        st.dataframe(fairness.summary_frame(fair_reports, lang), hide_index=True, key="fairness-summary")
+        chosen = st.selectbox(tr("fairness.attribute"), attributes, key=FAIRNESS_SELECT,
+                              format_func=lambda a: display_name(a, lang))
+        table = fair_reports[attributes.index(chosen)].table
+        st.dataframe(table.rename(columns={c: tr(f"fairness.group.{c}") for c in table.columns}), hide_index=True,
+                     key="fairness-groups",
+                     column_config={tr(f"fairness.group.{c}"): st.column_config.NumberColumn(format="%.3f")
+                                    for c in ("approval_rate", "mean_pd", "bad_rate", "auc", "pd_error")})
+
 # ------------------------------------------------------------------ model card
 st.subheader(tr("monitor.card_title"))
 scope_text = tr(f"monitor.scope.{scope}", n=f"{int(rows_used.sum()):,}")
-card_args = {"current": metrics, "stability": psi_table, "scope": scope_text, "dataset": active or "", "lang": lang}
+card_args = {"current": metrics, "stability": psi_table, "scope": scope_text, "dataset": active or "", "lang": lang,
+             "fairness": fair_reports}
 page = report.model_card_page(bundle.manifest, **card_args)
 with st.expander(tr("monitor.card_title"), expanded=False):
     st.html(report.model_card_page(bundle.manifest, standalone=False, **card_args))  # sanitised by Streamlit

@@ -307,11 +307,16 @@ def portfolio_report(predictions: pd.DataFrame, features: pd.DataFrame | None, m
         grade_figures.append(fig(charts.plot_grade_counts(frame, grade="pd_grade", by="city", normalize=True,
                                                           lang=lang, title=t("report.grade_counts.city", lang))))
     rate_heads = {c: t(f"report.rate.{c}", lang) for c in rate.columns}
+    fair = []
+    if pd_task is not None and features is not None and pd_col in frame.columns:
+        from profile_core.fairness import candidate_groups, fairness_by_group
+
+        fair = [fairness_by_group(frame, frame[pd_col], pd_task, a) for a in candidate_groups(frame)]
     context = {
-        **_model_card(manifest, lang),
+        **_model_card(manifest, lang, fairness=fair),
         "L": _labels(lang, ("summary", "distributions", "grades", "default_rate", "monitoring", "model_card",
                             "intended_use", "model", "data", "tasks", "excluded", "metrics", "current", "stability",
-                            "limitations")),
+                            "fairness", "limitations")),
         "summary": summary, "distributions": distributions, "grade_figures": grade_figures,
         "default_rate": table_of(rate, columns=rate_heads, digits=4, empty=t("report.no_labels", lang)),
         "monotonic": monotonic,
@@ -323,7 +328,8 @@ def portfolio_report(predictions: pd.DataFrame, features: pd.DataFrame | None, m
 
 
 def _model_card(manifest: Mapping[str, Any], lang: str, *, current: Mapping[str, Mapping[str, Any]] | None = None,
-                stability: pd.DataFrame | None = None, scope: str = "", dataset: str = "") -> dict[str, Any]:
+                stability: pd.DataFrame | None = None, scope: str = "", dataset: str = "",
+                fairness: Sequence[Any] = ()) -> dict[str, Any]:
     """The model card's context (one template, ``_model_card.html.j2``, for reports, the monitoring page and
     its download): model, data, tasks by role, the inputs left out and why, held-out metrics, and — when
     given — metrics on the active data (``current``, evaluated on the rows ``scope`` describes) and the worst
@@ -364,7 +370,7 @@ def _model_card(manifest: Mapping[str, Any], lang: str, *, current: Mapping[str,
     n_train = splits.get("train")
     return {
         "L": _labels(lang, ("model_card", "intended_use", "model", "data", "tasks", "excluded", "metrics",
-                            "current", "stability", "limitations")),
+                            "current", "stability", "fairness", "limitations")),
         "intended_use": t("report.intended_use_text", lang),
         "model_table": kv(model_rows), "data_table": kv(data_rows),
         "tasks_table": table_of(tasks, columns={c: t(f"report.task.{c}", lang) for c in tasks.columns}),
@@ -374,6 +380,7 @@ def _model_card(manifest: Mapping[str, Any], lang: str, *, current: Mapping[str,
         "current_table": table_of(metrics_table({t("report.on_active", lang): current}, specs, lang), digits=4)
         if current else None,
         "scope": scope,
+        "fairness_table": _fairness_table(fairness, lang) if fairness else None,
         "stability_table": table_of(stab, columns={"feature": t("monitor.col.feature", lang), "psi": "PSI",
                                                    "status": t("monitor.col.status", lang)}, digits=4)
         if stab is not None else None,
@@ -383,12 +390,19 @@ def _model_card(manifest: Mapping[str, Any], lang: str, *, current: Mapping[str,
     }
 
 
+def _fairness_table(reports: Sequence[Any], lang: str) -> _Table:
+    from profile_core.fairness import summary_frame
+
+    return table_of(summary_frame(reports, lang), digits=3)
+
+
 def model_card_page(manifest: Mapping[str, Any], *, current: Mapping[str, Mapping[str, Any]] | None = None,
                     stability: pd.DataFrame | None = None, scope: str = "", dataset: str = "", lang: str = "zh",
-                    standalone: bool = True) -> str:
+                    fairness: Sequence[Any] = (), standalone: bool = True) -> str:
     """The model card as a self-contained HTML page (``standalone=False``: the card's section only, to embed
     in the app). Every value is escaped; no scripts."""
-    context = _model_card(manifest, lang, current=current, stability=stability, scope=scope, dataset=dataset)
+    context = _model_card(manifest, lang, current=current, stability=stability, scope=scope, dataset=dataset,
+                          fairness=fairness)
     if not standalone:
         return _env().get_template("_model_card.html.j2").render(**context)
     return _page("model_card.html.j2", lang=lang, title=f"{t('report.model_card', lang)} · {manifest.get('name', '')}",

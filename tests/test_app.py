@@ -295,8 +295,9 @@ def test_train_tiny_model_to_completion_and_save(env):
     at.run()
     _ok(at)
     assert any("2" in s.value for s in at.success)
-    assert _frame_with(at, "metrics")["task"].tolist() == ["credit_score", "default",
-                                                                               "risk_level"]
+    shown = _frame_with(at, "角色")  # views.metrics_table: tasks as named, roles, one row per metric
+    assert list(dict.fromkeys(shown["任务"])) == ["信用评分", "违约概率", "风险等级"]
+    assert set(shown["角色"]) == {"信用评分", "违约概率", "风险等级"}
     assert len(at.get("plotly_chart")) >= 2  # loss and metric curves
     at.text_input(key=keys.SAVE_NAME).set_value("tiny-test").run()
     at.button(key=keys.SAVE_BUTTON).click().run()
@@ -338,8 +339,9 @@ def test_load_demo_bundle_shows_manifest(env):
     _ok(at)
     text = " ".join(m.value for m in at.markdown)
     assert "demo" in text and "shared-bottom" in text
-    assert _frame_with(at, "metrics")["task"].tolist() == ["credit_score", "default",
-                                                                                 "risk_level"]
+    shown = _frame_with(at, "角色")  # views.metrics_table: tasks as named, roles, one row per metric
+    assert list(dict.fromkeys(shown["任务"])) == ["信用评分", "违约概率", "风险等级"]
+    assert set(shown["角色"]) == {"信用评分", "违约概率", "风险等级"}
 
 
 def test_flat_dataset_trains(env, analyst):
