@@ -318,6 +318,25 @@ def _bad_records(text: str, sep: str, width: int) -> list[tuple[int, int, int]]:
     return bad
 
 
+def _parse_exact(text: str, sep: str, width: int) -> pd.DataFrame | None:
+    """The fast path: an LF text without quotes that pandas parses with no complaint and whose separator
+    count is exactly (header width − 1) per non-empty line has every record at the header's width — no
+    per-line scan needed. None when that is not proven (the caller then finds the odd lines)."""
+    if sep in (WHITESPACE, FIXED_WIDTH) or '"' in text or "\r" in text:
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=False,
+                             index_col=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError):
+            return None
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        return None
+    empty = len(re.findall(r"(?m)^$", text)) - (1 if text.endswith("\n") else 0)
+    return df if text.count(sep) == (width - 1) * (len(df) + 1 - empty) else None
+
+
 def _read_csv(name: str, raw: bytes, limits: Limits | None = None, *, bad_rows: BadRows = "refuse") -> pd.DataFrame:
     """Text: encoding and separator (, ; tab | spaces, or fixed-width columns) detected; line endings LF,
     CRLF and CR-only (old Mac) all work. The header's width is checked before the file is parsed. A record
@@ -333,28 +352,31 @@ def _read_csv(name: str, raw: bytes, limits: Limits | None = None, *, bad_rows: 
     width = _header_width(text, sep)
     if width > limits.max_columns:  # refused before pandas sees the file
         raise IngestError(issue("too_many_columns", name, count=width, limit=limits.max_columns))
-    bad = _bad_records(text, sep, width)
-    if bad and bad_rows != "skip":
-        rec, line, n = bad[0]
-        raise IngestError(issue("ragged_row", name, row=line, count=len(bad), fields=n, width=width))
-    keep_text = text
-    if bad and '"' in text and bad[-1][2] < width:  # an unbalanced quote runs to the end: cut it there
-        keep_text = "".join(io.StringIO(text, newline=None).readlines()[: bad[-1][1] - 1])
-    with warnings.catch_warnings():
-        try:
-            if sep == FIXED_WIDTH:
-                df = pd.read_fwf(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=False)
-            else:  # only empty trailing fields are dropped here (checked above), so the warning says nothing new
-                warnings.filterwarnings("ignore", "Length of header", pd.errors.ParserWarning)
-                df = pd.read_csv(io.StringIO(keep_text, newline=None), sep=r"\s+" if sep == WHITESPACE else sep,
-                                 dtype=str, keep_default_na=False, skip_blank_lines=False,
-                                 index_col=False, on_bad_lines="skip" if bad else "error")
-        except pd.errors.EmptyDataError as e:
-            raise IngestError(issue("empty", name)) from e
-        except pd.errors.ParserError as e:
-            m = re.search(r"(line|row) (\d+)", str(e))
-            row = (int(m.group(2)) + (m.group(1) == "row")) if m else None
-            raise IngestError(issue("ragged_row", name, row=row, count=1, fields="?", width=width)) from e
+    df, bad = _parse_exact(text, sep, width), []
+    if df is None:  # some record may be cut short, too long or quoted oddly: find each one by its line
+        bad = _bad_records(text, sep, width)
+        if bad and bad_rows != "skip":
+            rec, line, n = bad[0]
+            raise IngestError(issue("ragged_row", name, row=line, count=len(bad), fields=n, width=width))
+        keep_text = text
+        if bad and '"' in text and bad[-1][2] < width:  # an unbalanced quote runs to the end: cut it there
+            keep_text = "".join(io.StringIO(text, newline=None).readlines()[: bad[-1][1] - 1])
+        with warnings.catch_warnings():
+            try:
+                if sep == FIXED_WIDTH:
+                    df = pd.read_fwf(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=False)
+                else:  # only empty trailing fields are dropped here (checked above): the warning says nothing new
+                    warnings.filterwarnings("ignore", "Length of header", pd.errors.ParserWarning)
+                    df = pd.read_csv(io.StringIO(keep_text, newline=None),
+                                     sep=r"\s+" if sep == WHITESPACE else sep, dtype=str, keep_default_na=False,
+                                     skip_blank_lines=False, index_col=False,
+                                     on_bad_lines="skip" if bad else "error")
+            except pd.errors.EmptyDataError as e:
+                raise IngestError(issue("empty", name)) from e
+            except pd.errors.ParserError as e:
+                m = re.search(r"(line|row) (\d+)", str(e))
+                row = (int(m.group(2)) + (m.group(1) == "row")) if m else None
+                raise IngestError(issue("ragged_row", name, row=row, count=1, fields="?", width=width)) from e
     rows = np.arange(2, len(df) + 2)
     if bad:  # positions of the kept records → their record numbers (+ 2 = row in the file)
         long = {rec for rec, _, n in bad if n > width}
