@@ -101,7 +101,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     summary = train_and_save(
         a.data, a.out, tasks=a.task, roles=roles, use_age=a.use_age, arch=a.arch, weighting=a.weighting,
         epochs=a.epochs, seed=a.seed, device=a.device, baselines=a.baselines, workspace=a.workspace,
-        progress=not a.json,
+        progress=not a.json, tune=a.tune,
     )
     if a.json:  # strict JSON: NaN and infinities become null
         print(json.dumps(jsonable(summary), ensure_ascii=False, indent=2, allow_nan=False))
@@ -228,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=42)
     s.add_argument("--device", default="auto")
     s.add_argument("--baselines", action="store_true", help="also train single-task MLPs and LightGBM")
+    s.add_argument("--tune", type=float, metavar="SECONDS",
+                   help="first search trainer settings for this long (validation split, seeded)")
     s.add_argument("--task", action="append", metavar="NAME[:KIND]",
                    help="train only this declared label (repeatable; default: every declared label)")
     s.add_argument("--role", action="append", metavar="NAME=ROLE",

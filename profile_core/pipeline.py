@@ -166,10 +166,13 @@ def train_and_save(
     workspace: str | Path | None = None,
     progress: bool = False,
     callback: Callable | None = None,
+    tune: float | None = None,
 ) -> dict:
     """Train the labels ``data`` declares (or the ``tasks`` chosen, ``NAME`` or ``NAME:kind``) and write a
     bundle to ``out``; returns a JSON-able summary. Declared labels not chosen, columns derived from labels
-    and protected attributes are never inputs; the bundle records them and the data it was made from."""
+    and protected attributes are never inputs; the bundle records them and the data it was made from.
+    ``tune``: first search trainer settings for that many seconds on the validation split
+    (``profile_core.tune``); the chosen configuration, with how it was found, is the manifest's config."""
     from profile_core.baselines import comparison_table, run_baselines
     from profile_core.bundle import save_bundle
     from profile_core.features import build_features_from_frames
@@ -180,6 +183,10 @@ def train_and_save(
     tasks, config = training_plan(source, frame, tasks=tasks, roles=roles, use_age=use_age, arch=arch,
                                   weighting=weighting, seed=seed, device=device,
                                   **({"max_epochs": epochs} if epochs else {}))
+    if tune:
+        from profile_core.tune import tune as search
+
+        config = search(frame, tasks, tune, base=config).config
     bar = _progress_bar(config.max_epochs) if progress else None
 
     def report(epoch_report) -> None:
