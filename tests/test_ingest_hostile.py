@@ -150,9 +150,28 @@ def test_a_zip_of_csv_files_loads_every_member():
     assert len(tables["customers"]) == 3 and len(tables["transactions"]) == 3
 
 
-def test_a_7z_archive_gets_a_clear_message():
+def test_a_7z_archive_loads_every_member_and_a_damaged_one_gets_a_message():
+    import py7zr
+
+    buf = io.BytesIO()
+    with py7zr.SevenZipFile(buf, "w") as z:
+        z.writestr(CUSTOMERS, "export/customers.csv")
+        z.writestr(TXN, "export/transactions.csv")
+    tables, report = prepare_tables([("export.7z", buf.getvalue())])
+    assert report.ok, report.summary("en")
+    assert len(tables["customers"]) == 3 and len(tables["transactions"]) == 3
     _, report = prepare_tables([("export.7z", b"7z\xbc\xaf\x27\x1c" + b"\x00" * 50)])
-    assert report.errors[0].problem == "ingest.archive_7z" and "unpack" in report.errors[0].message_en
+    assert report.errors[0].problem == "ingest.unreadable" and "7z" in report.errors[0].message_en
+
+
+def test_a_7z_bomb_is_refused_on_its_directory():
+    import py7zr
+
+    buf = io.BytesIO()
+    with py7zr.SevenZipFile(buf, "w") as z:
+        z.writestr(b"0" * (30 << 20), "zeros.csv")
+    _, report = prepare_tables([("bomb.7z", buf.getvalue())])
+    assert report.errors[0].problem == "ingest.zip_bomb" and "bomb.7z" in report.errors[0].message_en
 
 
 def test_space_separated_and_fixed_width_files_are_split_into_columns():

@@ -138,13 +138,12 @@ def _read_content(name: str, label: str, raw: bytes, limits: Limits, bad_rows: B
         raise IngestError(issue("empty", name))
     suffix = Path(inner).suffix.lower()
     head = raw[:4]
-    if raw[:6] == _7Z:
-        raise IngestError(issue("archive_7z", name))
-    if head == _XLSX and not _is_xlsx(raw):
+    if raw[:6] == _7Z or (head == _XLSX and not _is_xlsx(raw)):
         if depth:
             raise IngestError(issue("unreadable", name, detail="an archive inside an archive"))
         out = []
-        for member, content in _zip_members(name, raw, limits):
+        members = _7z_members(name, raw, limits) if raw[:6] == _7Z else _zip_members(name, raw, limits)
+        for member, content in members:
             out += _read_content(name, f"{label} [{member}]", content, limits, bad_rows, depth + 1)
         return out
     if head == _XLSX:
@@ -188,6 +187,52 @@ def _zip_members(name: str, raw: bytes, limits: Limits) -> list[tuple[str, bytes
                 raise IngestError(issue("too_large", f"{name} [{info.filename}]", size=mb(info.file_size),
                                         limit=mb(limits.max_file_bytes)))
             out.append((info.filename, zf.read(info)))
+    if not out:
+        raise IngestError(issue("empty", name))
+    return out
+
+
+def _7z_members(name: str, raw: bytes, limits: Limits) -> list[tuple[str, bytes]]:
+    """The data files of a 7z archive: its directory is checked like a zip's (members, unpacked size, ratio)
+    before anything is unpacked, and each member is unpacked into memory capped at the file-size limit (a
+    header that under-announces a member cannot make it larger)."""
+    try:
+        import py7zr
+        from py7zr.io import BytesIOFactory
+    except ImportError as e:  # the optional reader is missing: say how to get the data in
+        raise IngestError(issue("archive_7z", name)) from e
+    try:
+        with py7zr.SevenZipFile(io.BytesIO(raw), "r") as z:
+            if z.needs_password():
+                raise IngestError(issue("unreadable", name, detail="the archive is encrypted"))
+            infos = [i for i in z.list() if not i.is_directory]
+            infos = [i for i in infos if not i.filename.rsplit("/", 1)[-1].startswith(".")
+                     and not i.filename.startswith("__MACOSX/")]
+            if len(infos) > limits.max_zip_members:
+                raise IngestError(issue("zip_bomb", name, detail=f"{len(infos):,} > {limits.max_zip_members:,} members"))
+            total = sum(int(i.uncompressed or 0) for i in infos)
+            if total > limits.max_unpacked_bytes:
+                raise IngestError(issue("unpacked_too_large", name, limit=mb(limits.max_unpacked_bytes)))
+            if total > _MIB and total > limits.max_zip_ratio * max(len(raw), 1):
+                raise IngestError(issue("zip_bomb", name, detail=f"{total / max(len(raw), 1):,.0f}:1 > "
+                                                                 f"{limits.max_zip_ratio}:1"))
+            factory = BytesIOFactory(limits.max_file_bytes + 1)
+            z.extractall(factory=factory)
+    except IngestError:
+        raise
+    except Exception as e:  # noqa: BLE001 — a damaged archive is one message, never a traceback
+        raise IngestError(issue("unreadable", name, detail=f"7z: {type(e).__name__}")) from e
+    out = []
+    for info in infos:
+        product = factory.products.get(info.filename)
+        if product is None:
+            continue
+        product.seek(0)
+        content = product.read()
+        if len(content) > limits.max_file_bytes:
+            raise IngestError(issue("too_large", f"{name} [{info.filename}]", size=f"> {mb(limits.max_file_bytes)}",
+                                    limit=mb(limits.max_file_bytes)))
+        out.append((info.filename, content))
     if not out:
         raise IngestError(issue("empty", name))
     return out
