@@ -52,6 +52,8 @@ def panorama() -> None:
         st.error(tr("customers.audit_failed"))
         return
     card.render(profile, specs=getattr(context.explainer, "tasks", None), has_model=has_model)
+    if has_model:
+        card.what_if_panel(profile, context)
     audit.report_button(lambda: customer_report(profile), customer_id, key=f"customers-report-{customer_id}",
                         file_name=f"{customer_id}.html")
 

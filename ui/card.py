@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from profile_core import charts, views
+from profile_core.features import feature_info
 from profile_core.schema import CATEGORIES, RISK_LEVELS, display_name
 from ui import state, widgets
 from ui.keys import PagePath
@@ -325,3 +326,50 @@ def render(card, *, specs: dict | None = None, has_model: bool = True) -> None:
     attributes(card)
     recent(card)
     st.info(card.notice, icon=":material/gavel:")
+
+
+WHATIF_PICK = "customers-whatif-pick"
+WHATIF_BUTTON = "customers-whatif-button"
+WHATIF_TOP = 12  # attributes offered first: the customer's strongest reasons across heads
+
+
+def what_if_panel(card, context) -> None:
+    """Change a few of this customer's attributes and see every head move (``profile_core.whatif``); audited,
+    never written to the data."""
+    from profile_core.whatif import editable_attributes, heads_frame, what_if
+    from ui import audit, cache
+
+    bundle = cache.active_bundle()
+    if bundle is None or context.explainer is None:
+        return
+    lang, cid = card.lang, card.customer_id
+    reasons = [r.attribute for rc in card.reasons.values() for r in rc.up + rc.down]
+    editable = editable_attributes(bundle)
+    order = list(dict.fromkeys([a for a in reasons if a in editable] + editable))
+    names = {a: feature_info(a).zh if lang == "zh" else feature_info(a).en for a in order}
+    with st.expander(tr("whatif.title"), icon=":material/tune:"):
+        st.caption(tr("whatif.caption"))
+        picked = st.multiselect(tr("whatif.pick"), order, default=order[:2], max_selections=4,
+                                format_func=names.get, key=f"{WHATIF_PICK}-{cid}")
+        row = context.features.loc[[cid]]
+        changes = {}
+        for column, attribute in zip(st.columns(max(len(picked), 1)), picked, strict=False):
+            now = row[attribute].iloc[0]
+            if attribute in bundle.preprocessor.numeric:
+                start = float(now) if now is not None and pd.notna(now) else 0.0
+                changes[attribute] = column.number_input(names[attribute], value=start, key=f"whatif-{cid}-{attribute}")
+            else:
+                options = list(bundle.preprocessor.categories.get(attribute, [])) or [str(now)]
+                current = str(now) if str(now) in options else options[0]
+                changes[attribute] = column.selectbox(names[attribute], options, index=options.index(current),
+                                                      key=f"whatif-{cid}-{attribute}")
+        if not picked or not st.button(tr("whatif.run"), key=f"{WHATIF_BUTTON}-{cid}", icon=":material/science:"):
+            return
+        if not audit.record("what_if", cid, attributes=sorted(changes)):
+            return
+        result = what_if(bundle, row, changes, explainer=context.explainer, population=context.features, lang=lang)
+        st.dataframe(heads_frame(result, lang), hide_index=True, key=f"whatif-table-{cid}")
+        st.markdown(f"**{tr('whatif.reasons_after')}**")
+        titles = {t_.name: t_.display(lang) for t_ in bundle.tasks}
+        for task, codes in result.reasons_after.items():
+            st.markdown(f"*{html.escape(titles.get(task, task))}*: " + " · ".join(r.sentence for r in codes.up[:3]))
