@@ -12,8 +12,6 @@ variable                      default                     meaning
 ``PROFILE_USERS``             ``config/users.yaml``       users with bcrypt password hashes
 ``PROFILE_AUTOLOGIN``         (empty)                     a demo account signed in without a password (tests)
 ``PROFILE_SESSION_MINUTES``   ``30``                      idle timeout of a sign-in
-``PROFILE_SESSION_SECRET``    (generated, kept beside     the key that signs session tokens (a restart keeps
-                              the workspace)              sessions valid; changing it signs everybody out)
 ``PROFILE_AUDIT``             ``<workspace>.audit.jsonl`` the hash-chained audit log
 ``PROFILE_MAX_UPLOAD_MB``     ``200``                     the largest file the app accepts (also Streamlit's
                                                           ``server.maxUploadSize``)
@@ -51,7 +49,6 @@ class Settings(BaseSettings):
     users: Path = Path("config/users.yaml")
     autologin: str = ""
     session_minutes: float = 30.0
-    session_secret: str = ""
     audit: Path | None = None
     max_upload_mb: int = 200
 

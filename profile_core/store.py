@@ -422,12 +422,14 @@ class Workspace:
 
     def default_dataset(self) -> str | None:
         """The workspace's default data set (what a new session opens): the one set by an admin or analyst,
-        else the only data set, else ``None``."""
+        else the data set loaded first (a later upload never takes over other people's sessions), else None."""
         row = self.con.execute("SELECT value FROM _settings WHERE key = 'default_dataset'").fetchone()
         if row and self.has_dataset(row[0]):
             return str(row[0])
-        names = self.list_datasets()["name"].tolist()
-        return names[0] if len(names) == 1 else None
+        first = self.con.execute("SELECT d.name FROM _datasets d LEFT JOIN (SELECT name, min(loaded_at) AS t "
+                                 "FROM _dataset_log GROUP BY name) l USING (name) "
+                                 "ORDER BY coalesce(l.t, d.loaded_at), d.name LIMIT 1").fetchone()
+        return str(first[0]) if first else None
 
     def set_default_dataset(self, name: str, *, user: Any = None) -> None:
         """Make ``name`` the data set new sessions open (admin / analyst). Audited as ``dataset_default``."""

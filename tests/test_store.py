@@ -217,12 +217,13 @@ def test_delete_needs_confirmation_and_is_audited(audited, tmp_path) -> None:
 
 def test_default_dataset_is_persisted_with_who_and_when(tmp_path) -> None:
     with Workspace(tmp_path / "ws.duckdb") as ws:
-        ws.replace_dataset("a", _tables())
         ws.replace_dataset("b", _tables())
-        assert ws.default_dataset() is None  # two data sets and no choice: none is guessed
-        ws.set_default_dataset("b", user=ANALYST)
+        ws.replace_dataset("a", _tables())
+        ws.replace_dataset("b", _tables())  # a new version keeps b's place
+        assert ws.default_dataset() == "b"  # no choice made: the data set loaded first, not a later upload
+        ws.set_default_dataset("a", user=ANALYST)
     with Workspace(tmp_path / "ws.duckdb") as ws:
-        assert ws.default_dataset() == "b" and ws.setting("default_dataset")["set_by"] == "ana"
+        assert ws.default_dataset() == "a" and ws.setting("default_dataset")["set_by"] == "ana"
         with pytest.raises(KeyError):
             ws.set_default_dataset("missing", user=ANALYST)
 

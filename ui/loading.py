@@ -213,7 +213,9 @@ def sync_active() -> None:
     except Exception:  # noqa: BLE001 — an unreadable workspace shows as "no data"
         log.exception("reading the workspace failed")
         names = []
-    if state.active_dataset() not in names:  # the workspace default (ui.registry), else the first data set
+    if state.active_dataset() not in names:  # the user's last data set, else the workspace default
+        user = state._user()
         with cache.workspace() as ws:
-            default = ws.default_dataset() if names else None
+            mine = ws.user_pref(user.username, "dataset") if user is not None and names else None
+            default = mine if mine in names else (ws.default_dataset() if names else None)
         state.set_active_dataset(default or (names[0] if names else None))

@@ -20,6 +20,7 @@ from ui.state import tr
 TARGET_MODE = "registry-upload-mode-radio"
 TARGET_NAME = "registry-upload-name-text-input"
 TARGET_VERSION_OF = "registry-upload-version-of-selectbox"
+MANAGE = "registry-manage-toggle"
 DS_SELECT = "registry-dataset-selectbox"
 DS_DEFAULT = "registry-dataset-default-button"
 DS_RENAME = "registry-dataset-rename-text-input"
@@ -130,7 +131,9 @@ def datasets_panel() -> None:
         return
     names = table[tr("registry.col.name")].tolist()
     active = state.active_dataset()
-    with st.expander(tr("registry.manage"), icon=":material/settings:"):
+    if not st.toggle(tr("registry.manage"), key=MANAGE):  # a toggle, not an expander: it stays open over reruns
+        return
+    with st.container(border=True):
         pick = st.selectbox(tr("registry.pick"), names, key=DS_SELECT,
                             index=names.index(active) if active in names else 0)
         c1, c2, c3 = st.columns(3, vertical_alignment="bottom")

@@ -134,7 +134,15 @@ def active_dataset() -> str | None:
 
 
 def set_active_dataset(name: str | None) -> None:
+    """This session's data set, remembered for the signed-in user (their next session, after F5 too, opens it)."""
+    changed = st.session_state.get(keys.DATASET) != name
     st.session_state[keys.DATASET] = name
+    user = _user()
+    if changed and name and user is not None:
+        from ui import cache
+
+        with cache.workspace() as ws:
+            ws.set_user_pref(user.username, "dataset", name)
 
 
 def active_bundle() -> Path | None:

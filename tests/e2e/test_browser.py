@@ -108,31 +108,13 @@ def _flat_csv(portfolio, n: int = 30) -> bytes:
     return buf.getvalue().encode("gb18030")
 
 
-def test_upload_on_data_page(server, page, artifacts, e2e_data):
+def test_demo_account_cannot_upload(server, page):
+    """Demo accounts work only on demo data: no uploader, a sentence saying why, the demo reload stays
+    (the upload itself, as a real analyst: tests/e2e/test_workplace.py)."""
     open_page(page, server, "", "数据")
-    page.set_input_files('[data-testid="stFileUploaderDropzoneInput"]', files=[
-        {"name": "客户宽表.csv", "mimeType": "text/csv", "buffer": _flat_csv(e2e_data["portfolio"])}])
-    page.get_by_text("客户宽表.csv").first.wait_for()
-    page.get_by_role("button", name="校验并载入").click()
-    page.get_by_text("已载入数据集 main").first.wait_for(timeout=60_000)
-    wait_idle(page)
-    assert "当前数据集: main" in page.inner_text('[data-testid="stSidebar"]')
-    shot(page, artifacts, "data_upload")
-    # a bad file: an error naming the file, and the data stays
-    page.set_input_files('[data-testid="stFileUploaderDropzoneInput"]', files=[
-        {"name": "bad.csv", "mimeType": "text/csv", "buffer": b"customer_id,age\nC1,30\nC1,31\n"}])
-    page.get_by_text("bad.csv").first.wait_for()
-    page.get_by_role("button", name="校验并载入").click()
-    page.locator('[data-testid="stAlertContentError"]').first.wait_for(timeout=60_000)
-    assert "bad.csv" in page.locator('[data-testid="stAlertContentError"]').first.inner_text()
-    assert "当前数据集: main" in page.inner_text('[data-testid="stSidebar"]')
-    shot(page, artifacts, "data_upload_error")
-    wait_idle(page)
-    page.get_by_text("检查并修改列映射").click()  # the optional mapping step
-    wait_idle(page)
-    assert page.get_by_role("button", name="确认映射").count() == 1
-    assert not page.query_selector('[data-testid="stException"]')
-    shot(page, artifacts, "data_mapping")
+    assert not page.query_selector('[data-testid="stFileUploaderDropzoneInput"]')
+    assert "正式账户" in page.inner_text('[data-testid="stMain"]')
+    assert page.get_by_role("button", name="载入演示数据").count() == 1
 
 
 def test_switch_to_english(server, page, artifacts):

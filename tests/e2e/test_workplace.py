@@ -35,7 +35,10 @@ def work_server(e2e_data, tmp_path_factory):
 
     users = work / "users.yaml"  # the demo accounts and a real analyst (demo accounts stop at real data)
     users.write_text((ROOT / "config" / "users.yaml").read_text(encoding="utf-8")
-                     + f"  ana: {{role: analyst, name: Ana, password_hash: \"{hash_password(REAL, rounds=4)}\"}}\n",
+                     + "".join(f"  {name}: {{role: {role}, name: {name}, {extra}password_hash: "
+                               f"\"{hash_password(REAL, rounds=4)}\"}}\n"
+                               for name, role, extra in (("ana", "analyst", ""), ("boss", "admin", ""),
+                                                         ("rm9", "rm", "rm_id: RM001, "))),
                      encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "PROFILE_AUTOLOGIN"}
     env |= {"PROFILE_WORKSPACE": str(work / "ws.duckdb"), "PROFILE_DEMO_DATA": str(root / "demo"),
@@ -183,3 +186,121 @@ def test_app_serve_and_cli_load_share_one_workspace(work_server, browser, tmp_pa
         api.terminate()
         api.wait(20)
         context.close()
+
+
+def _context(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    return context, page
+
+
+def _sidebar(page) -> str:
+    return page.inner_text('[data-testid="stSidebar"]')
+
+
+def _choose(page, key: str, option: str) -> None:
+    """Pick ``option`` in the selectbox with key ``key`` (retrying while a rerun redraws it)."""
+    for attempt in range(4):
+        page.locator(f".st-key-{key}").get_by_role("combobox").click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            break
+        except Exception:  # noqa: BLE001 - redrawn under the click: try again
+            if attempt == 3:
+                raise
+            page.keyboard.press("Escape")
+            wait_idle(page)
+    wait_idle(page)
+
+
+def _fill(page, key: str, text: str) -> None:
+    box = page.locator(f".st-key-{key} input")
+    box.fill(text)
+    box.press("Enter")
+    wait_idle(page)
+    page.wait_for_function(f"() => document.querySelector('.st-key-{key} input').value === '{text}'")
+
+
+def test_two_users_analyst_uploads_rm_unaffected_admin_manages(work_server, browser, e2e_data, artifacts,
+                                                                 tmp_path):
+    """The issue's scenario: an analyst uploads a bank file under a new name and sets the champion; the RM's
+    session stays on its data; an admin renames and deletes the data set; F5 keeps everybody signed in."""
+    from profile_core.store import Workspace
+    from tests.e2e.test_browser import shot
+
+    url, work, env = work_server
+    rm_ctx, rm = _context(browser)
+    rm.goto(f"{url}/customers")
+    _title(rm, "登录")
+    _sign_in(rm, "rm9", landing="客户全景", password=REAL)
+    an_ctx, an = _context(browser)
+    an.goto(url)
+    _title(an, "登录")
+    _sign_in(an, "ana", password=REAL)
+    portfolio = e2e_data["portfolio"]
+    flat = portfolio.customers.head(40)[["customer_id", "age", "income", "rm_id"]].to_csv(index=False).encode()
+    an.set_input_files('[data-testid="stFileUploaderDropzoneInput"]',
+                       files=[{"name": "bank.csv", "mimeType": "text/csv", "buffer": flat}])
+    an.get_by_text("bank.csv").first.wait_for()
+    wait_idle(an)
+    _fill(an, "registry-upload-name-text-input", "bank_2025")
+    an.get_by_role("button", name="校验并载入").click()
+    an.get_by_text("已载入数据集 bank_2025").first.wait_for(timeout=60_000)
+    wait_idle(an)
+    assert "当前数据集: bank_2025" in _sidebar(an)
+    an.get_by_text("管理数据集").click()
+    wait_idle(an)
+    shot(an, artifacts, "registry_datasets")
+    # the analyst makes a model the champion of the demo data (every user's model for it from now on)
+    models = work / "models"
+    import shutil
+
+    shutil.copytree(e2e_data["bundle"], models / "candidate")
+    an.get_by_role("link", name="模型", exact=True).click()
+    _title(an, "模型")
+    an.get_by_role("tab", name="模型包").click()
+    wait_idle(an)
+    _choose(an, "model-bundle-selectbox", "candidate")
+    an.get_by_role("button", name=t("model.load_bundle")).click()
+    an.get_by_text("冠军模型（所有用户与 API 使用）：demo").first.wait_for(timeout=60_000, state="attached")
+    wait_idle(an)
+    an.get_by_role("tab", name="模型包").click()
+    wait_idle(an)
+    shot(an, artifacts, "registry_models")
+    with Workspace(env["PROFILE_WORKSPACE"]) as ws:
+        champion = ws.champion("bank_2025")
+        assert champion["bundle_path"].endswith("candidate") and champion["set_by"] == "ana"
+    # the RM: still signed in after F5, still on the demo data, sees own customers
+    rm.reload()
+    _title(rm, "客户全景")
+    assert "当前数据集: demo" in _sidebar(rm)
+    assert "没有可查看的客户" not in rm.inner_text('[data-testid="stMain"]')
+    # the admin renames and then deletes the analyst's data set (with confirmation)
+    ad_ctx, ad = _context(browser)
+    ad.goto(url)
+    _title(ad, "登录")
+    _sign_in(ad, "boss", password=REAL)
+    ad.get_by_text("管理数据集").click()
+    wait_idle(ad)
+    _choose(ad, "registry-dataset-selectbox", "bank_2025")
+    _fill(ad, "registry-dataset-rename-text-input", "bank_old")
+    ad.get_by_role("button", name="重命名").click()
+    ad.get_by_text("已重命名为").first.wait_for(timeout=60_000)
+    wait_idle(ad)
+    with Workspace(env["PROFILE_WORKSPACE"]) as ws:
+        assert "bank_old" in ws.list_datasets()["name"].tolist() and not ws.has_dataset("bank_2025")
+        assert ws.champion("bank_old")["bundle_path"].endswith("candidate")  # the champion follows the rename
+    _choose(ad, "registry-dataset-selectbox", "bank_old")
+    _fill(ad, "registry-dataset-delete-confirm-text-input", "bank_old")
+    ad.get_by_role("button", name="删除", exact=True).click()
+    ad.get_by_text("已删除").first.wait_for(timeout=60_000)
+    with Workspace(env["PROFILE_WORKSPACE"]) as ws:
+        assert not ws.has_dataset("bank_old")
+    log = (work / "ws.duckdb.audit.jsonl").read_text(encoding="utf-8")
+    assert '"action":"dataset_rename"' in log and '"action":"dataset_delete"' in log
+    an.reload()  # the analyst, after F5: still signed in; their data set is gone, the default opens
+    _title(an, "模型")
+    assert "当前数据集: demo" in _sidebar(an)
+    for ctx in (rm_ctx, an_ctx, ad_ctx):
+        ctx.close()
