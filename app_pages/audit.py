@@ -23,6 +23,8 @@ widgets.page_header("audit.title", "audit.caption")
 lang, policy = state.lang(), state.policy()
 log = audit.audit_log()
 
+if not st.session_state.get(SEEN):  # one entry per session, not per rerun; written before the chain check, so
+    st.session_state[SEEN] = audit.record("view_audit", log.path.name)  # the "intact" count includes it
 chain = audit.chain_report()  # file, head file and the anchor in the workspace database
 (st.success if chain.ok else st.error)(chain.message(lang), icon=":material/verified:" if chain.ok else
                                        ":material/gpp_bad:")
@@ -34,8 +36,6 @@ if not chain.ok and allowed(policy, "repair_audit"):  # auditors only: quarantin
                       quarantine=result.quarantine_file.name if result.quarantine_file else "-",
                       problem=result.problem))
         chain = audit.chain_report()
-if not st.session_state.get(SEEN):  # one entry per session, not per rerun
-    st.session_state[SEEN] = audit.record("view_audit", log.path.name)
 
 entries = log.entries()
 users = sorted({str(e.get("user")) for e in entries})

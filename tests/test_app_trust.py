@@ -321,6 +321,9 @@ def test_auditor_page_shows_the_chain_and_tampering(app_env):
     assert at.success and "哈希链校验通过" in at.success[0].value
     table = next(df.value for df in at.dataframe if "操作" in df.value.columns)
     assert set(table["用户"]) == {"auditor"} and "登录" in set(table["操作"])
+    # the integrity line counts the rows it shows (this visit's own view_audit entry included)
+    assert at.success[0].value == f"审计日志完整：{len(table)} 条记录的哈希链校验通过。"
+    assert len(table) == len(_log().entries()) == 2
     assert not at.get("data_editor")  # nothing on the page edits the log: no editor, no button but sign-out
     assert {b.key for b in at.get("button")} <= {auth.LOGOUT_BUTTON}
     assert [a for a in _actions("auditor")] == ["login", "view_audit"]
