@@ -54,6 +54,7 @@ def panorama() -> None:
     card.render(profile, specs=getattr(context.explainer, "tasks", None), has_model=has_model)
     if has_model:
         card.what_if_panel(profile, context)
+        card.recourse_panel(profile, context)
     audit.report_button(lambda: customer_report(profile), customer_id, key=f"customers-report-{customer_id}",
                         file_name=f"{customer_id}.html")
 

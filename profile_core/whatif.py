@@ -118,3 +118,106 @@ def heads_frame(result: WhatIf, lang: str = "zh") -> pd.DataFrame:
         rows.append({t("whatif.col.head", lang): t(f"whatif.{key}", lang), t("whatif.col.before", lang): b,
                      t("whatif.col.after", lang): a, t("whatif.col.changed", lang): "●" if a != b else ""})
     return pd.DataFrame(rows, dtype=object)
+
+
+# --- recourse --------------------------------------------------------------------------------------------------
+
+GRID = np.linspace(0.05, 0.95, 19)  # candidate values: population quantiles of each attribute
+PAIR_TOP = 6  # attributes combined in pairs when no single change reaches the target
+
+
+@dataclass
+class Recourse:
+    """The smallest change found (in population-spread units) that brings the pd head to ``target_grade`` or
+    better, with its effect on every head; ``found`` False when no change of one or two attributes does."""
+
+    customer_id: str
+    target_grade: str
+    found: bool
+    changes: dict[str, tuple[float, float]] = field(default_factory=dict)  # attribute → (now, suggested)
+    heads: pd.DataFrame | None = None  # as WhatIf.heads
+    scorecard: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    cost: float = float("nan")  # Σ |change| / inter-quartile range
+    checked: int = 0  # candidate customers scored
+
+
+def _pd_limit(grade: str) -> float:
+    from profile_core.scorecard import GRADES, PD_BANDS
+
+    return PD_BANDS[GRADES.index(grade)] if grade != GRADES[-1] else 1.0
+
+
+def recourse(bundle, row: pd.DataFrame, population: pd.DataFrame, *, target_grade: str = "B",
+             attributes: list[str] | None = None) -> Recourse:
+    """Search the smallest change of one attribute (then of two) among the editable numeric inputs that brings
+    the pd head's PD under ``target_grade``'s upper band edge. Candidates are the population's quantiles of
+    each attribute (so suggestions stay within what customers actually have), scored in one batch."""
+    from profile_core.scoring import score_chunk
+    from profile_core.tasks import role_task
+
+    task = role_task(bundle.tasks, "pd")
+    if task is None:
+        raise WhatIfError("whatif.no_pd")
+    col, limit = f"{task.name}_prob", _pd_limit(target_grade)
+    cid = str(row["customer_id"].iloc[0]) if "customer_id" in row.columns else ""
+    numeric = set(bundle.preprocessor.numeric)
+    names = [a for a in (attributes or editable_attributes(bundle)) if a in numeric and a in population.columns]
+    values = {a: np.unique(np.nanquantile(pd.to_numeric(population[a], errors="coerce"), GRID)) for a in names}
+    spread = {a: float(np.subtract(*np.nanquantile(pd.to_numeric(population[a], errors="coerce"), [0.75, 0.25])))
+              or 1.0 for a in names}
+    now = {a: float(row[a].iloc[0]) if pd.notna(row[a].iloc[0]) else np.nan for a in names}
+
+    def batch(plans: list[dict[str, float]]) -> np.ndarray:
+        frame = pd.concat([row] * len(plans), ignore_index=True)
+        for a in {a for plan in plans for a in plan}:
+            column = pd.to_numeric(frame[a], errors="coerce").to_numpy(dtype=float, copy=True)
+            for i, plan in enumerate(plans):
+                column[i] = plan.get(a, column[i])
+            frame[a] = column
+        return score_chunk(bundle, frame)[col].to_numpy(dtype=float)
+
+    def cost(plan: dict[str, float]) -> float:
+        return sum(abs(v - (now[a] if np.isfinite(now[a]) else v)) / spread[a] for a, v in plan.items())
+
+    singles = [{a: float(v)} for a in names for v in values[a] if not np.isclose(v, now[a])]
+    pd_single = batch(singles) if singles else np.zeros(0)
+    checked = len(singles)
+    ok = [(cost(p), p) for p, q in zip(singles, pd_single, strict=True) if q < limit]
+    if not ok and names:  # pairs of the attributes that lower PD most on their own
+        best = {}
+        for p, q in zip(singles, pd_single, strict=True):
+            a = next(iter(p))
+            best[a] = min(best.get(a, np.inf), q)
+        top = sorted(best, key=best.get)[:PAIR_TOP]
+        pairs = [{a: float(u), b: float(v)} for i, a in enumerate(top) for b in top[i + 1:]
+                 for u in values[a] for v in values[b]]
+        pd_pairs = batch(pairs) if pairs else np.zeros(0)
+        checked += len(pairs)
+        ok = [(cost(p), p) for p, q in zip(pairs, pd_pairs, strict=True) if q < limit]
+    if not ok:
+        return Recourse(cid, target_grade, False, checked=checked)
+    best_cost, plan = min(ok, key=lambda x: x[0])
+    result = what_if(bundle, row, plan)
+    return Recourse(cid, target_grade, True, {a: (now[a], v) for a, v in plan.items()}, result.heads,
+                    result.scorecard, float(best_cost), checked)
+
+
+def recourse_sentence(result: Recourse, bundle, lang: str = "zh") -> str:
+    """"把近3个月最大逾期天数从 45 天降到 0 天，违约概率预计从 9.1% 降到 2.3%，等级 D→B" in 中文/English."""
+    from profile_core.explain import format_value
+    from profile_core.tasks import role_task
+    from profile_core.views import fmt_share
+
+    if not result.found:
+        return t("whatif.recourse_none", lang, grade=result.target_grade)
+    task = role_task(bundle.tasks, "pd")
+    head = result.heads.set_index("task").loc[task.name]
+    parts = []
+    for a, (before, after) in result.changes.items():
+        info = feature_info(a)
+        parts.append(t("whatif.recourse_change", lang, attribute=info.zh if lang == "zh" else info.en,
+                       before=format_value(before, info, lang), after=format_value(after, info, lang)))
+    grades = result.scorecard.get("pd_grade", ("—", "—"))
+    return t("whatif.recourse_sentence", lang, changes="；".join(parts) if lang == "zh" else "; ".join(parts),
+             before=fmt_share(head["before"], 1), after=fmt_share(head["after"], 1), grade_before=grades[0],
+             grade_after=grades[1])

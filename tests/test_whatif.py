@@ -83,3 +83,27 @@ def test_card_page_offers_the_what_if(env, monkeypatch):  # noqa: F811 — the f
 
     log = Path(os.environ["PROFILE_WORKSPACE"] + ".audit.jsonl")  # the default audit log beside the workspace
     assert '"what_if"' in log.read_text(encoding="utf-8")
+
+
+def test_recourse_finds_the_smallest_change_to_a_better_grade(world):
+    from profile_core.scorecard import pd_grade
+    from profile_core.whatif import recourse, recourse_sentence
+
+    frame, bundle = world
+    pd_now = bundle.predict(frame)["default_prob"].to_numpy()
+    grades = pd_grade(pd_now)
+    found = 0
+    for i in np.flatnonzero(grades == "D")[:4]:
+        result = recourse(bundle, frame.iloc[[i]], frame, target_grade="C")
+        if not result.found:
+            continue
+        found += 1
+        heads = result.heads.set_index("task")
+        assert heads.at["default", "after"] < 0.08 <= heads.at["default", "before"]  # grade C reached
+        assert 1 <= len(result.changes) <= 2 and set(result.changes) <= set(editable_attributes(bundle))
+        assert result.scorecard["pd_grade"][1] in ("A", "B", "C")
+        assert "→" in recourse_sentence(result, bundle, "en")
+    assert found >= 1
+    none = recourse(bundle, frame.iloc[[int(np.argmax(pd_now))]], frame, target_grade="A",
+                    attributes=["share_dining_12m"])  # one weak lever cannot make the riskiest customer an A
+    assert not none.found and "No change" in recourse_sentence(none, bundle, "en")

@@ -373,3 +373,33 @@ def what_if_panel(card, context) -> None:
         titles = {t_.name: t_.display(lang) for t_ in bundle.tasks}
         for task, codes in result.reasons_after.items():
             st.markdown(f"*{html.escape(titles.get(task, task))}*: " + " · ".join(r.sentence for r in codes.up[:3]))
+
+
+def recourse_panel(card, context) -> None:
+    """The smallest change of one or two adjustable attributes that reaches a better grade (``whatif.recourse``),
+    with its effect on every head; audited like a what-if."""
+    from profile_core.scorecard import GRADES
+    from profile_core.tasks import role_task
+    from profile_core.whatif import heads_frame, recourse, recourse_sentence
+    from ui import audit, cache
+
+    bundle = cache.active_bundle()
+    grade = card.outputs.pd_grade
+    if bundle is None or role_task(bundle.tasks, "pd") is None or grade in (None, GRADES[0]):
+        return
+    lang, cid = card.lang, card.customer_id
+    with st.expander(tr("whatif.recourse_title"), icon=":material/route:"):
+        better = GRADES[: GRADES.index(grade)]
+        target = st.selectbox(tr("whatif.recourse_target"), better, index=len(better) - 1,
+                              key=f"recourse-target-{cid}")
+        if not st.button(tr("whatif.recourse_run"), key=f"recourse-button-{cid}", icon=":material/route:"):
+            return
+        if not audit.record("what_if", cid, recourse=target):
+            return
+        result = recourse(bundle, context.features.loc[[cid]], context.features, target_grade=target)
+        st.markdown(recourse_sentence(result, bundle, lang))
+        if result.found:
+            from profile_core.whatif import WhatIf
+
+            shown = WhatIf(cid, {k: v for k, v in result.changes.items()}, result.heads, result.scorecard)
+            st.dataframe(heads_frame(shown, lang), hide_index=True, key=f"recourse-table-{cid}")
