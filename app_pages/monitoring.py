@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from profile_core import fairness, monitor, monitor_charts, report
+from profile_core import charts, fairness, monitor, monitor_charts, report, views
 from profile_core.bundle import read_manifest
 from profile_core.schema import display_name
 from profile_core.tasks import role_task
@@ -64,14 +64,17 @@ if grades is not None:
         widgets.chart(monitor_charts.plot_confusion(matrix, title=tr("monitor.confusion", task=grades.display(lang)),
                                                     lang=lang), key="monitor-confusion")
 
-if binary is not None and scored is not None and scored["grade"].notna().any():
-    st.subheader(tr("monitor.grades"))
-    grade_table, monotonic = monitor.bad_rate_by_grade(scored["grade"], features[binary.label])
+if scored is not None and views.OBSERVED in scored.columns and scored["grade"].notna().any():
+    st.subheader(tr("monitor.grades"))  # the pd task's observed bad rate per grade (as on the portfolio page)
+    grade_table = charts.default_rate_table(scored, target=views.OBSERVED, pd_column="pd")
+    monotonic = charts.is_monotonic(grade_table["rate"]) if len(grade_table) else None
     if monotonic is not None:
         st.badge(tr("monitor.monotonic_ok" if monotonic else "monitor.monotonic_bad"),
                  color="green" if monotonic else "red", icon=":material/trending_up:")
     st.dataframe(grade_table, hide_index=True, key="monitor-grade-table",
-                 column_config={"rate": st.column_config.NumberColumn(format="percent")})
+                 column_config={c: st.column_config.NumberColumn(tr(f"portfolio.table.{c}"), format="percent")
+                                if c in ("rate", "pd_mean") else st.column_config.Column(tr(f"portfolio.table.{c}"))
+                                for c in grade_table.columns})
 
 # ------------------------------------------------------------------ population stability
 st.subheader(tr("monitor.psi"))

@@ -4,7 +4,6 @@ stability, and a model card. Plain functions on arrays and frames; no I/O; figur
 * binary (default): AUC, Gini = 2·AUC − 1, KS (largest gap between the score CDFs of bads and goods), Brier
   score, a reliability table (:func:`calibration_table`);
 * regression (score): RMSE, MAE; multiclass (grade): accuracy, confusion matrix, quadratic weighted kappa;
-* bad rate by grade with a monotonicity check (:func:`bad_rate_by_grade`);
 * PSI = Σ (cᵢ − rᵢ)·ln(cᵢ / rᵢ) over bins of the *reference* distribution (deciles for numbers, categories for
   text, missing values as their own bin; empty bins get 0.0001). Read: < 0.1 stable, 0.1–0.25 watch,
   > 0.25 act (:func:`psi_status`).
@@ -173,22 +172,6 @@ def qwk(y_true, y_pred, labels: Sequence[str] | None = None) -> float | None:
 
 
 GRADES = ("A", "B", "C", "D", "E")
-
-
-def bad_rate_by_grade(grades, y, order: Sequence[str] = GRADES) -> tuple[pd.DataFrame, bool | None]:
-    """(``grade``, ``n``, ``bads``, ``rate`` per grade in ``order`` then any others; whether the rate never
-    falls from one grade to the next — None with fewer than two graded groups with labels)."""
-    g = pd.Series(np.asarray(grades, dtype=object)).astype("object")
-    yy = pd.to_numeric(pd.Series(np.asarray(y, dtype=object)), errors="coerce")
-    frame = pd.DataFrame({"grade": g, "y": yy}).dropna()
-    frame["grade"] = frame["grade"].astype(str)
-    seen = list(dict.fromkeys([*(x for x in order if x in set(frame["grade"])), *sorted(set(frame["grade"]))]))
-    rows = [{"grade": x, "n": int((frame["grade"] == x).sum()), "bads": int(frame.loc[frame["grade"] == x, "y"].sum()),
-             "rate": float(frame.loc[frame["grade"] == x, "y"].mean())} for x in seen]
-    table = pd.DataFrame(rows, columns=["grade", "n", "bads", "rate"])
-    if len(table) < 2:
-        return table, None
-    return table, bool((np.diff(table["rate"].to_numpy()) >= -1e-12).all())
 
 
 # ------------------------------------------------------------------ population stability

@@ -83,19 +83,6 @@ def test_confusion_and_qwk_by_hand():
     assert m.confusion([1.0, 2], ["1", "2"]).to_numpy().trace() == 2  # 1.0 and "1" are one class
 
 
-def test_bad_rate_by_grade_and_monotonicity():
-    table, ok = m.bad_rate_by_grade(list("AABBCCDD"), [0, 0, 0, 1, 1, 1, 1, 1])
-    assert table["grade"].tolist() == ["A", "B", "C", "D"] and table["rate"].tolist() == [0, 0.5, 1, 1]
-    assert ok is True
-    _, ok = m.bad_rate_by_grade(list("AABB"), [1, 1, 0, 0])
-    assert ok is False
-    _, ok = m.bad_rate_by_grade(list("AA"), [0, 1])
-    assert ok is None
-
-
-# ------------------------------------------------------------------ PSI
-
-
 def test_psi_on_known_distributions():
     rng = np.random.default_rng(7)
     a = rng.normal(size=10000)
