@@ -119,6 +119,10 @@ def main() -> None:
     bootstrap()
     sync_active()
     _redact_names()
+    try:
+        cache.warm_active()  # predictions, cards and explanations built in the background, once per model × data
+    except Exception:  # noqa: BLE001 - the pages compute what they need themselves
+        log.exception("starting the warm-up failed")
     audit.watch_session()
     sidebar(user)
     if user.demo:

@@ -353,3 +353,21 @@ def test_flat_dataset_trains(env, analyst):
     _start_training(at, epochs=1)
     job = at.session_state[keys.JOB]
     assert job.join(timeout=120) and job.status == "done", job.error_trace
+
+
+def test_heavy_work_is_warmed_in_the_background_once_per_model_and_data(env):
+    """The router starts one background job per (data set fingerprint, model weights sha) that fills the shared
+    caches (predictions, portfolio, card context, portfolio explanation) the heavy pages read."""
+    from ui import cache
+
+    at = _app().run()
+    _ok(at)
+    jobs = [j for k, j in cache._WARMING.items() if k[0] == os.environ["PROFILE_WORKSPACE"]]
+    assert len(jobs) == 1
+    job = jobs[0]
+    assert job.join(timeout=300) and job.status == "done", job.error_trace
+    assert job.phase == "explanations" and job.meta["keys"][1] == "demo"
+    at.run()  # the next run (and any other session) reuses it
+    assert [j for k, j in cache._WARMING.items() if k[0] == os.environ["PROFILE_WORKSPACE"]] == [job]
+    expl = cache.portfolio_explanation(*job.meta["keys"])  # served from the cache the job filled
+    assert set(expl.values) == {"credit_score", "default", "risk_level"} and len(expl.customer_ids) == 300

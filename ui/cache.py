@@ -355,3 +355,39 @@ def active_head_explainer():
 def active_portfolio_explanation():
     keys_ = _active_keys()
     return portfolio_explanation(*keys_) if keys_ else None
+
+
+# ------------------------------------------------------------------ warming: heavy work off the page
+
+
+_WARMING: dict[tuple, object] = {}
+_WARMING_LOCK = threading.Lock()
+
+
+def warm_active() -> object | None:
+    """Start (once per process and (data set fingerprint, model weights sha)) a background job that builds what
+    the heavy pages need — predictions, the portfolio frame, the card context with its warm explainer and the
+    portfolio explanation — into the shared caches above, so the first visit of the customer, explanation and
+    portfolio pages finds them ready instead of computing for tens of seconds. Returns the ``ui.jobs.Job``
+    (its ``phase`` says how far it is), or None without a data set and model."""
+    from ui.jobs import Job
+
+    keys_ = _active_keys()
+    if keys_ is None:
+        return None
+    with _WARMING_LOCK:
+        job = _WARMING.get(keys_)
+        if job is None:
+            def target(job: Job) -> None:
+                for phase, build in (("predictions", lambda: predictions(*keys_)),
+                                     ("portfolio", lambda: portfolio(*keys_)),
+                                     ("card", lambda: card_context(*keys_)),
+                                     ("explanations", lambda: portfolio_explanation(*keys_))):
+                    if job.cancel_event.is_set():
+                        return
+                    job.set_phase(phase)
+                    build()
+
+            job = _WARMING[keys_] = Job(target, name="warm", meta={"keys": keys_})
+            job.start()
+    return job
