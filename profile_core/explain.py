@@ -46,7 +46,8 @@ from profile_core.tasks import TaskSpec
 TOLERANCE = 1e-4  # additivity: |base + Σ SHAP − output| in output units
 PROBE_TOLERANCE = 1e-7  # float64 DeepLIFT with a rule for every op is exact to ~1e-12
 MAX_BACKGROUND = 200
-CHUNK_PAIRS = 32_768  # customer × background pairs per batched pass
+CHUNK_PAIRS = 32_768  # customer × background pairs per batched pass (for up to CHUNK_COLUMNS input columns)
+CHUNK_COLUMNS = 128
 OUTPUT_KIND = {"regression": "value", "binary": "logit", "multiclass": "logit of predicted class"}
 #: Regression labels for which a higher value is better (their risk direction is negative).
 HIGHER_IS_BETTER = frozenset({"credit_score"})
@@ -276,7 +277,8 @@ class HeadExplainer:
         n_ref, n_cols = self.background.shape
         phi = {k: np.zeros((len(x), n_cols)) for k in tasks}
         out = {k: np.zeros(len(x)) for k in tasks}
-        step = max(1, CHUNK_PAIRS // n_ref)
+        # pairs per pass shrink with wide inputs (binned numbers): memory grows with pairs × input columns
+        step = max(1, CHUNK_PAIRS * CHUNK_COLUMNS // max(CHUNK_COLUMNS, n_cols) // n_ref)
         for start in range(0, len(x), step):
             xb = x[start:start + step]
             rows = len(xb)
