@@ -167,12 +167,14 @@ def train_and_save(
     progress: bool = False,
     callback: Callable | None = None,
     tune: float | None = None,
+    settings: dict | None = None,
 ) -> dict:
     """Train the labels ``data`` declares (or the ``tasks`` chosen, ``NAME`` or ``NAME:kind``) and write a
     bundle to ``out``; returns a JSON-able summary. Declared labels not chosen, columns derived from labels
     and protected attributes are never inputs; the bundle records them and the data it was made from.
     ``tune``: first search trainer settings for that many seconds on the validation split
-    (``profile_core.tune``); the chosen configuration, with how it was found, is the manifest's config."""
+    (``profile_core.tune``); the chosen configuration, with how it was found, is the manifest's config.
+    ``settings``: further ``TrainConfig`` fields (e.g. ``{"selection": "total"}`` for one net, not one per head)."""
     from profile_core.baselines import comparison_table, run_baselines
     from profile_core.bundle import save_bundle
     from profile_core.features import build_features_from_frames
@@ -182,7 +184,7 @@ def train_and_save(
     frame = build_features_from_frames(source.tables)
     tasks, config = training_plan(source, frame, tasks=tasks, roles=roles, use_age=use_age, arch=arch,
                                   weighting=weighting, seed=seed, device=device,
-                                  **({"max_epochs": epochs} if epochs else {}))
+                                  **({"max_epochs": epochs} if epochs else {}), **(settings or {}))
     if tune:
         from profile_core.tune import tune as search
 

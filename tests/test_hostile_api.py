@@ -55,13 +55,13 @@ def test_body_over_the_limit_is_413_declared_or_streamed(small):
 
     r = small.post("/v1/score", content=chunks(), headers={"content-type": "application/json", "X-API-Key": "an"})
     assert r.status_code == 413
-    ok = small.post("/v1/score", json={"customers": [{"age": 30}]}, headers={"X-API-Key": "an"})
+    ok = small.post("/v1/score", json={"customers": [{"income": 30000}]}, headers={"X-API-Key": "an"})
     assert ok.status_code == 200  # under the limit: served
 
 
 @pytest.mark.parametrize("value", ["1e308", "-1e308", "1e16", "NaN", "Infinity", "-Infinity"])
 def test_non_finite_or_out_of_range_numbers_are_422_naming_the_field(small, value):
-    body = '{"customers": [{"age": 30}, {"income": ' + value + "}]}"
+    body = '{"customers": [{"income": 30000}, {"income": ' + value + "}]}"
     r = small.post("/v1/score", content=body, headers={"content-type": "application/json", "X-API-Key": "an",
                                                        "Accept-Language": "en"})
     assert r.status_code == 422, r.text
@@ -70,7 +70,7 @@ def test_non_finite_or_out_of_range_numbers_are_422_naming_the_field(small, valu
 
 
 def test_largest_accepted_number_still_gives_finite_scores(small):
-    r = small.post("/v1/score", json={"customers": [{"income": 1e15, "age": -1e15}]}, headers={"X-API-Key": "an"})
+    r = small.post("/v1/score", json={"customers": [{"income": 1e15, "util_latest": -1e15}]}, headers={"X-API-Key": "an"})
     assert r.status_code == 200
     one = r.json()["customers"][0]
     assert np.isfinite(one["points"]) and one["pd_grade"] in "ABCDE"
@@ -122,7 +122,7 @@ def test_damaged_audit_line_gives_a_clear_503_and_repair_restores_views(tmp_path
         f.write(b'{"seq": 2, "ti')  # a crash mid-line
     r = client.get(f"/v1/customers/{cid}/profile", headers=headers, params={"lang": "en"})
     assert r.status_code == 503 and "audit repair" in r.json()["detail"]
-    r = client.post("/v1/explain", headers=headers, json={"customers": [{"customer_id": "x", "age": 30}], "lang": "en"})
+    r = client.post("/v1/explain", headers=headers, json={"customers": [{"customer_id": "x", "income": 30000}], "lang": "en"})
     assert r.status_code == 503 and "audit repair" in r.json()["detail"]
     result = repair_log(log, Policy("auditor"), "auditor1", anchor=WorkspaceAnchor(path))
     assert result.quarantined == 1
@@ -162,7 +162,7 @@ def test_real_server_refuses_a_large_unauthenticated_body_without_reading_it(tmp
         after = _rss_kb(proc.pid)
         assert statuses[0] in (401, "closed") and statuses[1] in (413, "closed"), statuses
         assert after - before < 20_000, (before, after)  # far less than the 30 MB body (kB)
-        r = httpx.post(f"{url}/v1/score", json={"customers": [{"age": 35}]}, headers={"X-API-Key": key}, timeout=10)
+        r = httpx.post(f"{url}/v1/score", json={"customers": [{"income": 35000}]}, headers={"X-API-Key": key}, timeout=10)
         assert r.status_code == 200
     finally:
         proc.terminate()

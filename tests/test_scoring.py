@@ -103,8 +103,8 @@ def test_missing_columns_are_imputed_and_listed(tmp_path, bundle, features):
 
 def test_errors_name_the_file_and_leave_nothing_behind(tmp_path, bundle, features):
     bad = tmp_path / "bad.csv"
-    frame = features.copy().astype({"age": "object"})
-    frame.loc[150, "age"] = "abc"
+    frame = features.copy().astype({"income": "object"})  # a model input (age is not one: protected)
+    frame.loc[150, "income"] = "abc"
     frame.to_csv(bad, index=False)
     out = tmp_path / "out.parquet"
     with pytest.raises(ScoringError, match="bad.csv") as err:

@@ -118,7 +118,7 @@ def test_openapi_docs_and_generated_schema(client, bundle):
     assert schema["additionalProperties"] is False
     props = schema["properties"]
     assert set(props) == {"customer_id", *bundle.preprocessor.numeric, *bundle.preprocessor.categorical}
-    assert {"type": "number", "minimum": -1e15, "maximum": 1e15} in props["age"]["anyOf"]
+    assert {"type": "number", "minimum": -1e15, "maximum": 1e15} in props["income"]["anyOf"]
     assert {"type": "string", "maxLength": 200} in props["occupation"]["anyOf"]
     assert "APIKeyHeader" in spec["components"]["securitySchemes"]
 
@@ -126,7 +126,7 @@ def test_openapi_docs_and_generated_schema(client, bundle):
 # --- /v1/score -----------------------------------------------------------------------------------------------
 
 def test_422_names_the_field(client):
-    r = client.post("/v1/score", headers=h("analyst"), json={"customers": [{"age": 30}, {"income": "lots"}]})
+    r = client.post("/v1/score", headers=h("analyst"), json={"customers": [{"income": 30000}, {"income": "lots"}]})
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["body", "customers", 1, "income"]
     assert "customers[1].income" in r.json()["message"]
@@ -157,7 +157,7 @@ def test_score_is_identical_to_cli_and_bundle_predict(client, world, bundle):
 
 
 def test_score_one_customer_with_gaps(client, bundle):
-    r = client.post("/v1/score", headers=h("admin"), json={"customers": [{"age": 41, "occupation": 7}]})
+    r = client.post("/v1/score", headers=h("admin"), json={"customers": [{"income": 41, "occupation": 7}]})
     assert r.status_code == 200  # missing values are imputed; a number for a category is read as text
     one = r.json()["customers"][0]
     assert "customer_id" not in one and set(one["tasks"]) == {t.name for t in bundle.tasks}
@@ -240,9 +240,9 @@ def test_roles_follow_the_app_permissions(client, world):
     assert client.get("/v1/model", headers=h("rm-a")).status_code == 403  # the model card is monitoring
     for key in ("auditor", "rm-a"):  # scoring and explaining raw attributes needs the 'score' permission
         for url in ("/v1/score", "/v1/explain"):
-            r = client.post(url, headers=h(key), json={"customers": [{"age": 30}]})
+            r = client.post(url, headers=h(key), json={"customers": [{"income": 30000}]})
             assert r.status_code == 403 and r.json()["detail"], (key, url)
-    assert client.post("/v1/score", headers=h("admin"), json={"customers": [{"age": 30}]}).status_code == 200
+    assert client.post("/v1/score", headers=h("admin"), json={"customers": [{"income": 30000}]}).status_code == 200
 
 
 def test_profile_and_explanation_views_are_audited(client, world):
@@ -252,7 +252,7 @@ def test_profile_and_explanation_views_are_audited(client, world):
     row = _customer(tables, "RM002")
     client.get(f"/v1/customers/{row['customer_id']}/profile", headers=h("rm-b"))
     client.get(f"/v1/customers/{row['customer_id']}/profile", headers=h("rm-a"))  # not theirs: 404, recorded
-    client.post("/v1/explain", headers=h("analyst"), json={"customers": [{"customer_id": "Z1", "age": 30}]})
+    client.post("/v1/explain", headers=h("analyst"), json={"customers": [{"customer_id": "Z1", "income": 30000}]})
     log_path = path.with_name("audit.jsonl")
     entries = AuditLog(log_path).entries()
     views = [(e["user"], e["action"], e["target"], e["details"].get("found")) for e in entries]
@@ -276,7 +276,8 @@ def test_without_dataset_the_reference_is_the_median_customer(bundle):
     from profile_core.service import median_frame
 
     reference = median_frame(bundle.preprocessor)
-    np.testing.assert_allclose(bundle.preprocessor.transform(reference)[0, :len(bundle.preprocessor.numeric)],
+    numbers = [bundle.preprocessor.output_names.index(c) for c in bundle.preprocessor.numeric]  # scaled values
+    np.testing.assert_allclose(bundle.preprocessor.transform(reference)[0, numbers],
                                (np.asarray(bundle.preprocessor.median) - bundle.preprocessor.mean)
                                / bundle.preprocessor.scale, atol=1e-5)
     c = TestClient(create_app(BUNDLE))
@@ -289,10 +290,10 @@ def test_without_dataset_the_reference_is_the_median_customer(bundle):
 
 def test_without_dataset_or_keys():
     c = TestClient(create_app(BUNDLE))  # local use: no keys → analyst; no workspace → no profiles
-    assert c.post("/v1/score", json={"customers": [{"age": 30}]}).status_code == 200
+    assert c.post("/v1/score", json={"customers": [{"income": 30000}]}).status_code == 200
     r = c.get("/v1/customers/C000001/profile")
     assert r.status_code == 404 and "--workspace" in r.json()["detail"]
-    r = c.post("/v1/explain", json={"customers": [{"customer_id": "a", "age": 30}], "lang": "en"})
+    r = c.post("/v1/explain", json={"customers": [{"customer_id": "a", "income": 30000}], "lang": "en"})
     assert r.status_code == 200 and r.json()["customers"][0]["customer_id"] == "a"
 
 
@@ -310,7 +311,7 @@ def test_real_uvicorn_process(tmp_path):
     try:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(f"{url}/healthz", proc, timeout=45)
-        r = httpx.post(f"{url}/v1/score", json={"customers": [{"customer_id": "x", "age": 35}]},
+        r = httpx.post(f"{url}/v1/score", json={"customers": [{"customer_id": "x", "income": 35000}]},
                        headers={"X-API-Key": key}, timeout=10)
         assert r.status_code == 200 and r.json()["customers"][0]["customer_id"] == "x"
         assert httpx.post(f"{url}/v1/score", json={"customers": [{}]}, timeout=10).status_code == 401
