@@ -138,7 +138,7 @@ def _identity_items(card: ProfileCard, lang: str) -> list[dict[str, str]]:
 
 
 def _output_items(card: ProfileCard, lang: str) -> list[dict[str, Any]]:
-    return [{"label": i.label, "value": i.value, "grade": i.grade is not None,
+    return [{"label": i.label, "value": f"{i.value} ({i.note})" if i.note else i.value, "grade": i.grade is not None,
              "color": charts.grade_color(i.grade) if i.grade else ""} for i in headline_items(card.outputs, lang)]
 
 

@@ -31,6 +31,7 @@ class Item:
     value: str
     help: str = ""
     grade: str | None = None  # set when the value is an A–E grade (for colouring)
+    note: str = ""  # a short qualifier shown under the value (e.g. the percentile)
 
 
 def fmt_number(value: float | None, unit: str = "", digits: int | None = None) -> str:
@@ -60,10 +61,10 @@ def headline_items(outputs, lang: str = "zh") -> list[Item]:
         return label if not title or title.lower() in label.lower() else f"{label} · {title}"
 
     if o.credit_score is not None:
-        pct = f" ({t('report.percentile', lang, pct=round(o.credit_score_percentile))})" \
+        pct = t("report.percentile", lang, pct=round(o.credit_score_percentile)) \
             if o.credit_score_percentile is not None else ""
-        items.append(Item("score", named("card.kpi.score", "score"), f"{o.credit_score:.0f}{pct}",
-                          t("card.kpi.score_help", lang)))
+        items.append(Item("score", named("card.kpi.score", "score"), f"{o.credit_score:.0f}",
+                          t("card.kpi.score_help", lang), note=pct))
     if o.pd is not None:
         items.append(Item("pd", named("card.kpi.pd", "pd"), fmt_share(o.pd), t("card.kpi.pd_help", lang)))
     if o.points is not None:
@@ -75,14 +76,17 @@ def headline_items(outputs, lang: str = "zh") -> list[Item]:
     headline = {next((h.task for h in o.tasks if h.role == r), None) for r in ("pd", "score", "grade")}
     for head in o.tasks:
         if head.task not in headline:  # the heads the tiles above do not already show
-            items.append(Item(f"task:{head.task}", head.title, task_value_text(head, lang)))
+            pct = t("report.percentile", lang, pct=round(head.percentile)) if head.percentile is not None else ""
+            items.append(Item(f"task:{head.task}", head.title, task_value_text(head, lang, percentile=False),
+                              note=pct))
     return items
 
 
-def task_value_text(head, lang: str = "zh") -> str:
-    """One head's prediction as text: a regression value with unit and percentile, a probability, a class."""
+def task_value_text(head, lang: str = "zh", *, percentile: bool = True) -> str:
+    """One head's prediction as text: a regression value with unit (and percentile), a probability, a class."""
     if head.kind == "regression":
-        pct = f" ({t('report.percentile', lang, pct=round(head.percentile))})" if head.percentile is not None else ""
+        pct = f" ({t('report.percentile', lang, pct=round(head.percentile))})" \
+            if percentile and head.percentile is not None else ""
         return fmt_number(head.value, head.unit) + pct
     if head.kind == "binary":
         return fmt_share(head.value)

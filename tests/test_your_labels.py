@@ -234,7 +234,7 @@ def test_a_flat_loan_file_gets_a_clean_card(taiwan_ws, tmp_path) -> None:
     items = {i.key: i for i in headline_items(card.outputs, "en")}
     assert items["pd"].label == "Probability of default · default.payment.next.month"
     assert "score" not in items  # no credit score task: nothing is called one
-    assert items["task:LIMIT_BAL"].label == "LIMIT_BAL" and "%" in items["task:LIMIT_BAL"].value  # percentile
+    assert items["task:LIMIT_BAL"].label == "LIMIT_BAL" and "%" in items["task:LIMIT_BAL"].note  # percentile
     assert items["task:PAY_0_band"].label == "PAY_0 band"
     page = customer_report(card, lang="en")
     assert "Pushing the prediction up" in page and "Monthly" not in page and "default_payment_next_month" not in page

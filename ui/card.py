@@ -197,7 +197,8 @@ def kpis(card) -> None:
                                 f"{grade_badge(item.grade, size='1.6rem')}", unsafe_allow_html=True)
                     st.caption(item.help)
             else:
-                column.metric(item.label, item.value, border=True, height="stretch", help=item.help or None)
+                column.metric(item.label, item.value, border=True, height="stretch", help=item.help or None,
+                              delta=item.note or None, delta_color="off", delta_arrow="off")
 
 
 def warnings(card) -> None:
