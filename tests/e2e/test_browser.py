@@ -128,3 +128,7 @@ def test_switch_to_english(server, page, artifacts):
     page.wait_for_function("() => document.querySelector('h1')?.innerText.trim() === 'Portfolio overview'")
     wait_idle(page)
     shot(page, artifacts, "portfolio_en")
+    # the language is kept per user: back to 中文, so the demo analyst's later sessions (other tests) open in it
+    page.locator('[data-testid="stSidebar"]').get_by_text("中文", exact=True).click()
+    page.wait_for_function("() => document.querySelector('h1')?.innerText.trim() === '组合概览'")
+    wait_idle(page)

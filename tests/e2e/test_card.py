@@ -97,6 +97,9 @@ def test_customer_card_switch_times_and_screenshots(server, page, artifacts, e2e
     main = page.inner_text('[data-testid="stMain"]')
     assert "Predicted credit score" in main and "Basic information" in main and "预测信用评分" not in main
     shot(page, artifacts, "customer_card_en")
+    page.locator('[data-testid="stSidebar"]').get_by_text("中文", exact=True).click()  # kept per user: back
+    page.wait_for_function("() => document.querySelector('h1')?.innerText.trim() === '客户全景'")
+    wait_idle(page)
 
     (artifacts / "card_timings.json").write_text(json.dumps({
         "unit": "seconds, browser side: Enter in the customer selectbox → the new card header visible (header) "
