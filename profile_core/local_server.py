@@ -30,3 +30,12 @@ def wait_healthy(url: str, proc: subprocess.Popen, *, timeout: float = 60.0) -> 
             pass
         time.sleep(0.2)
     raise TimeoutError(f"no answer from {url} within {timeout:.0f} s")
+
+
+def stop(proc: subprocess.Popen, *, timeout: float = 20.0) -> None:
+    """Terminate a server started for a test or benchmark; kill it when it does not stop in ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()

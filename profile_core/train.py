@@ -90,32 +90,14 @@ class TrainConfig(BaseModel):
     protected: tuple[str, ...] = PROTECTED
     use_age: bool = False
 
-    @field_validator("arch")
+    @field_validator("arch", "weighting", "numeric_encoding", "selection")
     @classmethod
-    def _arch(cls, v: str) -> str:
-        if v not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {v!r}; known: {', '.join(ARCHITECTURES)}")
-        return v
-
-    @field_validator("weighting")
-    @classmethod
-    def _weighting(cls, v: str) -> str:
-        if v not in WEIGHTINGS:
-            raise ValueError(f"unknown weighting {v!r}; known: {', '.join(WEIGHTINGS)}")
-        return v
-
-    @field_validator("numeric_encoding")
-    @classmethod
-    def _encoding(cls, v: str) -> str:
-        if v not in NUMERIC_ENCODINGS:
-            raise ValueError(f"unknown numeric encoding {v!r}; known: {', '.join(NUMERIC_ENCODINGS)}")
-        return v
-
-    @field_validator("selection")
-    @classmethod
-    def _selection(cls, v: str) -> str:
-        if v not in SELECTIONS:
-            raise ValueError(f"unknown model selection {v!r}; known: {', '.join(SELECTIONS)}")
+    def _known(cls, v: str, info) -> str:
+        what, known = {"arch": ("architecture", ARCHITECTURES), "weighting": ("weighting", WEIGHTINGS),
+                       "numeric_encoding": ("numeric encoding", NUMERIC_ENCODINGS),
+                       "selection": ("model selection", SELECTIONS)}[info.field_name]
+        if v not in known:
+            raise ValueError(f"unknown {what} {v!r}; known: {', '.join(known)}")
         return v
 
     @field_validator("device")

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from profile_core.local_server import free_port, wait_healthy
+from profile_core.local_server import free_port, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "models" / "demo"
@@ -158,11 +158,7 @@ def run(n_requests: int = 10_000, concurrency: int = 32, *, serial_requests: int
                                                _bodies(records, explain_requests + WARMUP, 1, 2, explain=True), 8, 1)
         result["server_max_rss_mb"] = _max_rss_mb(server.pid)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         log.close()
         tmp.cleanup()
     s1 = result["phases"]["score_1"]

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from profile_core.local_server import free_port, wait_healthy
+from profile_core.local_server import free_port, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "models" / "demo"
@@ -153,11 +153,7 @@ def run(n_requests: int = 10_000, *, profile_requests: int = 2_000, warmup: int 
                 "slope_kib_per_request_second_half": round(_slope_kib(samples), 3),
                 "samples": [[n, round(m, 1)] for n, m in samples], "statuses": statuses}
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         log.close()
         tmp.cleanup()
     if out is not None and not quick:
