@@ -32,9 +32,13 @@ def read_tables(data: str | Path, *, workspace: str | Path | None = None) -> dic
         ws = Workspace(workspace)
         try:
             name = str(data).split(":", 1)[1]
-            return {t: ws.read_table(name, t) for t in ws.tables(name)}
+            tables = {t: ws.read_table(name, t) for t in ws.tables(name)}
+            observation = ws.meta(name).get("observation_date")
         finally:
             ws.close()
+        if observation and "customers" in tables:  # point-in-time features (features.py), for scoring too
+            tables["customers"].attrs["observation_date"] = observation
+        return tables
     from profile_core.ingest import prepare_tables
 
     tables, report = prepare_tables(table_files(data))
@@ -93,15 +97,13 @@ def load_source(data: str | Path, *, workspace: str | Path | None = None) -> Dat
         from profile_core.store import Workspace
 
         name = str(data).split(":", 1)[1]
+        tables = read_tables(data, workspace=workspace)
         ws = Workspace(workspace)
         try:
-            tables = {t: ws.read_table(name, t) for t in ws.tables(name)}
             meta, version, fp = ws.meta(name), ws.version(name), ws.fingerprint(name)
         finally:
             ws.close()
         labels = dict(meta.get("labels") or {})
-        if meta.get("observation_date") and "customers" in tables:  # point-in-time features (features.py)
-            tables["customers"].attrs["observation_date"] = meta["observation_date"]
         return DataSource(tables, labels, dict(meta.get("label_roles") or {}), list(meta.get("protected") or []),
                           label_lineage(meta.get("mapping"), labels), name, version, fp)
     from profile_core.ingest import label_columns

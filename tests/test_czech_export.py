@@ -147,3 +147,14 @@ def test_training_reads_the_observation_date_from_the_data_set(loaded):
     source = load_source("workspace:czech", workspace=ws)
     frame = build_features_from_frames(source.tables)
     assert frame.attrs.get("observation_date") == "loan_granted"
+
+
+def test_scoring_and_features_read_the_observation_date_too(loaded):
+    """``features`` / ``score`` over ``workspace:NAME`` build the same point-in-time features as training."""
+    from profile_core.pipeline import feature_frame, load_source
+
+    _, ws, _, _ = loaded
+    scored = feature_frame("workspace:czech", workspace=ws)
+    trained = build_features_from_frames(load_source("workspace:czech", workspace=ws).tables)
+    assert scored.attrs.get("observation_date") == "loan_granted"
+    pd.testing.assert_frame_equal(scored, trained)
