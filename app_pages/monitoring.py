@@ -42,7 +42,7 @@ metrics = monitor.task_metrics(preds, features, bundle.tasks)
 st.subheader(tr("monitor.metrics"))
 (st.warning if scope == "all_rows" else st.caption)(tr(f"monitor.scope.{scope}", n=f"{int(rows_used.sum()):,}"))
 rows = [{tr("monitor.col.task"): task.display(lang), tr("monitor.col.metric"): tr(f"monitor.metric.{k}"),
-         tr("monitor.col.value"): f"{int(v):,}" if k == "n" else "—" if v is None else f"{v:.4f}"}
+         tr("monitor.col.value"): views.fmt_metric(k, v)}
         for task in bundle.tasks for k, v in metrics[task.name].items()]
 st.dataframe(pd.DataFrame(rows), hide_index=True, key="monitor-metrics-table")
 for task in bundle.tasks:

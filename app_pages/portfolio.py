@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from profile_core import charts, views
+from profile_core.tasks import role_task
 from ui import audit, cache, keys, model_view, state, widgets
 from ui.state import tr
 
@@ -33,7 +34,8 @@ if not has_pd:
     st.info(tr("portfolio.no_pd_task"))
 
 # one distribution per head that is a number (score/points, PD, generic amounts and probabilities)
-dists = [("score", tr("portfolio.score"))] if scored["score"].notna().any() else []
+score_title = tr("portfolio.score") if role_task(bundle.tasks, "score") else tr("card.kpi.points")  # only a score task
+dists = [("score", score_title)] if scored["score"].notna().any() else []
 dists += [("pd", tr("portfolio.pd"))] if has_pd else []
 dists += [(f"{task.name}_{'pred' if task.kind == 'regression' else 'prob'}", task.display(lang))
           for task in bundle.tasks if task.role == "generic" and task.kind != "multiclass"]

@@ -44,6 +44,16 @@ def fmt_number(value: float | None, unit: str = "", digits: int | None = None) -
     return f"{text} {unit}".strip()
 
 
+def fmt_metric(metric: str, value: float | None) -> str:
+    """A metric for people: counts as integers, large errors (RMSE of an amount) with separators, the rest to
+    four decimals."""
+    if value is None or not np.isfinite(value):
+        return "—"
+    if metric == "n":
+        return f"{int(value):,}"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4f}"
+
+
 def fmt_share(value: float | None, digits: int = 2) -> str:
     return "—" if value is None or not np.isfinite(value) else f"{value:.{digits}%}"
 

@@ -62,3 +62,9 @@ def test_number_formatting_has_no_machine_notation() -> None:
     assert views.fmt_number(None) == "—" and views.fmt_number(float("nan")) == "—"
     assert views.fmt_number(1234.5, "元") == "1,234 元" or views.fmt_number(1234.5, "元") == "1,235 元"
     assert views.fmt_share(0.0213) == "2.13%"
+
+
+def test_metric_formatting() -> None:
+    assert views.fmt_metric("n", 450.0) == "450" and views.fmt_metric("n", 4500) == "4,500"
+    assert views.fmt_metric("rmse", 103140.8533) == "103,141" and views.fmt_metric("auc", 0.72591) == "0.7259"
+    assert views.fmt_metric("auc", None) == "—" and views.fmt_metric("r2", float("nan")) == "—"
