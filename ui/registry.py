@@ -58,7 +58,7 @@ def upload_target() -> str | None:
     names = cache.datasets()["name"].tolist()
     modes = ["new", "version"] if names else ["new"]
     mode = st.radio(tr("registry.upload.mode"), modes, key=TARGET_MODE, horizontal=True,
-                    format_func=state.labeller("registry.upload.mode_"))
+                    format_func=state.labeller("registry.upload.target."))
     if mode == "version":
         active = state.active_dataset()
         name = st.selectbox(tr("registry.upload.version_of"), names, key=TARGET_VERSION_OF,
