@@ -16,7 +16,7 @@ import pandas as pd
 
 from profile_core.i18n import t
 from profile_core.scorecard import pd_grade, scorecard_points
-from profile_core.tasks import TaskSpec, role_task
+from profile_core.tasks import TaskSpec, encode_label, role_task
 
 GROUP_COLUMNS = ("rm_id", "city", "occupation")
 OBSERVED = "observed_bad"  # the pd task's observed label (0/1) in the portfolio frame
@@ -130,8 +130,6 @@ def portfolio_frame(preds: pd.DataFrame, features: pd.DataFrame, tasks: Sequence
     aligned = features.reset_index(drop=True)
     if len(aligned) == len(out):
         if pd_task is not None and pd_task.label in aligned.columns:
-            from profile_core.tasks import encode_label
-
             out[OBSERVED] = encode_label(aligned, pd_task)
         for col in GROUP_COLUMNS:
             if col in aligned.columns:
