@@ -466,6 +466,8 @@ def _transactions(rng: np.random.Generator, lat: dict, cal: _Calendar) -> pd.Dat
     for o, fmt in public.items():
         k = lat["occ"] == occ_names.index(o)
         num = rng.integers(1, 20, k.sum()).astype(str)
+        if not k.any():  # no customer of this occupation (small portfolios): np.char cannot size an empty array
+            continue
         employers[k] = np.char.add(np.asarray(city_names)[lat["city"][k]],
                                    np.char.replace(np.full(k.sum(), fmt), "{}", num))
     contacts = _names(rng, rng.random(max(50, n // 2)) < 0.5)

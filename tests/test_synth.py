@@ -111,3 +111,11 @@ def test_default_is_learnable_but_noisy(portfolio):
     model = LogisticRegression(C=0.1, max_iter=2000).fit(x[train], y[train])
     auc = roc_auc_score(y[test], model.predict_proba(x[test])[:, 1])
     assert 0.65 < auc < 0.97, auc
+
+
+def test_small_portfolios_without_some_occupations_generate():
+    """40 customers may have no teacher or doctor at all: the generator must not fail on the empty group."""
+    from profile_core.synth import generate_portfolio
+
+    portfolio = generate_portfolio(40, seed=5)
+    assert len(portfolio.customers) == 40 and portfolio.customers["customer_id"].is_unique
