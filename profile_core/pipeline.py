@@ -61,6 +61,7 @@ class DataSource:
     roles: dict[str, str] = field(default_factory=dict)
     protected: list[str] = field(default_factory=list)
     lineage: dict[str, str] = field(default_factory=dict)
+    orders: dict[str, list[str]] = field(default_factory=dict)  # band labels' class order (a mapping's bins)
     name: str = ""
     version: int | None = None
     fingerprint: str = ""
@@ -80,6 +81,13 @@ def label_lineage(mapping: dict | None, labels: Iterable[str]) -> dict[str, str]
             if src in labels and name and name not in labels:
                 out[name] = f"<-{src}"
     return out
+
+
+def band_orders(mapping: dict | None, labels: Iterable[str]) -> dict[str, list[str]]:
+    """Label → its classes in band order, for labels a mapping derives with ``bins``."""
+    labels = set(labels)
+    return {d["name"]: [str(x) for x in d["labels"]] for tm in (mapping or {}).get("tables", [])
+            for d in tm.get("derived", []) if d.get("op") == "bins" and d.get("name") in labels and d.get("labels")}
 
 
 def leaking_columns(source: DataSource, trained: Iterable[str]) -> set[str]:
@@ -105,7 +113,8 @@ def load_source(data: str | Path, *, workspace: str | Path | None = None) -> Dat
             ws.close()
         labels = dict(meta.get("labels") or {})
         return DataSource(tables, labels, dict(meta.get("label_roles") or {}), list(meta.get("protected") or []),
-                          label_lineage(meta.get("mapping"), labels), name, version, fp)
+                          label_lineage(meta.get("mapping"), labels), band_orders(meta.get("mapping"), labels),
+                          name, version, fp)
     from profile_core.ingest import label_columns
     from profile_core.store import fingerprint_tables
 
@@ -137,7 +146,8 @@ def training_plan(source: DataSource, frame: pd.DataFrame, *, tasks: Iterable[st
     from profile_core.tasks import declared_tasks
     from profile_core.train import TrainConfig
 
-    specs = declared_tasks(frame, source.labels, roles={**source.roles, **(roles or {})}, chosen=tasks)
+    specs = declared_tasks(frame, source.labels, roles={**source.roles, **(roles or {})}, chosen=tasks,
+                           orders=source.orders)
     trained = {t.label for t in specs}
     return specs, TrainConfig(use_age=use_age, exclude_inputs=tuple(sorted(leaking_columns(source, trained) - trained)),
                               protected=tuple(dict.fromkeys([*TrainConfig().protected, *source.protected])),

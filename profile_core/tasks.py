@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -157,11 +157,13 @@ def parse_task_option(option: str) -> tuple[str, str | None]:
 
 
 def declared_tasks(frame: pd.DataFrame, labels: Mapping[str, str], *, roles: Mapping[str, str] | None = None,
-                   chosen: Iterable[str] | None = None) -> list[TaskSpec]:
+                   chosen: Iterable[str] | None = None,
+                   orders: Mapping[str, Sequence[str]] | None = None) -> list[TaskSpec]:
     """One task per declared label (``{column: kind}``, kind "" = infer from values), or only the ``chosen``
     ones (``NAME`` or ``NAME:kind``; NAME as written or its task id). Roles: ``roles[column]`` if declared,
-    else proposed. Unknown or undeclared names are refused, naming what is declared."""
-    roles = roles or {}
+    else proposed. ``orders``: the class order of labels whose classes are ordered bands (a mapping's bins),
+    scored as ordered grades. Unknown or undeclared names are refused, naming what is declared."""
+    roles, orders = roles or {}, orders or {}
     picks: list[tuple[str, str | None]] = []
     if chosen is None:
         picks = [(col, kind or None) for col, kind in labels.items()]
@@ -180,6 +182,9 @@ def declared_tasks(frame: pd.DataFrame, labels: Mapping[str, str], *, roles: Map
         if not role_fits(role, spec.kind):
             raise EngineError("engine.task_bad_role", name=column, role=role, kind=spec.kind,
                               roles=", ".join(r for r in ROLES if role_fits(r, spec.kind)))
+        order = tuple(str(c) for c in orders.get(column, ()))
+        if spec.kind == "multiclass" and order and set(spec.classes) <= set(order):
+            spec = replace(spec, classes=order, ordered=True)  # bands keep their order, not the text sort
         tasks.append(replace(spec, name=task_id(column, [t_.name for t_ in tasks]), role=role))
     if not tasks:
         raise EngineError("engine.no_declared_labels")

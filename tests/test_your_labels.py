@@ -127,6 +127,9 @@ def test_taiwan_trains_its_own_label_names_with_roles(taiwan_ws, tmp_path) -> No
     assert got == {"LIMIT_BAL": ("regression", "generic"), "default.payment.next.month": ("binary", "pd"),
                    "PAY_0 band": ("multiclass", "generic")}
     bundle = load_bundle(tmp_path / "tw")
+    band = next(t for t in bundle.tasks if t.label == "PAY_0 band")
+    assert band.classes == ("≤0", "1", "2", "≥3") and band.ordered  # the mapping's bin order, scored as grades
+    assert "qwk" in bundle.metrics["test"][band.name]
     inputs = set(bundle.preprocessor.numeric) | set(bundle.preprocessor.categorical)
     assert not inputs & {"LIMIT_BAL", "default.payment.next.month", "PAY_0 band", "PAY_0", "gender", "age",
                          "marital_status"}

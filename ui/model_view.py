@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from profile_core import charts, views
+from profile_core.pipeline import band_orders
 from ui import cache, keys, state, training, widgets
 from ui.jobs import Job
 from ui.loading import list_bundles
@@ -87,7 +88,8 @@ def training_form(frame: pd.DataFrame, fingerprint: str | None, running: bool) -
     if st.button(tr("model.train"), type="primary", key=keys.TRAIN_BUTTON, disabled=running or not chosen):
         meta = cache.dataset_meta(state.active_dataset())
         _start(training.training_frame(frame, chosen, declared, meta), fingerprint, kinds, weights,
-               roles=meta.get("label_roles") or {}, protected=meta.get("protected") or [], arch=arch,
+               roles=meta.get("label_roles") or {}, protected=meta.get("protected") or [],
+               orders=band_orders(meta.get("mapping"), declared), arch=arch,
                weighting=weighting, epochs=int(epochs),
                batch=int(batch), lr=float(lr), seed=int(seed), baselines=baselines)
 
@@ -103,14 +105,14 @@ def _label_display(lang: str):
     return fmt
 
 
-def _start(frame, fingerprint, kinds, weights, *, roles, protected, arch, weighting, epochs, batch, lr, seed,
-           baselines) -> None:
+def _start(frame, fingerprint, kinds, weights, *, roles, protected, orders, arch, weighting, epochs, batch, lr,
+           seed, baselines) -> None:
     from pydantic import ValidationError
 
     from profile_core.train import TrainConfig
 
     try:
-        tasks = training.build_tasks(frame, kinds, roles)
+        tasks = training.build_tasks(frame, kinds, roles, orders)
         names = {t.label: t.name for t in tasks}
         config = TrainConfig(arch=arch, weighting=weighting, max_epochs=epochs, batch_size=batch, lr=lr, seed=seed,
                              device="auto", task_weights={names[k]: v for k, v in weights.items()},

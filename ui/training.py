@@ -74,7 +74,8 @@ def training_frame(frame: pd.DataFrame, chosen: list[str], declared: dict[str, s
     return frame.drop(columns=drop)
 
 
-def build_tasks(frame: pd.DataFrame, choices: dict[str, str], roles: dict[str, str] | None = None) -> list[TaskSpec]:
+def build_tasks(frame: pd.DataFrame, choices: dict[str, str], roles: dict[str, str] | None = None,
+                orders: dict[str, list[str]] | None = None) -> list[TaskSpec]:
     """TaskSpecs for ``{label column: kind}``: the default spec when it matches, else inferred; a role the
     load declared for a label is kept (else proposed from its name)."""
     from dataclasses import replace
@@ -87,6 +88,9 @@ def build_tasks(frame: pd.DataFrame, choices: dict[str, str], roles: dict[str, s
         spec = defaults.get(label)
         spec = spec if spec is not None and spec.kind == kind else infer_task(frame, label, kind=kind)
         role = (roles or {}).get(label)
+        order = tuple((orders or {}).get(label, ()))
+        if spec.kind == "multiclass" and order and set(spec.classes) <= set(order):
+            spec = replace(spec, classes=order, ordered=True)  # a mapping's bins keep their order
         out.append(replace(spec, role=role) if role and role_fits(role, spec.kind) else spec)
     return out
 
