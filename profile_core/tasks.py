@@ -182,13 +182,20 @@ def declared_tasks(frame: pd.DataFrame, labels: Mapping[str, str], *, roles: Map
         if not role_fits(role, spec.kind):
             raise EngineError("engine.task_bad_role", name=column, role=role, kind=spec.kind,
                               roles=", ".join(r for r in ROLES if role_fits(r, spec.kind)))
-        order = tuple(str(c) for c in orders.get(column, ()))
-        if spec.kind == "multiclass" and order and set(spec.classes) <= set(order):
-            spec = replace(spec, classes=order, ordered=True)  # bands keep their order, not the text sort
+        spec = in_band_order(spec, orders.get(column, ()))
         tasks.append(replace(spec, name=task_id(column, [t_.name for t_ in tasks]), role=role))
     if not tasks:
         raise EngineError("engine.no_declared_labels")
     return tasks
+
+
+def in_band_order(spec: TaskSpec, order: Sequence[str]) -> TaskSpec:
+    """A multiclass task whose classes are ordered bands (a mapping's bins) with its classes in that order and
+    scored as ordered grades; any other task unchanged."""
+    order = tuple(str(c) for c in order)
+    if spec.kind == "multiclass" and order and set(spec.classes) <= set(order):
+        return replace(spec, classes=order, ordered=True)
+    return spec
 
 
 def check_labels(frame: pd.DataFrame, tasks: list[TaskSpec], split: Mapping[str, np.ndarray]) -> None:

@@ -80,7 +80,7 @@ def build_tasks(frame: pd.DataFrame, choices: dict[str, str], roles: dict[str, s
     load declared for a label is kept (else proposed from its name)."""
     from dataclasses import replace
 
-    from profile_core.tasks import role_fits
+    from profile_core.tasks import in_band_order, role_fits
 
     defaults = {t.label: t for t in default_tasks()}
     out = []
@@ -88,9 +88,7 @@ def build_tasks(frame: pd.DataFrame, choices: dict[str, str], roles: dict[str, s
         spec = defaults.get(label)
         spec = spec if spec is not None and spec.kind == kind else infer_task(frame, label, kind=kind)
         role = (roles or {}).get(label)
-        order = tuple((orders or {}).get(label, ()))
-        if spec.kind == "multiclass" and order and set(spec.classes) <= set(order):
-            spec = replace(spec, classes=order, ordered=True)  # a mapping's bins keep their order
+        spec = in_band_order(spec, (orders or {}).get(label, ()))
         out.append(replace(spec, role=role) if role and role_fits(role, spec.kind) else spec)
     return out
 
