@@ -391,3 +391,14 @@ def warm_active() -> object | None:
             job = _WARMING[keys_] = Job(target, name="warm", meta={"keys": keys_})
             job.start()
     return job
+
+
+@atexit.register
+def _stop_warming(timeout: float = 120.0) -> None:
+    """At process exit, cancel the warm-up jobs and wait for them: a daemon thread still inside torch or DuckDB
+    when the interpreter shuts down aborts the process ("terminate called without an active exception")."""
+    jobs = list(_WARMING.values())
+    for job in jobs:
+        job.cancel()
+    for job in jobs:
+        job.join(timeout)
