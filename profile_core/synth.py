@@ -113,6 +113,11 @@ class Portfolio:
 
 # --- small vectorised helpers ------------------------------------------------------------------------
 
+def _ids(index: np.ndarray, first_id: int = 1) -> np.ndarray:
+    """Customer ids for 0-based customer indices: C000001, C000002, … (wider past a million)."""
+    return np.char.add("C", np.char.zfill((index + first_id).astype(str), 6))
+
+
 def _sigmoid(x: np.ndarray | float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(x, float)))
 
@@ -197,13 +202,18 @@ def _calendar(end: str, months: int) -> _Calendar:
 
 
 def generate_portfolio(n_customers: int = 2000, seed: int = 7, months: int = 12,
-                       end: str = "2026-10-31") -> Portfolio:
-    """A realistic synthetic portfolio: 4 canonical tables plus the latent truth behind the labels."""
-    if n_customers < 1 or months < 1:
-        raise ValueError("n_customers and months must be at least 1.")
+                       end: str = "2026-10-31", first_id: int = 1) -> Portfolio:
+    """A realistic synthetic portfolio: 4 canonical tables plus the latent truth behind the labels.
+
+    Customer ids run ``C{first_id:06d}`` onwards, so slices generated with distinct seeds and consecutive
+    ``first_id`` ranges form one larger portfolio (streamed generation)."""
+    if n_customers < 1 or months < 1 or first_id < 1:
+        raise ValueError("n_customers, months and first_id must be at least 1.")
     rng = np.random.default_rng(seed)
     cal = _calendar(end, months)
     cust, lat = _customers(rng, n_customers, cal)
+    lat["first_id"] = first_id
+    cust["customer_id"] = pd.Series(_ids(np.arange(n_customers), first_id), dtype="str")
     credit = _credit(rng, lat, cal)
     txns = _transactions(rng, lat, cal)
     behav = _behaviors(rng, lat, cal)
@@ -266,7 +276,7 @@ def _customers(rng: np.random.Generator, n: int, cal: _Calendar) -> tuple[pd.Dat
     birth = pd.DatetimeIndex(anniversary - pd.to_timedelta(back_days, "D"))
     max_days = np.clip((age - 18) * 365, 60, 15 * 365)
     open_date = np.datetime64(cal.end.date(), "D") - (rng.random(n) * max_days).astype(int) - 30
-    ids = np.char.add("C", np.char.zfill((np.arange(n) + 1).astype(str), 6)).astype(object)
+    ids = _ids(np.arange(n)).astype(object)
 
     cust = pd.DataFrame({
         "customer_id": pd.Series(ids, dtype="str"),
@@ -333,7 +343,7 @@ def _credit(rng: np.random.Generator, lat: dict, cal: _Calendar) -> pd.DataFrame
 
     ids = np.repeat(np.arange(n), m)
     return pd.DataFrame({
-        "customer_id": pd.Series(np.char.add("C", np.char.zfill((ids + 1).astype(str), 6)), dtype="str"),
+        "customer_id": pd.Series(_ids(ids, lat["first_id"]), dtype="str"),
         "as_of": pd.Series(np.tile(cal.as_of, n).astype("datetime64[us]")),
         "credit_score": score.ravel().astype(float),
         "default_flag": flag.ravel(),
@@ -506,7 +516,7 @@ def _transactions(rng: np.random.Generator, lat: dict, cal: _Calendar) -> pd.Dat
 
     order = np.lexsort((times.to_numpy(), cust))
     direction = np.where(inc | is_t["transfer_in"] | is_t["invest_in"], 0, 1)
-    ids = np.char.add("C", np.char.zfill((cust + 1).astype(str), 6))
+    ids = _ids(cust, lat["first_id"])
     out = pd.DataFrame({
         "customer_id": pd.Series(ids[order], dtype="str"),
         "txn_time": times.to_numpy()[order],
@@ -563,7 +573,7 @@ def _behaviors(rng: np.random.Generator, lat: dict, cal: _Calendar) -> pd.DataFr
     p_night = _sigmoid(-3.0 + 0.7 * z + 0.5 * (age < 30))[cust]
     times = _event_times(rng, cal, month, _hours(rng, p_night))
     order = np.lexsort((times.to_numpy(), cust))
-    ids = np.char.add("C", np.char.zfill((cust + 1).astype(str), 6))
+    ids = _ids(cust, lat["first_id"])
     return pd.DataFrame({
         "customer_id": pd.Series(ids[order], dtype="str"),
         "event_time": times.to_numpy()[order],
