@@ -20,7 +20,7 @@ app: setup
 	$(BIN)/streamlit run app.py --server.headless true
 
 dev: setup
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,scale]"
 	@# browser tests: Debian's Chromium (never `playwright install`) and a CJK font for readable screenshots
 	@(command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi wqy) || \
 		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei >/dev/null)
