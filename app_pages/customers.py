@@ -7,7 +7,7 @@ import streamlit as st
 
 from profile_core.privacy import AccessDenied
 from profile_core.report import customer_report
-from ui import audit, auth, cache, card, model_view, state, widgets
+from ui import audit, auth, cache, card, model_view, similar, state, widgets
 from ui.state import tr
 
 widgets.page_header("customers.title", "customers.caption")
@@ -55,6 +55,7 @@ def panorama() -> None:
     if has_model:
         card.what_if_panel(profile, context)
         card.recourse_panel(profile, context)
+        similar.panel(profile)  # the nearest customers in the model's shared representation, in this role's scope
     audit.report_button(lambda: customer_report(profile), customer_id, key=f"customers-report-{customer_id}",
                         file_name=f"{customer_id}.html")
 

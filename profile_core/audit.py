@@ -60,7 +60,7 @@ GENESIS = "0" * 64
 ACTIONS = ("login", "login_failed", "logout", "session_expired", "view_card", "view_explanation", "load_data",
            "train", "activate_bundle", "export", "reveal", "view_audit", "audit_repair",
            "dataset_rename", "dataset_delete", "dataset_default", "model_register", "model_champion", "model_archive",
-           "what_if")
+           "what_if", "view_similar", "cohort_save", "cohort_delete")
 FIELDS = ("seq", "time", "user", "role", "action", "target", "details", "prev_hash", "hash")
 PERSONAL_KEYS = frozenset({"name", "id_number", "phone", "counterparty", "email", "address", "姓名", "身份证号",
                            "证件号", "手机号", "电话", "对手方", "password", "password_hash"})
