@@ -17,6 +17,14 @@ def _print_json(obj) -> None:
 def cmd_demo_data(a: argparse.Namespace) -> int:
     from profile_core.synth import generate_portfolio, write_portfolio
 
+    if a.partitions:  # a partitioned Parquet lake, one partition in memory at a time (profile_core.lake)
+        from profile_core.lake import write_demo_lake
+
+        meta = write_demo_lake(a.out, a.customers, a.partitions, seed=a.seed,
+                               progress=lambda k, n: print(f"partition {k}/{n}", file=sys.stderr))
+        print(f"{meta['n_customers']} customers in {meta['partitions']} partitions → {a.out}: "
+              + ", ".join(f"{t}={n}" for t, n in meta["rows"].items()))
+        return 0
     paths = write_portfolio(generate_portfolio(a.customers, a.seed), a.out, fmt=a.format)
     for table, path in paths.items():
         print(f"{table}: {path}")
@@ -73,6 +81,17 @@ def cmd_propose(a: argparse.Namespace) -> int:
 
 
 def cmd_features(a: argparse.Namespace) -> int:
+    from profile_core.lake import is_lake
+
+    if is_lake(a.data):  # DuckDB over the lake's Parquet files straight to Parquet (profile_core.lake)
+        from profile_core.lake import lake_features
+
+        if not a.out.endswith(".parquet"):
+            print("features of a lake are written as .parquet", file=sys.stderr)
+            return 2
+        summary = lake_features(a.data, a.out, memory_limit=a.memory_limit, threads=a.threads)
+        print(f"{summary['rows']} customers × {summary['columns']} columns → {a.out}")
+        return 0
     from profile_core.pipeline import feature_frame
 
     frame = feature_frame(a.data, workspace=a.workspace)
@@ -167,14 +186,14 @@ def cmd_explain(a: argparse.Namespace) -> int:
     from profile_core.pipeline import explain_cli
 
     return explain_cli(a.bundle, a.data, customer=a.customer, global_out=a.global_out,
-                       workspace=a.workspace, lang=a.lang)
+                       workspace=a.workspace, lang=a.lang, sample=a.sample or None, features=a.features)
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
     import importlib
 
     module = importlib.import_module(f"profile_core.bench.{a.which}")
-    kwargs = {k: v for k, v in vars(a).items() if k in {"dataset", "seeds", "quick"} and v is not None}
+    kwargs = {k: v for k, v in vars(a).items() if k in {"dataset", "seeds", "quick", "sizes"} and v is not None}
     result = module.run(**kwargs)
     _print_json(result)
     return 0
@@ -197,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--out", default="data/demo")
     s.add_argument("--format", default="parquet", choices=["parquet", "csv"])
+    s.add_argument("--partitions", type=int, help="write a partitioned Parquet lake (<out>/<table>/part=k/) "
+                                                  "generated one partition at a time; ≤ 50k customers each")
     s.set_defaults(func=cmd_demo_data)
 
     data_help = "a folder of table files, one flat file, or workspace:NAME"
@@ -217,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help=data_help)
     s.add_argument("--workspace", default=str(current().workspace))
     s.add_argument("--out", default="features.parquet")
+    s.add_argument("--memory-limit", default="2GB", help="DuckDB memory limit for a lake (spills past it)")
+    s.add_argument("--threads", type=int, help="DuckDB threads for a lake (default: up to 4)")
     s.set_defaults(func=cmd_features)
 
     s = sub.add_parser("train", help="train a multi-task model and save a bundle")
@@ -253,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workspace", default=str(current().workspace))
     s.add_argument("--customer")
     s.add_argument("--global", dest="global_out", metavar="OUT", help="write per-task importance (CSV)")
+    s.add_argument("--sample", type=int, default=10_000,
+                   help="global importance over at most this many customers, stratified by PD grade (0: all)")
+    s.add_argument("--features", help="the feature table of a lake --data (features --out): cards and global "
+                                      "importance read it instead of the portfolio")
     s.set_defaults(func=cmd_explain)
 
     s = sub.add_parser("serve", help="REST API (FastAPI + uvicorn); OpenAPI docs at /docs")
@@ -297,10 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bench", help="benchmarks; results in benchmarks/results/")
     s.add_argument("which", choices=["ingest", "train", "explain", "accuracy", "perf", "scoring", "api_load",
-                                     "api_memory"])
+                                     "api_memory", "scale"])
     s.add_argument("--dataset", choices=["taiwan", "census"])
     s.add_argument("--seeds", type=int)
     s.add_argument("--quick", action="store_true", default=None)
+    s.add_argument("--sizes", help="scale: customer counts, comma-separated (default 100000,1000000)")
     s.set_defaults(func=cmd_bench)
     return p
 

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -388,6 +389,41 @@ def build_feature_table(con: duckdb.DuckDBPyConnection, tables: dict[str, str] |
     enter its features; rows without a date use the global cut-off. The column itself is not a feature;
     ``attrs["observation_date"]`` names it.
     """
+    query = feature_sql(con, tables, as_of, observation_date)
+    frame = con.execute(query.sql).df()
+    # customers without events: counts are zero, ratios, recencies and credit values stay missing
+    zero = [c for c in ZERO_IF_NO_EVENTS if c in frame]
+    frame[zero] = frame[zero].fillna(0)
+    frame = _plain_dtypes(frame)
+    frame.attrs["as_of"] = str(query.as_of)
+    if query.observation_date:
+        frame.attrs["observation_date"] = query.observation_date
+    return frame
+
+
+@dataclass(frozen=True)
+class FeatureQuery:
+    """The feature table as one SQL statement (ordered by customer id, event-less counts still NULL), the
+    cut-off date it uses and the per-customer observation-date column (None: one global cut-off)."""
+
+    sql: str
+    as_of: date
+    observation_date: str | None
+
+
+def data_as_of(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> str:
+    """The default cut-off of ``tables`` (canonical name → relation): the last event date in the data. A
+    partitioned data set computes it once over every partition so all partitions share one cut-off."""
+    rels = {name: _rel(rel) for name, rel in tables.items() if name in TABLES}
+    rels = {name: rel for name, rel in rels.items() if _columns(con, rel) is not None}
+    if "customers" not in rels:
+        raise FeatureError("features.no_customers", relation=tables.get("customers", "customers"))
+    return _default_as_of(con, rels)
+
+
+def feature_sql(con: duckdb.DuckDBPyConnection, tables: dict[str, str] | None = None, as_of: str | None = None,
+                observation_date: str | None = None) -> FeatureQuery:
+    """The SQL behind :func:`build_feature_table` (same arguments), checked against the relations' columns."""
     names = tables or {name: name for name in TABLES}
     cols: dict[str, list[str]] = {}
     rels: dict[str, str] = {}
@@ -427,14 +463,62 @@ def build_feature_table(con: duckdb.DuckDBPyConnection, tables: dict[str, str] |
             select.append(f"{alias}.* EXCLUDE (_cid)")
             joins.append(f"LEFT JOIN {alias} ON {alias}._cid = base._cid")
     sql = f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM base {' '.join(joins)} ORDER BY base._cid"
-    frame = con.execute(sql).df()
-    # customers without events: counts are zero, ratios, recencies and credit values stay missing
-    zero = [c for c in ZERO_IF_NO_EVENTS if c in frame]
-    frame[zero] = frame[zero].fillna(0)
-    frame = _plain_dtypes(frame)
-    frame.attrs["as_of"] = str(as_of_date)
-    if point_in_time:
-        frame.attrs["observation_date"] = point_in_time
+    return FeatureQuery(sql, as_of_date, point_in_time)
+
+
+#: Parquet key-value metadata key of a feature table written by :func:`copy_feature_table` (JSON: as_of,
+#: observation_date, rows); :func:`read_feature_file` restores it as the frame's ``attrs``.
+FEATURE_META_KEY = "profile_core.features"
+
+
+def copy_feature_table(con: duckdb.DuckDBPyConnection, tables: dict[str, str] | None, out: str | Path, *,
+                       as_of: str | None = None, observation_date: str | None = None,
+                       row_group_size: int = 100_000) -> FeatureQuery:
+    """:func:`build_feature_table` written by DuckDB straight to a zstd Parquet file (``COPY``), never through
+    pandas: the same rows, columns, order and values (event-less counts zero) as the in-memory frame. The
+    cut-off and observation-date column go into the file's metadata (:data:`FEATURE_META_KEY`)."""
+    import json
+
+    query = feature_sql(con, tables, as_of, observation_date)
+    cols = [d[0] for d in con.execute(f"SELECT * FROM ({query.sql}) LIMIT 0").description]
+    zero = [c for c in ZERO_IF_NO_EVENTS if c in cols]
+    replace_ = (" REPLACE (" + ", ".join(f"coalesce({quote_ident(c)}, 0) AS {quote_ident(c)}" for c in zero) + ")"
+                if zero else "")
+    meta = json.dumps({"as_of": str(query.as_of), "observation_date": query.observation_date})
+    con.execute(f"COPY (SELECT *{replace_} FROM ({query.sql}) ORDER BY CAST(customer_id AS VARCHAR)) "
+                f"TO {quote_literal(str(out))} (FORMAT parquet, COMPRESSION zstd, "
+                f"ROW_GROUP_SIZE {int(row_group_size)}, KV_METADATA {{{quote_ident(FEATURE_META_KEY)}: "
+                f"{quote_literal(meta)}}})")
+    return query
+
+
+def feature_file_meta(path: str | Path) -> dict | None:
+    """The feature metadata of a Parquet file written by :func:`copy_feature_table`, else None."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if path.suffix.lower() != ".parquet" or not path.is_file():
+        return None
+    try:
+        kv = pq.read_metadata(path).metadata or {}
+    except (OSError, ValueError):
+        return None
+    raw = kv.get(FEATURE_META_KEY.encode())
+    return json.loads(raw) if raw else None
+
+
+def read_feature_file(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A feature table written by :func:`copy_feature_table` as the frame :func:`build_feature_table` gives
+    (numbers float64 where missing values occur, else int64; ``attrs`` as_of / observation_date)."""
+    meta = feature_file_meta(path)
+    if meta is None:
+        raise FeatureError("lake.not_features", path=str(path))
+    frame = _plain_dtypes(pd.read_parquet(path, columns=columns))
+    frame.attrs["as_of"] = meta.get("as_of")
+    if meta.get("observation_date"):
+        frame.attrs["observation_date"] = meta["observation_date"]
     return frame
 
 

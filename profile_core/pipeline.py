@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 TABLE_SUFFIXES = (".parquet", ".csv", ".xlsx", ".xls")
@@ -125,7 +126,34 @@ def load_source(data: str | Path, *, workspace: str | Path | None = None) -> Dat
 def feature_frame(data: str | Path, *, workspace: str | Path | None = None) -> pd.DataFrame:
     from profile_core.features import build_features_from_frames
 
+    if (loaded := feature_source(data)) is not None:  # a feature file or a lake: never the event tables in pandas
+        return loaded[1]
     return build_features_from_frames(read_tables(data, workspace=workspace))
+
+
+def feature_source(data: str | Path | DataSource) -> tuple[DataSource, pd.DataFrame] | None:
+    """A feature table written by ``features`` (a Parquet file with profile_core's feature metadata) or a
+    lake (``profile_core.lake``: features built by DuckDB into a scratch file first) as (source, frame);
+    None for anything else. The event tables are never read into pandas: the frame is the feature table
+    (~0.6 kB per customer), its labels the canonical label columns it carries."""
+    import tempfile
+
+    from profile_core.features import feature_file_meta, read_feature_file
+    from profile_core.ingest import label_columns
+    from profile_core.lake import is_lake, lake_features
+
+    if isinstance(data, DataSource) or str(data).startswith("workspace:"):
+        return None
+    if is_lake(data):
+        with tempfile.TemporaryDirectory(prefix="features-") as tmp:
+            lake_features(data, Path(tmp) / "features.parquet")
+            frame = read_feature_file(Path(tmp) / "features.parquet")
+    elif feature_file_meta(data) is not None:
+        frame = read_feature_file(data)
+    else:
+        return None
+    source = DataSource({}, label_columns({"customers": frame}), name=str(data), fingerprint=data_fingerprint(frame))
+    return source, frame
 
 
 def data_fingerprint(frame: pd.DataFrame) -> str:
@@ -192,8 +220,12 @@ def train_and_save(
     from profile_core.features import build_features_from_frames
     from profile_core.train import fit
 
-    source = data if isinstance(data, DataSource) else load_source(data, workspace=workspace)
-    frame = build_features_from_frames(source.tables)
+    loaded = feature_source(data)  # a feature file or a lake: the feature table only, never the event tables
+    if loaded is not None:
+        source, frame = loaded
+    else:
+        source = data if isinstance(data, DataSource) else load_source(data, workspace=workspace)
+        frame = build_features_from_frames(source.tables)
     tasks, config = training_plan(source, frame, tasks=tasks, roles=roles, use_age=use_age, arch=arch,
                                   weighting=weighting, seed=seed, device=device,
                                   **({"max_epochs": epochs} if epochs else {}), **(settings or {}))
@@ -267,29 +299,88 @@ def score(bundle_path: str | Path, data: str | Path, out: str | Path, *,
     return len(scores)
 
 
+EXPLAIN_SAMPLE = 10_000  # customers a global explanation covers at most by default (a stratified sample)
+
+
+def explanation_sample(bundle, frame: pd.DataFrame, n: int | None = EXPLAIN_SAMPLE, seed: int = 0
+                       ) -> tuple[pd.DataFrame, dict]:
+    """The customers a global explanation covers and how they were chosen: every row when ``n`` is None or
+    the frame is no larger, else ``n`` rows drawn with proportional stratification by the PD head's grade
+    (A–E, scored in chunks; by the first binary head's probability quintile when there is no PD head, by
+    nothing when there is neither), seeded. The dict (method, sample, population, seed, strata) is stated
+    next to the result."""
+    from sklearn.model_selection import train_test_split
+
+    if n is None or len(frame) <= n:
+        return frame, {"method": "all", "sample": len(frame), "population": len(frame)}
+    scores = scored_frame(bundle, frame, chunk_size=50_000)
+    if "pd_grade" in scores.columns:
+        strata, by = scores["pd_grade"].astype("str").to_numpy(), "pd_grade"
+    else:
+        prob = next((c for c in scores.columns if c.endswith("_prob")), None)
+        strata = None if prob is None else pd.qcut(scores[prob], 5, labels=False, duplicates="drop").to_numpy()
+        by = f"{prob} quintile" if prob else None
+    try:
+        rows, _ = train_test_split(np.arange(len(frame)), train_size=n, random_state=seed, stratify=strata)
+    except ValueError:  # a stratum with a single customer
+        rows, _ = train_test_split(np.arange(len(frame)), train_size=n, random_state=seed)
+        by = None
+    info = {"method": f"stratified by {by} (proportional)" if by else "simple random", "sample": int(n),
+            "population": len(frame), "seed": seed}
+    if by:
+        info["strata"] = {str(k): int(v) for k, v in pd.Series(strata[rows]).value_counts().sort_index().items()}
+    return frame.iloc[np.sort(rows)], info
+
+
 def explain_cli(bundle_path: str | Path, data: str | Path, *, customer: str | None, global_out: str | None,
-                workspace: str | Path | None = None, lang: str = "zh", role: str = "analyst") -> int:
-    """Print one customer's card and reason codes, and/or write per-task global importance."""
+                workspace: str | Path | None = None, lang: str = "zh", role: str = "analyst",
+                sample: int | None = EXPLAIN_SAMPLE, features: str | Path | None = None) -> int:
+    """Print one customer's card and reason codes, and/or write per-task global importance.
+
+    ``data`` may be a lake (``profile_core.lake``): a card then reads the customer's rows by key and its row of
+    the feature table ``features`` (never the portfolio); a global explanation reads ``features`` (or builds
+    the lake's). A feature file as ``data`` is read as it is. Global importance covers ``sample`` customers
+    at most (:func:`explanation_sample`); how they were chosen is printed and written beside ``global_out``
+    (``<global_out>.sample.json``)."""
+    import json
+
     from profile_core.bundle import load_bundle, require_inputs
     from profile_core.explain import HeadExplainer, global_importance, to_attributes
     from profile_core.exports import safe_frame
     from profile_core.features import build_features_from_frames
+    from profile_core.lake import is_lake, lake_card
     from profile_core.privacy import Policy
     from profile_core.profile import CardContext
 
     bundle = load_bundle(bundle_path)
-    tables = read_tables(data, workspace=workspace)
-    features = build_features_from_frames(tables)
-    require_inputs(bundle, features)
-    explainer = HeadExplainer(bundle, features)
+    lake = is_lake(data)
+    if customer and lake:
+        print(format_card(lake_card(data, features, bundle, customer, policy=Policy(role), lang=lang)))
+        customer = None
+        if not global_out:
+            return 0
+    tables = None
+    loaded = feature_source(features if lake and features else data)
+    if loaded is not None:
+        frame = loaded[1]
+    else:
+        tables = read_tables(data, workspace=workspace)
+        frame = build_features_from_frames(tables)
+    require_inputs(bundle, frame)
+    explainer = HeadExplainer(bundle, frame)
     if global_out:
-        expl = to_attributes(explainer.explain(features), bundle.preprocessor, features)
+        rows, how = explanation_sample(bundle, frame, sample)
+        expl = to_attributes(explainer.explain(rows), bundle.preprocessor, rows)
         table = global_importance(expl)
         Path(global_out).parent.mkdir(parents=True, exist_ok=True)
         safe_frame(table).to_csv(global_out, index=False, encoding="utf-8-sig")
+        Path(f"{global_out}.sample.json").write_text(json.dumps(how, ensure_ascii=False, indent=2), encoding="utf-8")
+        print(f"customers explained: {how['sample']} of {how['population']} ({how['method']})")
         print(table.head(15).to_string(index=False))
     if customer:
-        context = CardContext(tables, features, bundle.predict(features), explainer=explainer)
+        if tables is None:  # a feature file: the card without event tables
+            tables = {"customers": frame}
+        context = CardContext(tables, frame, bundle.predict(frame), explainer=explainer)
         card = context.card(customer, policy=Policy(role), lang=lang)
         print(format_card(card))
     return 0

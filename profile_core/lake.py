@@ -1,0 +1,335 @@
+"""A data set as a partitioned Parquet "lake", for portfolios larger than memory (issue 19).
+
+Layout (shared by the single-machine and the Ray paths)::
+
+    <lake>/_lake.json                                   n_customers, partitions, seed, months, end, tables,
+                                                        ranges (first and last numeric customer id per partition),
+                                                        rows (per table)
+    <lake>/<table>/part=<k:05d>/data.parquet            table in customers, transactions, behaviors, credit_records
+
+Every row of one customer, in every table, lies in the same partition ``k``, so anything computed per customer
+(features, scores, explanations) can run partition by partition and be concatenated. The demo lake's partition
+``k`` holds exactly ``synth.generate_portfolio(n_k, seed=seed + k, first_id=<first id of k>)``.
+
+Interfaces:
+
+- :func:`write_demo_lake` streams the demo generator into a lake, one partition in memory at a time.
+- :func:`is_lake`, :func:`read_lake_meta`, :func:`partition_files`, :func:`partition_of`.
+- :func:`read_customer` reads one customer's rows from every table by key (DuckDB over the Parquet files,
+  only the customer's own partition when the id ranges are known), for a card without the portfolio.
+- :func:`lake_features` writes the feature table of a lake to one Parquet file with DuckDB (views over the
+  files, a memory limit, spilling to disk, partition by partition), equal to
+  ``features.build_features_from_frames`` of the same portfolio; :func:`partition_features` does one
+  partition (the unit a distributed worker runs).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import re
+import shutil
+import time
+from bisect import bisect_right
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from profile_core.i18n import MessageError
+from profile_core.sql import quote_ident, quote_literal
+
+LAKE_TABLES = ("customers", "transactions", "behaviors", "credit_records")
+META_FILE = "_lake.json"
+DATA_FILE = "data.parquet"
+ROW_GROUP_ROWS = 128_000  # rows per Parquet row group: bounded reads, still good compression
+LAKE_FORMAT = 1
+
+
+class LakeError(MessageError):
+    """A problem with a lake a person can fix (``lake.*`` messages)."""
+
+
+def partition_dir(lake: str | Path, table: str, k: int) -> Path:
+    return Path(lake) / table / f"part={k:05d}"
+
+
+def partition_sizes(n_customers: int, partitions: int) -> list[int]:
+    """Customers per partition: as equal as possible, the first ``n % partitions`` one larger."""
+    if partitions < 1 or partitions > n_customers:
+        raise LakeError("lake.bad_partitions", partitions=partitions, customers=n_customers)
+    base, extra = divmod(n_customers, partitions)
+    return [base + (k < extra) for k in range(partitions)]
+
+
+def is_lake(path: str | Path) -> bool:
+    """Whether ``path`` is a lake folder (holds ``_lake.json``)."""
+    return (Path(str(path)) / META_FILE).is_file()
+
+
+def read_lake_meta(path: str | Path) -> dict:
+    """The lake's ``_lake.json`` (n_customers, partitions, seed, months, end, tables, ranges, rows)."""
+    path = Path(path)
+    if not is_lake(path):
+        raise LakeError("lake.not_a_lake", path=str(path))
+    try:
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        int(meta["partitions"]), list(meta["tables"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LakeError("lake.bad_meta", path=str(path), problem=type(exc).__name__) from exc
+    return meta
+
+
+def write_demo_lake(out: str | Path, n_customers: int, partitions: int, seed: int = 7, months: int = 12, *,
+                    end: str = "2026-10-31", row_group_rows: int = ROW_GROUP_ROWS,
+                    progress: Callable[[int, int], None] | None = None) -> dict:
+    """Generate the demo portfolio of ``n_customers`` into a lake at ``out`` (a new or empty folder),
+    one partition in memory at a time: partition ``k`` is ``generate_portfolio(n_k, seed=seed + k,
+    first_id=...)`` with consecutive id ranges, written as zstd Parquet (``row_group_rows`` per row group)
+    through a temporary file. ``_lake.json`` is written last, so a folder with it is complete. Memory: one
+    partition's tables (≈ 35 kB per customer) plus the generator's working set; keep partitions at ≤ 50k
+    customers. ``progress(k, partitions)`` is called after each partition. Returns the meta."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from profile_core.synth import generate_portfolio
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise LakeError("lake.not_empty", path=str(out))
+    sizes = partition_sizes(n_customers, partitions)
+    out.mkdir(parents=True, exist_ok=True)
+    schemas: dict[str, pa.Schema] = {}
+    rows = dict.fromkeys(LAKE_TABLES, 0)
+    ranges = []
+    first = 1
+    for k, n_k in enumerate(sizes):
+        portfolio = generate_portfolio(n_k, seed=seed + k, months=months, end=end, first_id=first)
+        for table, frame in portfolio.tables().items():
+            data = pa.Table.from_pandas(frame, preserve_index=False)
+            if table in schemas:  # one schema for every partition (a column all-null in one part stays typed)
+                data = data.cast(schemas[table])
+            else:
+                schemas[table] = data.schema
+            target = partition_dir(out, table, k)
+            target.mkdir(parents=True, exist_ok=True)
+            tmp = target / f".{DATA_FILE}.tmp"
+            pq.write_table(data, tmp, compression="zstd", row_group_size=row_group_rows)
+            os.replace(tmp, target / DATA_FILE)
+            rows[table] += data.num_rows
+            del data
+        ranges.append([first, first + n_k - 1])
+        first += n_k
+        del portfolio
+        gc.collect()
+        if progress is not None:
+            progress(k + 1, len(sizes))
+    meta = {"format": LAKE_FORMAT, "n_customers": n_customers, "partitions": len(sizes), "seed": seed,
+            "months": months, "end": end, "tables": list(LAKE_TABLES), "ranges": ranges, "rows": rows}
+    tmp = out / f".{META_FILE}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    os.replace(tmp, out / META_FILE)
+    return meta
+
+
+def partition_files(lake: str | Path, table: str, k: int | None = None) -> str:
+    """The Parquet path (``k``) or glob (every partition) of ``table``, for DuckDB's ``read_parquet``."""
+    return str(Path(lake) / table / ("part=*" if k is None else f"part={k:05d}") / DATA_FILE)
+
+
+def _scan(lake: str | Path, table: str, k: int | None = None) -> str:
+    # the folder names are not a column: partition k is where a customer lives, not an attribute
+    return f"read_parquet({quote_literal(partition_files(lake, table, k))}, hive_partitioning = false)"
+
+
+def partition_of(meta: dict, customer_id: str) -> int | None:
+    """The partition holding ``customer_id`` from the lake's id ranges (``C000123`` → 123), or None when the
+    id has no number or the lake records no ranges (then every partition is searched)."""
+    ranges = meta.get("ranges")
+    match = re.fullmatch(r"[A-Za-z]*0*(\d+)", str(customer_id).strip())
+    if not ranges or not match:
+        return None
+    number = int(match.group(1))
+    k = bisect_right([r[0] for r in ranges], number) - 1
+    return k if k >= 0 and ranges[k][0] <= number <= ranges[k][1] else None
+
+
+def connect(memory_limit: str = "2GB", threads: int | None = None, temp_directory: str | Path | None = None
+            ) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with a memory limit, a thread count and a folder to spill to."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
+    con.execute(f"SET threads = {int(threads or min(4, os.cpu_count() or 1))}")
+    if temp_directory is not None:
+        Path(temp_directory).mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = {quote_literal(str(temp_directory))}")
+    return con
+
+
+def read_customer(lake: str | Path, customer_id: str, tables: tuple[str, ...] | None = None, *,
+                  con: duckdb.DuckDBPyConnection | None = None) -> dict[str, pd.DataFrame]:
+    """One customer's rows of every table (canonical name → frame, rows in file order; an unknown id gives
+    empty frames), read by key with DuckDB: only the customer's partition when ``_lake.json`` has id ranges,
+    else every partition (Parquet statistics skip most row groups). Column types are the files' types, as
+    ``pd.read_parquet`` gives them."""
+    meta = read_lake_meta(lake)
+    k = partition_of(meta, customer_id)
+    own = con is None
+    con = con or connect("512MB", threads=1)
+    try:
+        out = {}
+        for table in tables or tuple(meta["tables"]):
+            sql = f"SELECT * FROM {_scan(lake, table, k)} WHERE customer_id = ?"
+            out[table] = con.sql(sql, params=[str(customer_id)]).to_arrow_table().to_pandas()
+        return out
+    finally:
+        if own:
+            con.close()
+
+
+def lake_views(con: duckdb.DuckDBPyConnection, lake: str | Path, k: int | None = None,
+               tables: tuple[str, ...] | None = None) -> dict[str, str]:
+    """``CREATE OR REPLACE VIEW <table>`` over partition ``k`` (or all) of each table; returns name → view."""
+    names = tables or tuple(read_lake_meta(lake)["tables"])
+    for table in names:
+        con.execute(f"CREATE OR REPLACE VIEW {quote_ident(table)} AS SELECT * FROM {_scan(lake, table, k)}")
+    return {table: table for table in names}
+
+
+def partition_features(lake: str | Path, k: int, out: str | Path, *, as_of: str,
+                       observation_date: str | None = None, con: duckdb.DuckDBPyConnection | None = None,
+                       memory_limit: str = "2GB", threads: int | None = None) -> str:
+    """The feature table of partition ``k`` of ``lake`` to ``out`` (Parquet, sorted by customer id) with the
+    given cut-off ``as_of`` (the whole lake's: :func:`lake_as_of`); the unit of work a Ray task runs.
+    Returns ``out``."""
+    from profile_core.features import copy_feature_table
+
+    own = con is None
+    con = con or connect(memory_limit, threads)
+    try:
+        copy_feature_table(con, lake_views(con, lake, k), out, as_of=as_of, observation_date=observation_date)
+    finally:
+        if own:
+            con.close()
+    return str(out)
+
+
+def lake_as_of(lake: str | Path, con: duckdb.DuckDBPyConnection | None = None) -> str:
+    """The default cut-off of the whole lake (the last event date across all partitions)."""
+    from profile_core.features import data_as_of
+
+    own = con is None
+    con = con or connect()
+    try:
+        return data_as_of(con, lake_views(con, lake))
+    finally:
+        if own:
+            con.close()
+
+
+def lake_features(lake: str | Path, out: str | Path, *, as_of: str | None = None,
+                  observation_date: str | None = None, memory_limit: str = "2GB", threads: int | None = None,
+                  temp_directory: str | Path | None = None, per_partition: bool = True,
+                  progress: Callable[[int, int], None] | None = None) -> dict:
+    """The feature table of a lake written to one Parquet file ``out`` by DuckDB, never through pandas.
+
+    ``per_partition`` (default): each partition through the same SQL (:func:`partition_features`) into a
+    scratch folder beside ``out``, then one sorted ``COPY`` of them all, so DuckDB's working set is one
+    partition's events whatever the lake's size; else the whole lake in one statement (DuckDB spills to
+    ``temp_directory`` past ``memory_limit``). Both give the rows, columns, order and values
+    ``build_features_from_frames`` gives for the same portfolio (one cut-off for every partition). The file
+    is written under a temporary name and renamed. Returns a summary (rows, columns, as_of, seconds)."""
+    from profile_core.features import FEATURE_META_KEY, copy_feature_table
+
+    started = time.perf_counter()
+    meta = read_lake_meta(lake)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = out.with_name(f".{out.name}.tmp")
+    con = connect(memory_limit, threads, temp_directory or out.with_name(f".{out.name}.spill"))
+    scratch = out.with_name(f".{out.name}.parts")
+    try:
+        cut = as_of or lake_as_of(lake, con)
+        if per_partition and meta["partitions"] > 1:
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir()
+            for k in range(meta["partitions"]):
+                partition_features(lake, k, scratch / f"part-{k:05d}.parquet", as_of=cut,
+                                   observation_date=observation_date, con=con)
+                if progress is not None:
+                    progress(k + 1, meta["partitions"])
+            parts = quote_literal(str(scratch / "part-*.parquet"))
+            kv = con.execute(f"SELECT value FROM parquet_kv_metadata({quote_literal(str(scratch / 'part-00000.parquet'))})"
+                             f" WHERE key = {quote_literal(FEATURE_META_KEY)}").fetchone()[0]
+            con.execute(f"COPY (SELECT * FROM read_parquet({parts}) ORDER BY CAST(customer_id AS VARCHAR)) TO "
+                        f"{quote_literal(str(tmp_out))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 100000, "
+                        f"KV_METADATA {{{quote_ident(FEATURE_META_KEY)}: {quote_literal(kv.decode())}}})")
+        else:
+            copy_feature_table(con, lake_views(con, lake), tmp_out, as_of=cut, observation_date=observation_date)
+        os.replace(tmp_out, out)
+        n_rows, n_cols = con.execute(f"SELECT count(*) FROM read_parquet({quote_literal(str(out))})").fetchone()[0], \
+            len(con.execute(f"SELECT * FROM read_parquet({quote_literal(str(out))}) LIMIT 0").description)
+    finally:
+        con.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+        tmp_out.unlink(missing_ok=True)
+        if temp_directory is None:
+            shutil.rmtree(out.with_name(f".{out.name}.spill"), ignore_errors=True)
+    return {"rows": n_rows, "columns": n_cols, "as_of": cut, "partitions": meta["partitions"],
+            "per_partition": per_partition, "seconds": time.perf_counter() - started, "out": str(out)}
+
+
+def read_feature_rows(features: str | Path, customer_ids: list[str], *, sample: int = 0, seed: int = 0,
+                      con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:
+    """Rows of a feature file (``features --out``) by customer id, plus ``sample`` other rows drawn with
+    DuckDB's seeded reservoir sample (the reference population for percentiles and SHAP backgrounds); the
+    frame as :func:`profile_core.features.read_feature_file` gives it (dtypes, ``attrs``), asked-for rows
+    first."""
+    from profile_core.features import _plain_dtypes, feature_file_meta
+
+    meta = feature_file_meta(features)
+    if meta is None:
+        raise LakeError("lake.not_features", path=str(features))
+    own = con is None
+    con = con or connect("1GB", threads=1)
+    scan = f"read_parquet({quote_literal(str(features))})"
+    try:
+        ids = [str(c) for c in customer_ids]
+        marks = ", ".join("?" for _ in ids) or "NULL"
+        parts = [con.sql(f"SELECT * FROM {scan} WHERE customer_id IN ({marks})", params=ids).to_arrow_table()]
+        if sample:
+            parts.append(con.sql(f"SELECT * FROM (SELECT * FROM {scan} WHERE customer_id NOT IN ({marks})) "
+                                 f"USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE ({int(seed)}) "
+                                 "ORDER BY customer_id", params=ids).to_arrow_table())
+    finally:
+        if own:
+            con.close()
+    import pyarrow as pa
+
+    frame = _plain_dtypes(pa.concat_tables(parts).to_pandas())
+    frame.attrs["as_of"] = meta.get("as_of")
+    return frame
+
+
+CARD_SAMPLE = 10_000  # feature rows a lake card compares a customer with (percentiles, SHAP background)
+
+
+def lake_card(lake: str | Path, features: str | Path | None, bundle, customer_id: str, *, policy,
+              lang: str = "zh", sample: int = CARD_SAMPLE, seed: int = 0):
+    """One customer's panorama card (``profile.ProfileCard``) from a lake without loading the portfolio: the
+    customer's rows of every table by key (:func:`read_customer`), its row of the lake's feature table
+    ``features`` and a seeded sample of ``sample`` other customers' rows (:func:`read_feature_rows`), against
+    which the card's percentiles are computed and from which the SHAP background is drawn. Unknown id:
+    ``KeyError`` like ``CardContext.card``."""
+    from profile_core.explain import HeadExplainer
+    from profile_core.profile import CardContext
+
+    if features is None:
+        raise LakeError("lake.not_features", path="features.parquet")
+    frame = read_feature_rows(features, [customer_id], sample=sample, seed=seed)
+    tables = read_customer(lake, customer_id)
+    context = CardContext(tables, frame, bundle.predict(frame), explainer=HeadExplainer(bundle, frame.iloc[1:]))
+    return context.card(customer_id, policy=policy, lang=lang)
