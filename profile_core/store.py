@@ -213,6 +213,8 @@ class Workspace:
                         "client VARCHAR, created_at TIMESTAMP, last_seen TIMESTAMP, revoked BOOLEAN DEFAULT false)")
             con.execute("CREATE TABLE IF NOT EXISTS _user_prefs (username VARCHAR, key VARCHAR, value VARCHAR, "
                         "set_at TIMESTAMP, PRIMARY KEY (username, key))")
+            con.execute("CREATE TABLE IF NOT EXISTS _cohorts (dataset VARCHAR, name VARCHAR, definition VARCHAR, "
+                        "saved_by VARCHAR, saved_at TIMESTAMP, PRIMARY KEY (dataset, name))")
             self._con = con
         return self._con
 
@@ -394,7 +396,7 @@ class Workspace:
             con.execute("INSERT INTO _dataset_log SELECT ?, version, loaded_at, source, fingerprint, kind "
                         "FROM _datasets WHERE name = ?", [new, old])
             for table, column in (("_datasets", "name"), ("_dataset_meta", "name"), ("_models", "dataset"),
-                                  ("_champions", "dataset")):
+                                  ("_champions", "dataset"), ("_cohorts", "dataset")):
                 con.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", [new, old])
             con.execute("UPDATE _settings SET value = ? WHERE key = 'default_dataset' AND value = ?", [new, old])
             con.commit()
@@ -416,6 +418,7 @@ class Workspace:
         self.drop_dataset(name)
         con = self.con
         con.execute("DELETE FROM _champions WHERE dataset = ?", [name])
+        con.execute("DELETE FROM _cohorts WHERE dataset = ?", [name])
         con.execute("UPDATE _models SET archived = true WHERE dataset = ?", [name])
         con.execute("DELETE FROM _settings WHERE key = 'default_dataset' AND value = ?", [name])
         self._record(user, "dataset_delete", name, {"version": int(row["version"]), "source": str(row["source"])})
@@ -573,6 +576,48 @@ class Workspace:
         row = self.con.execute("SELECT path FROM _champions WHERE dataset = ?", [dataset]).fetchone()
         return row[0] if row else None
 
+    # -- cohorts saved with a data set (profile_core.cohorts) -------------------------------------------
+    def save_cohort(self, dataset: str, name: str, definition: str, *, user: Any = None) -> None:
+        """Save (or replace) cohort ``name`` of data set ``dataset``: ``definition`` is its JSON
+        (``cohorts.Cohort.to_json``). Needs ``view_customers``; audited as ``cohort_save``."""
+        _require_permission(user, "view_customers")
+        dataset = check_name(dataset)
+        self._require(dataset)
+        name = _cohort_name(name)
+        json.loads(definition)  # JSON or refused
+        con = self.con
+        con.begin()
+        try:
+            con.execute("DELETE FROM _cohorts WHERE dataset = ? AND name = ?", [dataset, name])
+            con.execute("INSERT INTO _cohorts VALUES (?, ?, ?, ?, ?)",
+                        [dataset, name, definition, _username(user), datetime.now()])
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        self._record(user, "cohort_save", dataset, {"cohort": name})
+
+    def cohorts(self, dataset: str) -> list[dict]:
+        """The cohorts saved with ``dataset``, by name: ``{"name", "definition", "saved_by", "saved_at"}``."""
+        rows = self.con.execute("SELECT name, definition, saved_by, saved_at FROM _cohorts WHERE dataset = ? "
+                                "ORDER BY name", [check_name(dataset)]).fetchall()
+        return [dict(zip(("name", "definition", "saved_by", "saved_at"), r, strict=True)) for r in rows]
+
+    def delete_cohort(self, dataset: str, name: str, *, user: Any = None) -> bool:
+        """Delete cohort ``name`` of ``dataset`` (who saved it, an analyst or an admin); False when there was
+        none. Audited as ``cohort_delete``."""
+        _require_permission(user, "view_customers")
+        dataset, name = check_name(dataset), _cohort_name(name)
+        row = self.con.execute("SELECT saved_by FROM _cohorts WHERE dataset = ? AND name = ?",
+                               [dataset, name]).fetchone()
+        if row is None:
+            return False
+        if user is not None and _role(user) not in ("analyst", "admin") and row[0] != _username(user):
+            raise RegistryError("registry.cohort_not_yours", cohort=name, owner=str(row[0]))
+        self.con.execute("DELETE FROM _cohorts WHERE dataset = ? AND name = ?", [dataset, name])
+        self._record(user, "cohort_delete", dataset, {"cohort": name})
+        return True
+
     # -- sign-in sessions and per-user preferences -------------------------------------------------
     def create_session(self, username: str, client: str = "") -> str:
         """A new sign-in session for ``username`` from ``client`` (e.g. a hash of the browser's user agent);
@@ -674,6 +719,13 @@ class _Acting:
 
     def __exit__(self, *exc: object) -> None:
         self.ws.actor, self.ws.new_version_of = self.saved
+
+
+def _cohort_name(name: str) -> str:
+    text = str(name or "").strip()
+    if not 1 <= len(text) <= 64 or any(ord(c) < 32 for c in text):
+        raise ValueError(f"invalid cohort name {name!r}")
+    return text
 
 
 def _sha(text: str) -> str:
