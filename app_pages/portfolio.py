@@ -1,5 +1,5 @@
-"""组合概览 · Portfolio: predicted score, PD and grade distributions; grades by RM / city / occupation;
-observed default rate by grade with a monotonicity check."""
+"""组合概览 · Portfolio: predicted score, PD and grade distributions; grades by RM / city / occupation; a campaign
+list on a marketing head with a risk limit; observed default rate by grade with a monotonicity check."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import streamlit as st
 
 from profile_core import charts, views
 from profile_core.tasks import role_task
-from ui import audit, cache, keys, model_view, state, widgets
+from ui import audit, cache, campaign, keys, model_view, state, widgets
 from ui.state import tr
 
 widgets.page_header("portfolio.title", "portfolio.caption")
@@ -38,7 +38,7 @@ score_title = tr("portfolio.score") if role_task(bundle.tasks, "score") else tr(
 dists = [("score", score_title)] if scored["score"].notna().any() else []
 dists += [("pd", tr("portfolio.pd"))] if has_pd else []
 dists += [(f"{task.name}_{'pred' if task.kind == 'regression' else 'prob'}", task.display(lang))
-          for task in bundle.tasks if task.role == "generic" and task.kind != "multiclass"]
+          for task in bundle.tasks if task.role in ("generic", "propensity", "churn") and task.kind != "multiclass"]
 for i, column in enumerate(st.columns(2) * ((len(dists) + 1) // 2)):
     if i >= len(dists):
         break
@@ -62,6 +62,8 @@ with g2:
         widgets.chart(charts.plot_grade_counts(scored, by=by, x_title=tr(f"portfolio.groups.{by}"),
                                                title=tr("portfolio.grade_by", group=tr(f"portfolio.groups.{by}")),
                                                lang=lang), key="portfolio-grade-by")
+
+campaign.section(bundle, scored)  # 营销活动名单: one marketing head, a risk limit, the expected uptake
 
 if not has_pd or views.OBSERVED not in scored.columns:
     audit.export_button(scored, f"{state.active_dataset()}/portfolio", key="portfolio-export-button",

@@ -26,10 +26,19 @@ from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from profile_core.i18n import MessageError
-from profile_core.schema import CATEGORIES, DIRECTION_VALUES, TABLES, display_name, personal_columns
+from profile_core.schema import (
+    CATEGORIES,
+    CUSTOMER_LABELS,
+    DIRECTION_VALUES,
+    TABLES,
+    display_name,
+    personal_columns,
+)
 from profile_core.sql import quote_ident, quote_literal
 
-LABEL_COLUMNS = ("credit_score", "default_flag", "risk_level")
+CREDIT_LABELS = ("credit_score", "default_flag", "risk_level")  # from the latest credit record
+#: Every canonical label: the credit ones and the marketing outcomes the customers table carries (optional).
+LABEL_COLUMNS = (*CREDIT_LABELS, *CUSTOMER_LABELS)
 #: Kept in the table for display and grouping, never used as model inputs.
 NON_FEATURES = frozenset({"customer_id", "rm_id", "city", "open_date"})
 #: Attributes no model uses as inputs by default (fair lending): they stay on the card as fields, reason codes
@@ -357,7 +366,7 @@ def _credit_sql(rel: str, cols: list[str], as_of: date | _PerCustomer) -> str:
         "arg_max_null(loan_count, d) AS loan_count_latest",
         "count(DISTINCT date_trunc('month', d)) AS credit_history_months",
         # labels: the latest record's values, missing stays missing
-        *[f"arg_max_null({c}, d) AS {c}" for c in LABEL_COLUMNS],
+        *[f"arg_max_null({c}, d) AS {c}" for c in CREDIT_LABELS],
     ]
     return (f"c0 AS ({_events(rel, sel, 'TRY_CAST(as_of AS DATE)', as_of, inclusive_day=True)}),\n"
             "c1 AS (SELECT *, date_diff('month', d, max(d) OVER (PARTITION BY _cid)) AS mb FROM c0),\n"
@@ -448,7 +457,7 @@ def feature_sql(con: duckdb.DuckDBPyConnection, tables: dict[str, str] | None = 
         ctes.append(f"obs AS (SELECT CAST(customer_id AS VARCHAR) AS _cid, CAST(coalesce(TRY_CAST("
                     f"{quote_ident(point_in_time)} AS DATE), DATE '{as_of_date}') AS TIMESTAMP) + INTERVAL 1 DAY AS _end"
                     f" FROM {rels['customers']})")
-    drop = personal_columns() | (set(LABEL_COLUMNS) if "credit_records" in rels else set()) | {point_in_time}
+    drop = personal_columns() | (set(CREDIT_LABELS) if "credit_records" in rels else set()) | {point_in_time}
     keep = [quote_ident(c) for c in cols["customers"] if c not in drop]  # labels come from the latest credit record
     if "open_date" in cols["customers"]:
         end = (f"coalesce(TRY_CAST({quote_ident(point_in_time)} AS DATE), DATE '{as_of_date}')" if point_in_time

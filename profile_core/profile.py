@@ -15,6 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from profile_core.campaign import (
+    MAX_GRADE,
+    NextBest,
+    Retention,
+    next_best_product,
+    product_name,
+    retention_alert,
+)
 from profile_core.explain import (
     Explanation,
     HeadExplainer,
@@ -191,13 +199,14 @@ class TaskOutput:
     task: str  # internal task id
     label: str  # the label column as written
     title: str  # display name in the card's language
-    role: str  # pd | score | grade | generic
+    role: str  # pd | score | grade | propensity | churn | generic
     kind: str  # regression | binary | multiclass
     value: float | None = None  # regression: the prediction in the label's units; binary: P(positive)
     label_value: str | None = None  # multiclass: the predicted class
     probs: dict[str, float] = field(default_factory=dict)  # multiclass: P(class)
-    percentile: float | None = None  # regression: among the portfolio's predictions, 0–100
+    percentile: float | None = None  # regression and marketing heads: among the portfolio's predictions, 0–100
     unit: str = ""
+    product: str = ""  # a propensity head: the product's name in the card's language
 
 
 @dataclass
@@ -216,6 +225,9 @@ class CardOutputs:
     credit_score_percentile: float | None = None  # among the portfolio's predictions, 0–100
     tasks: list[TaskOutput] = field(default_factory=list)
     titles: dict[str, str] = field(default_factory=dict)  # role → the title of the task that fills it
+    next_best: NextBest | None = None  # 下一步推荐产品 from the propensity heads (campaign.next_best_product)
+    retention: Retention | None = None  # a retention alert from the churn head (campaign.retention_alert)
+    marketing_means: dict[str, float] = field(default_factory=dict)  # marketing head → the portfolio's mean
 
 
 @dataclass
@@ -268,7 +280,7 @@ class CardContext:
     def __init__(self, tables: Mapping[str, pd.DataFrame], features: pd.DataFrame,
                  predictions: pd.DataFrame | None = None, *, explanation: Explanation | None = None,
                  explainer: HeadExplainer | None = None, as_of: str | None = None,
-                 tasks: list[TaskSpec] | None = None) -> None:
+                 tasks: list[TaskSpec] | None = None, max_grade: str | None = MAX_GRADE) -> None:
         self.customers = tables["customers"].copy()
         self.customers.index = self.customers["customer_id"].astype("str").to_numpy()
         self.transactions = _datetimes(tables.get("transactions"), "txn_time")
@@ -295,9 +307,14 @@ class CardContext:
         if predictions is not None:
             self.predictions = predictions.set_index(predictions["customer_id"].astype("str").to_numpy())
         self.tasks = _card_tasks(tasks, explainer, self.predictions)
-        regression = [f"{t_.name}_pred" for t_ in self.tasks if t_.kind == "regression"]
+        ranked = [f"{t_.name}_pred" for t_ in self.tasks if t_.kind == "regression"]
+        marketing = [f"{t_.name}_prob" for t_ in self.tasks if t_.role in ("propensity", "churn")]
         self._pred_pct = None if self.predictions is None else \
-            self._percentiles(self.predictions[[c for c in regression if c in self.predictions.columns]])
+            self._percentiles(self.predictions[[c for c in ranked + marketing if c in self.predictions.columns]])
+        self.max_grade = max_grade  # risk cut-off of the next best product (worse grades get no offer)
+        self._marketing_means = {} if self.predictions is None else {
+            c[: -len("_prob")]: float(self.predictions[c].astype(float).mean())
+            for c in marketing if c in self.predictions.columns}
         if explanation is not None and explanation.level != "attribute":
             if explainer is None:
                 raise ValueError("pass an attribute-level explanation (explain.to_attributes) or the explainer")
@@ -352,6 +369,10 @@ class CardContext:
                 out.percentile = None if pd.isna(pct) else float(pct)
             elif task.kind == "binary":
                 out.value = num(f"{task.name}_prob")
+                pct = self._pred_pct.at[cid, f"{task.name}_prob"] \
+                    if self._pred_pct is not None and f"{task.name}_prob" in self._pred_pct.columns else np.nan
+                out.percentile = None if pd.isna(pct) else float(pct)
+                out.product = product_name(task, lang) if task.role == "propensity" else ""
             else:
                 level = p.get(f"{task.name}_pred")
                 out.label_value = None if level is None or pd.isna(level) else str(level)
@@ -369,7 +390,17 @@ class CardContext:
                            grade_source="risk_level" if level else "pd" if grade_pd else None,
                            credit_score_percentile=by_role["score"].percentile if by_role["score"] else None,
                            tasks=heads, titles={r: h.title for r, h in by_role.items()  # a bank's own label names
-                                                   if h is not None and h.label not in LABEL_COLUMNS})
+                                                   if h is not None and h.label not in LABEL_COLUMNS},
+                           marketing_means=dict(self._marketing_means))
+
+    def _marketing(self, out: CardOutputs, reasons: dict[str, ReasonCodes], lang: str) -> None:
+        """The next best product and the retention alert of a card's outputs (risk grade: the PD grade, else the
+        grade head's level), each with its head's strongest reason."""
+        top = {task: codes.up[0].sentence for task, codes in reasons.items() if codes.up}
+        grade = out.pd_grade or (out.risk_level if out.grade_source == "risk_level" else None)
+        out.next_best = next_best_product(out.tasks, grade=grade, max_grade=self.max_grade, reasons=top, lang=lang,
+                                          products={h.task: h.product for h in out.tasks if h.product})
+        out.retention = retention_alert(out.tasks, means=out.marketing_means, reasons=top, lang=lang)
 
     def _attributes(self, cid: str, lang: str) -> pd.DataFrame:
         cols = ["category", "category_zh", "category_en", "attribute", "name", "value", "raw", "percentile"]
@@ -484,11 +515,13 @@ class CardContext:
         outputs = self._outputs(cid, lang)
         has_events = cid in self._txn_rows or cid in self._beh_rows
         tags = self.tags(cid)
+        reasons = self._reasons(cid, lang, top_reasons)
+        self._marketing(outputs, reasons, lang)
         return ProfileCard(
             customer_id=cid, lang=lang, identity=self._identity(row, policy), outputs=outputs,
             attributes=self._attributes(cid, lang), tags=tags, monthly_flows=self._monthly_flows(cid),
             login_heatmap=self._login_heatmap(cid), recent_transactions=self._recent(cid),
-            reasons=self._reasons(cid, lang, top_reasons), warnings=self._warnings(outputs, has_events, lang),
+            reasons=reasons, warnings=self._warnings(outputs, has_events, lang),
             as_of=str(self.as_of.date()), notice=t("app.notice", lang),
             has_transactions=self.transactions is not None, has_behaviors=self.behaviors is not None)
 

@@ -74,6 +74,12 @@ CUSTOMERS = Table("customers", "客户", "Customers", (
     Column("income", "float", "年收入", "Annual income", aliases=("收入", "annual_income")),
     Column("open_date", "date", "开户日期", "Account opened", aliases=("开户时间", "open_time")),
     Column("rm_id", "category", "客户经理", "Relationship manager", aliases=("客户经理ID", "客户经理编号", "rm")),
+    # marketing outcomes over the three months after the observation date (one per customer): labels, never inputs
+    Column("wm_purchase_3m", "flag", "三个月内购买理财", "Buys wealth management within 3 months",
+           aliases=("购买理财", "理财购买", "是否购买理财", "wm_purchase", "wealth_purchase", "wealth_purchase_3m"),
+           label=True),
+    Column("churn_3m", "flag", "三个月内流失", "Churns within 3 months",
+           aliases=("流失", "是否流失", "客户流失", "churn", "churn_flag", "churned", "attrition"), label=True),
 ), category="basic", aliases=("客户", "客户信息", "customer"))
 
 TRANSACTIONS = Table("transactions", "交易", "Transactions", (
@@ -132,12 +138,20 @@ HOLDER_ROLES = {"owner": "owner", "持有人": "owner", "户主": "owner", "主"
 TABLES: dict[str, Table] = {t.name: t for t in (CUSTOMERS, TRANSACTIONS, BEHAVIORS, CREDIT_RECORDS)}
 EVENT_TABLES = ("transactions", "behaviors", "credit_records")
 
-#: Label columns of the flat customer-level table (from the latest credit record).
+#: Canonical label columns: the credit ones (from the latest credit record) and the marketing outcomes (customers).
 LABELS: dict[str, Column] = {
     "credit_score": CREDIT_RECORDS.column("credit_score"),
     "default_flag": CREDIT_RECORDS.column("default_flag"),
     "risk_level": CREDIT_RECORDS.column("risk_level"),
+    "wm_purchase_3m": CUSTOMERS.column("wm_purchase_3m"),
+    "churn_3m": CUSTOMERS.column("churn_3m"),
 }
+#: Canonical labels carried by the customers table (outcomes per customer); the others come from the latest
+#: credit record.
+CUSTOMER_LABELS = ("wm_purchase_3m", "churn_3m")
+#: Task kind of each canonical label.
+LABEL_TASK_KINDS: dict[str, str] = {"credit_score": "regression", "default_flag": "binary", "risk_level": "multiclass",
+                                    "wm_purchase_3m": "binary", "churn_3m": "binary"}
 
 RISK_LEVELS = ("A", "B", "C", "D", "E")  # A = lowest risk
 DIRECTION_VALUES = {"in": "in", "out": "out", "收入": "in", "支出": "out", "入": "in", "出": "out",

@@ -190,9 +190,10 @@ class TaskOutput(BaseModel):
     label: str | None = Field(None, description="multiclass: predicted class")
     probabilities: dict[str, float] | None = Field(None, description="multiclass: P(class)")
     target: str | None = Field(None, description="the label column as the data names it")
-    role: Literal["pd", "score", "grade", "generic"] | None = Field(
+    role: Literal["pd", "score", "grade", "propensity", "churn", "generic"] | None = Field(
         None, description="pd: probability of default (feeds points and pd_grade); score: a credit score; "
-                          "grade: a risk class; generic: anything else")
+                          "grade: a risk class; propensity: P(buying a product); churn: P(leaving the bank); "
+                          "generic: anything else")
 
 
 class CustomerScore(BaseModel):

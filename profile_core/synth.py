@@ -2,8 +2,16 @@
 
 A hidden risk factor ``z`` and an affluence factor ``a`` per customer drive both what the bank observes
 (utilisation, late payments, credit inquiries, night-time activity, cash withdrawals, irregular income,
-spending relative to income, loan-product browsing) and the three labels (credit_score, default_flag,
+spending relative to income, loan-product browsing) and the three risk labels (credit_score, default_flag,
 risk_level), so the labels are learnable, noisy and correlated across tasks.
+
+Two marketing outcomes over the three months after ``end`` sit on the customers table: ``wm_purchase_3m`` (buys a
+wealth-management product) and ``churn_3m`` (leaves the bank). An investment interest ``w`` (partly affluence)
+drives browsing of 理财/基金 products, and a disengagement factor ``d`` (partly risk, less for the affluent)
+drives fading logins and spending in the last months, salary arriving less often and transfers to the customer's
+accounts at other banks. Purchase depends on ``w``, affluence, a regular salary, low risk and staying; churn on
+``d`` and on holding few products — learnable from the events, sharing affluence and risk with the credit side.
+The marketing side draws from its own random stream, so the risk side's draws are unchanged by it.
 
 Everything is vectorised numpy drawn from one ``np.random.default_rng(seed)`` in a fixed order: the same
 arguments give identical frames and identical files. Python loops run only over months and small
@@ -96,6 +104,10 @@ DEVICES = ["iOS", "Android", "PC"]
 DAY_HOURS = np.array([1, 3, 5, 6, 6, 6, 8, 7, 6, 6, 6, 6, 7, 9, 10, 9, 7, 4], float)
 RISK_SHARES = (0.25, 0.30, 0.25, 0.13, 0.07)  # A..E
 DEFAULT_RATE = 0.075
+PURCHASE_RATE = 0.12  # buys a wealth-management product within three months
+CHURN_RATE = 0.08  # leaves the bank within three months
+COMPETITORS = ["招商银行", "建设银行", "工商银行", "平安银行", "微众银行"]  # transfers to own accounts elsewhere
+WEALTH_PRODUCTS = ("理财", "基金")
 
 
 @dataclass
@@ -104,7 +116,7 @@ class Portfolio:
     transactions: pd.DataFrame
     behaviors: pd.DataFrame
     credit_records: pd.DataFrame
-    truth: pd.DataFrame  # customer_id, latent_risk, affluence, pd_true and the exact label draws
+    truth: pd.DataFrame  # customer_id, latent factors, true probabilities and the exact label draws
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"customers": self.customers, "transactions": self.transactions,
@@ -217,10 +229,19 @@ def generate_portfolio(n_customers: int = 2000, seed: int = 7, months: int = 12,
     credit = _credit(rng, lat, cal)
     txns = _transactions(rng, lat, cal)
     behav = _behaviors(rng, lat, cal)
+    # the marketing side draws from its own stream: the risk side's draws (and labels) are those of before
+    mrng = np.random.default_rng([seed, 0x6D6B74])
+    txns, behav, mk = _marketing(mrng, lat, cal, cust["customer_id"], txns, behav)
+    cust["wm_purchase_3m"] = mk["purchase"].astype(np.int64)
+    cust["churn_3m"] = mk["churn"].astype(np.int64)
     truth = pd.DataFrame({"customer_id": cust["customer_id"], "latent_risk": lat["z"],
                           "affluence": lat["a"], "pd_true": lat["pd"],
                           "credit_score": lat["score"], "default_flag": lat["default"].astype(np.int64),
-                          "risk_level": _strs(list(RISK_LEVELS), lat["grade"])})
+                          "risk_level": _strs(list(RISK_LEVELS), lat["grade"]),
+                          "interest": mk["w"], "disengagement": mk["d"], "purchase_true": mk["p_purchase"],
+                          "churn_true": mk["p_churn"], "wm_purchase_3m": cust["wm_purchase_3m"],
+                          "churn_3m": cust["churn_3m"]})
+    assert list(cust.columns) == [c.name for c in TABLES["customers"].columns]
     return Portfolio(cust, txns, behav, credit, truth)
 
 
@@ -293,7 +314,6 @@ def _customers(rng: np.random.Generator, n: int, cal: _Calendar) -> tuple[pd.Dat
         "open_date": pd.Series(open_date.astype("datetime64[us]")),
         "rm_id": _strs([f"RM{i:03d}" for i in range(1, 21)], rng.integers(0, 20, n)),
     })
-    assert list(cust.columns) == [c.name for c in TABLES["customers"].columns]
     lat = {"z": z, "a": a, "age": age, "occ": occ, "city": city, "income": income, "default": default,
            "pd": pd_true, "score": score, "grade": grade, "male": male}
     return cust, lat
@@ -582,6 +602,102 @@ def _behaviors(rng: np.random.Generator, lat: dict, cal: _Calendar) -> pd.DataFr
         "product": _strs(PRODUCTS, prod[order]),
         "device": _strs(DEVICES, device[order]),
     })
+
+
+def _rate_intercept(logit: np.ndarray, rate: float) -> float:
+    """The intercept b0 with mean(sigmoid(b0 + logit)) = ``rate`` (bisection; deterministic)."""
+    lo, hi = -12.0, 6.0
+    for _ in range(50):
+        b0 = (lo + hi) / 2
+        lo, hi = (b0, hi) if _sigmoid(b0 + logit).mean() < rate else (lo, b0)
+    return (lo + hi) / 2
+
+
+def _marketing(rng: np.random.Generator, lat: dict, cal: _Calendar, ids: pd.Series, txns: pd.DataFrame,
+               behav: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The marketing side: latent interest ``w`` and disengagement ``d``, the events they leave (extra 理财/基金
+    views, fading activity and transfers to other banks in the last three months) and the two outcomes."""
+    z, a = lat["z"], lat["a"]
+    n, m = len(z), len(cal.starts)
+    w = 0.6 * a + 0.8 * rng.standard_normal(n)  # interest in investing: partly affluence
+    d = 0.85 * rng.standard_normal(n) + 0.3 * z - 0.2 * a  # disengagement: partly risk, less for the affluent
+    fade = _sigmoid(2.2 * (d - 0.9))  # how strongly activity fades over the last three months
+    recent = np.arange(m) >= m - 3
+    keep_share = 1.0 - np.clip(np.arange(m) - (m - 4), 0, 3) * 0.28  # 1 … 1, then 0.72, 0.44, 0.16
+    index = pd.Index(ids)
+    t_idx = index.get_indexer(txns["customer_id"])
+    b_idx = index.get_indexer(behav["customer_id"])
+    starts = cal.starts.astype("datetime64[us]")
+    t_month = np.searchsorted(starts, txns["txn_time"].to_numpy(), side="right") - 1
+    b_month = np.searchsorted(starts, behav["event_time"].to_numpy(), side="right") - 1
+
+    # products held: a card in use, loans, investments (from the generated events)
+    invests = np.bincount(t_idx[(txns["category"] == "理财").to_numpy()], minlength=n) > 0
+    products = (lat["balance"][:, -1] > 0).astype(int) + (lat["loans"][:, -1] > 0) + invests
+    occ_kind = np.array([OCCUPATIONS[o][4] for o in OCCUPATIONS])[lat["occ"]]
+    salary = np.isin(occ_kind, ["salary", "pension"])
+
+    # extra views of wealth products: more with interest, rising in the last three months for the keen
+    lam = 0.5 * np.exp(0.9 * w)[:, None] * (1 + 0.8 * recent[None, :] * _sigmoid(2 * w - 1)[:, None])
+    counts = rng.poisson(lam)
+    cm = np.repeat(np.arange(n * m), counts.ravel())
+    v_cust, v_month = cm // m, cm % m
+    k = len(cm)
+    click = rng.random(k) < 0.3
+    main_device = behav.groupby(b_idx, sort=True)["device"].first().reindex(np.arange(n)).fillna(DEVICES[0])
+    views = pd.DataFrame({
+        "customer_id": pd.Series(ids.to_numpy()[v_cust], dtype="str"),
+        "event_time": _event_times(rng, cal, v_month, _hours(rng, np.full(k, 0.03))),
+        "event_type": _strs(EVENT_TYPES, np.where(click, EVENT_TYPES.index("click"), EVENT_TYPES.index("view"))),
+        "page": _strs(["产品详情", "产品列表"], click.astype(np.int64)),
+        "product": _strs(list(WEALTH_PRODUCTS), (rng.random(k) < 0.4).astype(np.int64)),
+        "device": pd.Series(main_device.to_numpy(dtype=object)[v_cust], dtype="str"),
+    })
+
+    # fading activity: app events and everyday transactions thin out, salary arrives less often
+    keep_p = 1.0 - fade[:, None] * (1.0 - keep_share[None, :])
+    b_all = np.concatenate([b_idx, v_cust])
+    b_m = np.concatenate([b_month, v_month])
+    behav = pd.concat([behav, views], ignore_index=True)
+    b_keep = rng.random(len(behav)) < keep_p[b_all, b_m]
+    thinned = ~txns["category"].isin(["还款", "理财"]).to_numpy()  # bills and investments still run
+    income = txns["category"].isin([INCOME_KINDS[k_][0] for k_ in ("salary", "pension")]).to_numpy()
+    t_keep_p = np.where(income, 1.0 - 0.5 * (1.0 - keep_p[t_idx, t_month]), keep_p[t_idx, t_month])
+    t_keep = ~thinned | (rng.random(len(txns)) < t_keep_p)
+
+    # transfers to the customer's own accounts at other banks, mostly in the last three months
+    lam_out = (0.08 + 2.2 * fade)[:, None] * recent[None, :] + 0.04
+    counts = rng.poisson(lam_out)
+    cm = np.repeat(np.arange(n * m), counts.ravel())
+    o_cust, o_month = cm // m, cm % m
+    k = len(cm)
+    monthly = lat["income"] / 12
+    transfers = pd.DataFrame({
+        "customer_id": pd.Series(ids.to_numpy()[o_cust], dtype="str"),
+        "txn_time": _event_times(rng, cal, o_month, 8 + _choice(rng, DAY_HOURS[2:], k)),
+        "amount": np.round(np.maximum(monthly[o_cust] * rng.lognormal(0.2, 0.5, k), 500), -2),
+        "direction": _strs(["in", "out"], np.ones(k, np.int64)),
+        "channel": _strs(CHANNELS, _choice(rng, [0.8, 0.2, 0, 0, 0, 0], k)),
+        "category": _strs(["转账"], np.zeros(k, np.int64)),
+        "location": _strs(list(CITIES), lat["city"][o_cust]),
+        "counterparty": _strs([f"{c}(本人账户)" for c in COMPETITORS], rng.integers(0, len(COMPETITORS), k)),
+    })
+    txns = pd.concat([txns[t_keep], transfers], ignore_index=True)
+    t_all = np.concatenate([t_idx[t_keep], o_cust])
+    txns = txns.iloc[np.lexsort((txns["txn_time"].to_numpy(), t_all))].reset_index(drop=True)
+    b_all = b_all[b_keep]
+    behav = behav[b_keep]
+    behav = behav.iloc[np.lexsort((behav["event_time"].to_numpy(), b_all))].reset_index(drop=True)
+
+    # the outcomes: noisy functions of the latent factors (and the products held), at target base rates
+    logit_p = 1.3 * w + 0.45 * a - 0.35 * z + 0.35 * salary - 0.6 * d + 0.5 * rng.standard_normal(n)
+    p_purchase = _sigmoid(_rate_intercept(logit_p, PURCHASE_RATE) + logit_p)
+    logit_c = 1.5 * d - 0.45 * (products - products.mean()) - 0.25 * a + 0.5 * rng.standard_normal(n)
+    p_churn = _sigmoid(_rate_intercept(logit_c, CHURN_RATE) + logit_c)
+    purchase = rng.random(n) < p_purchase
+    churn = rng.random(n) < p_churn
+    return txns, behav, {"w": w, "d": d, "p_purchase": p_purchase, "p_churn": p_churn, "purchase": purchase,
+                         "churn": churn}
 
 
 def write_portfolio(p: Portfolio, out_dir: str | Path, fmt: str = "parquet") -> dict[str, Path]:

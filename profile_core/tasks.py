@@ -21,25 +21,41 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from profile_core.i18n import MessageError
-from profile_core.schema import RISK_LEVELS, display_name
+from profile_core.schema import LABEL_TASK_KINDS, RISK_LEVELS, display_name
 
 TaskKind = Literal["regression", "binary", "multiclass"]
 KINDS: tuple[str, ...] = ("regression", "binary", "multiclass")
 LOSSES: dict[str, tuple[str, ...]] = {"regression": ("mse", "huber"), "binary": ("bce",), "multiclass": ("ce",)}
 #: Canonical task names of the default label columns (the binary task is called "default").
-_TASK_NAMES = {"default_flag": "default"}
-_KNOWN_KINDS: dict[str, TaskKind] = {"credit_score": "regression", "default_flag": "binary",
-                                     "risk_level": "multiclass"}
+_TASK_NAMES = {"default_flag": "default", "wm_purchase_3m": "wm_purchase", "churn_3m": "churn"}
+_KNOWN_KINDS: dict[str, TaskKind] = {c: k for c, k in LABEL_TASK_KINDS.items()}  # type: ignore[misc]
 
 #: What a task means to the card: ``pd`` a bad/default flag (→ PD, scorecard points, grade A–E), ``score`` a
-#: regression that is a credit score, ``grade`` an ordinal risk class, ``generic`` anything else (an amount,
-#: a propensity). Only a ``pd`` task is ever called a probability of default, only a ``score`` a credit score.
-ROLES: tuple[str, ...] = ("pd", "score", "grade", "generic")
+#: regression that is a credit score, ``grade`` an ordinal risk class, ``propensity`` a binary uptake of a
+#: product (``TaskSpec.product`` names it; the card's next best product), ``churn`` a binary leaving of the bank
+#: (the card's retention alert), ``generic`` anything else (an amount, a class). Only a ``pd`` task is ever
+#: called a probability of default, only a ``score`` a credit score.
+ROLES: tuple[str, ...] = ("pd", "score", "grade", "propensity", "churn", "generic")
+RISK_ROLES: tuple[str, ...] = ("pd", "score", "grade")
+MARKETING_ROLES: tuple[str, ...] = ("propensity", "churn")
 _ROLE_WORDS = {  # proposed from the label's name (lower-cased), when the kind fits the role
     "pd": re.compile(r"default|delinq|\bbad\b|^bad|bad_|charge.?off|charged|arrear|overdue|write.?off|"
                      r"not.?fully.?paid|违约|逾期|坏账|不良"),
     "score": re.compile(r"score|fico|评分|信用分"),
     "grade": re.compile(r"risk|grade|level|rating|等级|评级|风险"),
+    "churn": re.compile(r"churn|attrit|closed?.?account|account.?clos|流失|销户|离行"),
+    "propensity": re.compile(r"propens|purchas|uptake|\bbuy|^buy|buys|bought|convert|response|respond|subscri|"
+                             r"take.?up|cross.?sell|购买|认购|申购|倾向|响应|转化|办理"),
+}
+#: Products a propensity head's label may name (checked in order; key → words in the lower-cased label). The
+#: key is what ``TaskSpec.product`` holds; the card names it from the catalogue (``marketing.product.<key>``).
+PRODUCTS: dict[str, re.Pattern[str]] = {
+    "wealth_management": re.compile(r"wealth|\bwm|^wm|理财|资管"),
+    "fund": re.compile(r"fund|基金"),
+    "insurance": re.compile(r"insur|保险"),
+    "credit_card": re.compile(r"card|信用卡"),
+    "loan": re.compile(r"loan|贷"),
+    "deposit": re.compile(r"deposit|saving|term|存款|定期"),
 }
 #: Fewest examples of each class of a binary label (and of a multiclass label's rarest class in train)
 #: for training to mean anything; fewer is refused before training, naming the label and the counts.
@@ -68,6 +84,7 @@ class TaskSpec:
     mean: float = 0.0  # regression target standardisation (fitted on the train split)
     std: float = 1.0
     role: str = ""  # one of ROLES; "" → proposed from the label's name and the kind (old bundles have none)
+    product: str = ""  # a propensity head's product (a PRODUCTS key, or the bank's own name); "" → proposed
 
     def __post_init__(self) -> None:
         if not self.name or "." in self.name:
@@ -80,6 +97,10 @@ class TaskSpec:
             raise EngineError("engine.task_bad_role", name=self.label or self.name, role=self.role,
                               kind=self.kind, roles=", ".join(r for r in ROLES if role_fits(r, self.kind)))
         object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
+        if self.role == "propensity" and not self.product:
+            object.__setattr__(self, "product", propose_product(self.label or self.name))
+        if self.role != "propensity" and self.product:
+            object.__setattr__(self, "product", "")
         if not self.loss:
             object.__setattr__(self, "loss", LOSSES[self.kind][0])
         if self.loss not in LOSSES[self.kind]:
@@ -115,13 +136,23 @@ class TaskSpec:
 
 
 def role_fits(role: str, kind: str) -> bool:
-    """A pd task is binary, a score task a regression, a grade task multiclass; generic fits every kind."""
-    return {"pd": "binary", "score": "regression", "grade": "multiclass"}.get(role, kind) == kind
+    """A pd, propensity or churn task is binary, a score task a regression, a grade task multiclass; generic
+    fits every kind."""
+    return {"pd": "binary", "score": "regression", "grade": "multiclass", "propensity": "binary",
+            "churn": "binary"}.get(role, kind) == kind
+
+
+def propose_product(label: str) -> str:
+    """The product a propensity label names (``wm_purchase_3m`` → wealth_management, ``基金申购`` → fund), else
+    the label itself as written (the card then shows the bank's own name)."""
+    name = str(label).lower()
+    return next((key for key, words in PRODUCTS.items() if words.search(name)), str(label))
 
 
 def propose_role(label: str, kind: str) -> str:
     """The role a label's name suggests for its kind (``default.payment.next.month`` → pd, ``fico`` → score,
-    ``风险等级`` → grade); anything else is generic. A person confirms it in the mapping step or on the CLI."""
+    ``风险等级`` → grade, ``wm_purchase_3m`` → propensity, ``churn_3m`` → churn); anything else is generic. A
+    person confirms it in the mapping step or on the CLI."""
     name = str(label).lower()
     if name in ("default", "default_flag") and kind == "binary":
         return "pd"
@@ -224,7 +255,7 @@ def check_labels(frame: pd.DataFrame, tasks: list[TaskSpec], split: Mapping[str,
                 raise EngineError("engine.label_split", label=task.label, split=part, counts=shown)
 
 
-def default_tasks() -> list[TaskSpec]:
+def risk_tasks() -> list[TaskSpec]:
     """The reference design's three heads: credit score, default, risk level A–E."""
     return [
         TaskSpec("credit_score", "credit_score", "regression", zh="信用评分", en="Credit score", role="score"),
@@ -232,6 +263,21 @@ def default_tasks() -> list[TaskSpec]:
         TaskSpec("risk_level", "risk_level", "multiclass", classes=RISK_LEVELS, ordered=True,
                  zh="风险等级", en="Risk level", role="grade"),
     ]
+
+
+def marketing_tasks() -> list[TaskSpec]:
+    """The demo's two marketing heads: buying a wealth-management product, and churn (within three months)."""
+    return [
+        TaskSpec("wm_purchase", "wm_purchase_3m", "binary", zh="理财购买倾向", en="Wealth-management propensity",
+                 role="propensity", product="wealth_management"),
+        TaskSpec("churn", "churn_3m", "binary", zh="流失概率", en="Churn probability", role="churn"),
+    ]
+
+
+def default_tasks() -> list[TaskSpec]:
+    """The demo's five heads: the three risk heads (:func:`risk_tasks`) and the two marketing heads
+    (:func:`marketing_tasks`), learned on one shared representation."""
+    return [*risk_tasks(), *marketing_tasks()]
 
 
 def _key(value: Any) -> str | None:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from profile_core.i18n import t
 from profile_core.scorecard import pd_grade, scorecard_points
-from profile_core.tasks import TaskSpec, encode_label, role_task
+from profile_core.tasks import MARKETING_ROLES, RISK_ROLES, TaskSpec, encode_label, role_task
 
 GROUP_COLUMNS = ("rm_id", "city", "occupation")
 OBSERVED = "observed_bad"  # the pd task's observed label (0/1) in the portfolio frame
@@ -32,6 +32,7 @@ class Item:
     help: str = ""
     grade: str | None = None  # set when the value is an A–E grade (for colouring)
     note: str = ""  # a short qualifier shown under the value (e.g. the percentile)
+    tone: str = ""  # good | warn | bad | neutral for lines that carry a judgement (next best product, alerts)
 
 
 def fmt_number(value: float | None, unit: str = "", digits: int | None = None) -> str:
@@ -60,10 +61,11 @@ def fmt_share(value: float | None, digits: int = 2) -> str:
 
 # --- the card's headline -----------------------------------------------------------------------------------------
 
-def headline_items(outputs, lang: str = "zh") -> list[Item]:
+def headline_items(outputs, lang: str = "zh", *, marketing: bool = True) -> list[Item]:
     """The card's headline by role: points, PD and grade from the pd task, the credit score from the score
     task, the risk level from the grade task, then every other head by its own name (value with unit and
-    percentile, a probability named after the task, or a class)."""
+    percentile, a probability named after the task, or a class). ``marketing=False`` leaves the propensity and
+    churn heads to :func:`marketing_items` (the card's marketing panel)."""
     o, items = outputs, []
 
     def named(key: str, role: str) -> str:  # the role's name, plus the task's own name when it adds something
@@ -85,7 +87,7 @@ def headline_items(outputs, lang: str = "zh") -> list[Item]:
                                  lang, grade=o.pd_grade or "—")))
     headline = {next((h.task for h in o.tasks if h.role == r), None) for r in ("pd", "score", "grade")}
     for head in o.tasks:
-        if head.task not in headline:  # the heads the tiles above do not already show
+        if head.task not in headline and (marketing or head.role not in MARKETING_ROLES):  # not shown above
             pct = t("report.percentile", lang, pct=round(head.percentile)) if head.percentile is not None else ""
             items.append(Item(f"task:{head.task}", head.title, task_value_text(head, lang, percentile=False),
                               note=pct))
@@ -102,6 +104,59 @@ def task_value_text(head, lang: str = "zh", *, percentile: bool = True) -> str:
         return fmt_share(head.value)
     top = max(head.probs.values()) if head.probs else None
     return f"{head.label_value or '—'}" + (f" ({fmt_share(top, 0)})" if top is not None else "")
+
+
+# --- the marketing side of the card --------------------------------------------------------------------------------
+
+def marketing_items(outputs, lang: str = "zh") -> list[Item]:
+    """The card's marketing lines: every propensity and churn head (probability, its rank in the portfolio,
+    the product it is about), then the next best product (下一步推荐产品) and the retention alert when there
+    is one (``campaign.next_best_product`` / ``campaign.retention_alert``, filled in by ``profile``)."""
+    items = []
+    for head in outputs.tasks:
+        if head.role not in MARKETING_ROLES or head.value is None:
+            continue
+        top = max(1, round(100 - head.percentile)) if head.percentile is not None else None
+        role = t(f"views.role.{head.role}", lang)
+        items.append(Item(f"task:{head.task}", head.title, fmt_share(head.value, 1),
+                          help=f"{role} · {head.product}" if head.product else role,
+                          note=t("marketing.top", lang, top=top) if top is not None else "",
+                          tone="warn" if head.role == "churn" else "neutral"))
+    best = outputs.next_best
+    if best is not None:
+        tone = {"recommend": "good", "suppressed": "bad", "none": "neutral"}[best.status]
+        items.append(Item("next_best", t("marketing.next_best_label", lang), best.product or "—", help=best.text,
+                          note=best.reason, tone=tone, grade=best.grade if best.status == "suppressed" else None))
+    if outputs.retention is not None:
+        r = outputs.retention
+        items.append(Item("retention", t("marketing.retention_label", lang), fmt_share(r.probability, 1),
+                          help=r.text, note=r.reason, tone="warn"))
+    return items
+
+
+def campaign_items(campaign, role: str, lang: str = "zh") -> list[Item]:
+    """The KPIs of a campaign (``campaign.rank_campaign``): customers chosen, expected uptake (Σ probability of
+    the chosen; for a churn head, the leavers it reaches) with its rate against a random pick, customers left out
+    for risk, and the expected uptake kept and lost against the same number chosen without the risk cut-off."""
+    c, kind = campaign, "churn" if role == "churn" else "propensity"
+    lift = c.expected_rate / c.base_rate if c.base_rate and np.isfinite(c.expected_rate) else float("nan")
+    cut = {"grade": t("marketing.campaign.cut_grade", lang, grade=c.cut_value),
+           "pd": t("marketing.campaign.cut_pd", lang, pd=fmt_share(c.cut_value, 1)) if c.cut == "pd" else "",
+           "none": t("marketing.campaign.cut_none", lang)}[c.cut]
+    return [
+        Item("selected", t("marketing.campaign.selected", lang), f"{len(c.selected):,}",
+             note=t("marketing.campaign.asked", lang, n=f"{c.n:,}")),
+        Item("uptake", t(f"marketing.campaign.uptake.{kind}", lang), fmt_number(c.expected_uptake, digits=1),
+             help=t(f"marketing.campaign.uptake_help.{kind}", lang),
+             note=t("marketing.campaign.rate", lang, rate=fmt_share(c.expected_rate, 1), base=fmt_share(c.base_rate, 1),
+                    lift="—" if not np.isfinite(lift) else f"{lift:.1f}")),
+        Item("excluded", t("marketing.campaign.excluded", lang), f"{c.excluded:,}", help=cut,
+             note=t("marketing.campaign.excluded_top", lang, k=f"{c.excluded_in_top:,}", n=f"{c.n:,}"),
+             tone="bad" if c.excluded_in_top else "neutral"),
+        Item("kept", t("marketing.campaign.kept", lang), fmt_share(c.kept_share, 1),
+             help=t("marketing.campaign.kept_help", lang, without=fmt_number(c.uptake_without_cut, digits=1)),
+             note=t("marketing.campaign.lost", lang, lost=fmt_number(c.uptake_lost, digits=1))),
+    ]
 
 
 # --- the portfolio -----------------------------------------------------------------------------------------------
@@ -155,7 +210,7 @@ def portfolio_kpis(frame: pd.DataFrame, tasks: Sequence[TaskSpec], lang: str = "
     if OBSERVED in frame.columns and np.isfinite(frame[OBSERVED].to_numpy(dtype=float)).any():
         items.append(Item("observed", t("report.observed_rate", lang), fmt_share(np.nanmean(frame[OBSERVED]))))
     for task in tasks:
-        if task.role != "generic" or task.kind == "multiclass":
+        if task.role in RISK_ROLES or task.kind == "multiclass":
             continue
         col = f"{task.name}_pred" if task.kind == "regression" else f"{task.name}_prob"
         if col in frame.columns:
@@ -217,6 +272,6 @@ def contribution_frame(expl, task: str, customer_id: str, lang: str = "zh") -> p
 
 def reason_headings(role: str, lang: str = "zh") -> dict[str, str]:
     """Headings of a head's reason codes: towards and away from risk for risk heads (pd, score, grade); up
-    and down for a generic head (an amount or a propensity is no risk)."""
-    suffix = "_value" if role == "generic" else ""
+    and down for any other head (an amount, a propensity or churn is no risk)."""
+    suffix = "" if role in RISK_ROLES else "_value"
     return {"up": t(f"explain.up{suffix}", lang), "down": t(f"explain.down{suffix}", lang)}

@@ -152,10 +152,11 @@ def test_portfolio_shows_predictions_grades_and_monotonic_badge(env):
     at.switch_page(str(PagePath.PORTFOLIO)).run()
     _ok(at)
     assert at.metric[0].value == "300"
-    assert len(at.get("plotly_chart")) == 5
+    # score, PD, the two marketing heads' probabilities, grade counts, grades by group, default rate by grade
+    assert len(at.get("plotly_chart")) == 7
     badges = [m.value for m in at.markdown if "-badge[" in m.value]  # st.badge renders as markdown
     assert len(badges) == 1
-    table = at.dataframe[0].value
+    table = _frame_with(at, "n")
     assert table["n"].sum() == 300  # every customer has a grade
     at.selectbox(key=keys.GROUP_BY).set_value("city").run()
     _ok(at)

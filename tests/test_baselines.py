@@ -5,13 +5,13 @@ import pytest
 
 from profile_core.baselines import comparison_table, fit_lightgbm, run_baselines
 from profile_core.bench.train import synthetic_frame
-from profile_core.tasks import default_tasks
+from profile_core.tasks import risk_tasks
 from profile_core.train import TrainConfig, split_indices
 
 # a tiny net trained for 42 steps: the plain numeric encoding (binned numbers need more steps than that)
 CONFIG = TrainConfig(hidden=(16, 8), head_hidden=(4,), max_epochs=6, batch_size=128, lr=3e-3, device="cpu",
                      numeric_encoding="standard", num_threads=1, task_weights={"default": 2.0})
-TASKS = default_tasks()
+TASKS = risk_tasks()
 
 
 @pytest.fixture(scope="module")

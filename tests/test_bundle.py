@@ -19,7 +19,7 @@ from profile_core.bundle import (
     seal_manifest,
     sha256_file,
 )
-from profile_core.tasks import default_tasks
+from profile_core.tasks import risk_tasks
 from profile_core.train import TrainConfig, fit
 
 CONFIG = TrainConfig(hidden=(16, 8), head_hidden=(4,), max_epochs=3, batch_size=128, device="cpu", num_threads=1)
@@ -32,7 +32,7 @@ def frame():
 
 @pytest.fixture(scope="module")
 def result(frame):
-    return fit(frame, default_tasks(), CONFIG)
+    return fit(frame, risk_tasks(), CONFIG)
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_loads_onto_the_requested_device(frame, bundle_dir):
     bundle = load_bundle(bundle_dir, device="cpu")
     assert all(p.device.type == "cpu" for p in bundle.model.parameters())
     if torch.cuda.is_available():  # the real thing: trained on the GPU, loaded on the CPU
-        gpu = fit(frame, default_tasks(), CONFIG.model_copy(update={"device": "cuda"}))
+        gpu = fit(frame, risk_tasks(), CONFIG.model_copy(update={"device": "cuda"}))
         assert gpu.device.startswith("cuda")
         path = save_bundle(gpu, bundle_dir.parent / "gpu")
         on_cpu = load_bundle(path, device="cpu")

@@ -26,7 +26,7 @@ from profile_core.explain import (
 from profile_core.features import build_features_from_frames, feature_info
 from profile_core.nets import NetConfig, build_net, member_mean
 from profile_core.synth import generate_portfolio
-from profile_core.tasks import TaskSpec, default_tasks
+from profile_core.tasks import TaskSpec, default_tasks, risk_tasks
 from profile_core.train import TrainConfig, fit, predictions_frame
 
 SMALL = {"hidden": (32, 16), "head_hidden": (16,), "device": "cpu", "seed": 0}
@@ -68,7 +68,7 @@ def test_deep_is_additive_for_every_architecture(world, arch, net):
     ex = HeadExplainer(bundle, features, n_background=30)
     assert ex.method == "deep", ex.probe_error
     e = ex.explain(features.iloc[:25])
-    assert set(e.values) == {"credit_score", "default", "risk_level"}
+    assert set(e.values) == {"credit_score", "default", "risk_level", "wm_purchase", "churn"}
     for task, err in e.additivity_error.items():
         assert err < TOLERANCE, (arch, task, err)
         recomputed = np.abs(e.base_values[task] + e.values[task].sum(axis=1).to_numpy() - e.outputs[task]).max()
@@ -104,7 +104,8 @@ def test_outputs_are_the_model_outputs_in_stated_units(world, expl):
     features, result = world
     pred = predictions_frame(result.model, result.preprocessor, result.tasks, features.iloc[:40])
     assert expl.output_kind == {"credit_score": "value", "default": "logit",
-                                "risk_level": "logit of predicted class"}
+                                "risk_level": "logit of predicted class", "wm_purchase": "logit", "churn": "logit"}
+    np.testing.assert_allclose(1 / (1 + np.exp(-expl.outputs["churn"])), pred["churn_prob"], atol=1e-5)
     np.testing.assert_allclose(expl.outputs["credit_score"], pred["credit_score_pred"], rtol=1e-5)
     np.testing.assert_allclose(1 / (1 + np.exp(-expl.outputs["default"])), pred["default_prob"], atol=1e-5)
     assert list(expl.explained_class["risk_level"]) == pred["risk_level_pred"].tolist()
@@ -214,7 +215,7 @@ def test_reason_codes_name_the_planted_attribute():
     frame["credit_score"] = 720 - 40 * risk + rng.normal(0, 5, n)
     frame["default_flag"] = (risk + rng.normal(0, 0.3, n) > 1.5).astype(int)
     frame["risk_level"] = np.asarray(list("ABCDE"), dtype=object)[np.digitize(risk, [0.1, 0.6, 1.2, 2.5])]
-    result = fit(frame, default_tasks(), TrainConfig(max_epochs=40, patience=40, hidden=(16,), head_hidden=(8,),
+    result = fit(frame, risk_tasks(), TrainConfig(max_epochs=40, patience=40, hidden=(16,), head_hidden=(8,),
                                                      device="cpu", seed=0))
     pred = predictions_frame(result.model, result.preprocessor, result.tasks, frame)
     riskiest = frame.iloc[[int(pred["default_prob"].idxmax())]]

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from profile_core.features import (
+    CREDIT_LABELS,
     FEATURES,
     LABEL_COLUMNS,
     FeatureError,
@@ -126,7 +127,8 @@ def test_customer_without_events(table):
 def test_table_shape_and_columns(table, frames):
     assert list(table.index) == ["C1", "C2", "C3"]
     assert {"name", "id_number", "phone"}.isdisjoint(table.columns)  # personal columns never leave the store
-    assert {"rm_id", "city", *LABEL_COLUMNS} <= set(table.columns)
+    assert {"rm_id", "city", *CREDIT_LABELS} <= set(table.columns)
+    assert not {"wm_purchase_3m", "churn_3m"} & set(table.columns)  # optional labels: data without them loads
     numeric, categorical = split_columns(table.reset_index())
     used = set(numeric) | set(categorical)
     assert {"customer_id", "rm_id", "city", "open_date", *LABEL_COLUMNS}.isdisjoint(used)
@@ -211,3 +213,13 @@ def test_heavy_tailed_columns_are_log_scaled_and_invert():
     np.testing.assert_allclose(pre.raw_value("amount", x[:, 0]), frame["amount"], rtol=1e-4)
     again = Preprocessor.from_dict(json.loads(json.dumps(pre.to_dict())))
     np.testing.assert_array_equal(again.transform(frame), x)
+
+
+def test_marketing_labels_come_from_the_customers_table_and_are_never_inputs(frames):
+    customers = frames["customers"].assign(wm_purchase_3m=[1, 0, None], churn_3m=[0, 1, 0])
+    table = build_features_from_frames({**frames, "customers": customers}, as_of=AS_OF).set_index("customer_id")
+    assert table["wm_purchase_3m"].iloc[:2].tolist() == [1, 0] and np.isnan(table.loc["C3", "wm_purchase_3m"])
+    assert table["churn_3m"].tolist() == [0, 1, 0]
+    assert (table.loc["C1", "credit_score"], table.loc["C2", "risk_level"]) == (700, "E")  # still the latest record
+    numeric, categorical = split_columns(table.reset_index())
+    assert set(LABEL_COLUMNS).isdisjoint(numeric + categorical) and "income" in numeric

@@ -56,7 +56,8 @@ def test_card_renders_and_switching_customer_changes_header(signed_in):
     assert at.session_state[card.SELECTED] == first
     assert first in _header(at)
     assert "*" in _header(at)  # the analyst sees names masked
-    assert [m.label for m in at.metric] == ["预测信用评分", "违约概率 PD", "评分卡分数"]
+    # risk tiles, then the marketing panel's propensity and churn heads
+    assert [m.label for m in at.metric] == ["预测信用评分", "违约概率 PD", "评分卡分数", "理财购买倾向", "流失概率"]
     assert {"indicator", "bar", "heatmap"} <= set(_trace_types(at))  # gauge, monthly flows, login heat map
     assert len(at.tabs) >= 3 + 4  # reason codes per task, attribute categories
     assert any("模型辅助，人工决策" in i.value for i in at.info)
@@ -103,7 +104,10 @@ def test_rm_sees_only_own_customers_in_full(signed_in):
 def test_english_switch_changes_card_labels(signed_in):
     at = _page(PagePath.CUSTOMERS, **{keys.LANG: "en"})
     assert at.title[0].value == "Customer panorama"
-    assert [m.label for m in at.metric] == ["Predicted credit score", "Probability of default", "Scorecard points"]
+    assert [m.label for m in at.metric] == ["Predicted credit score", "Probability of default", "Scorecard points",
+                                            "Wealth-management propensity", "Churn probability"]
+    boxes = [e.value for e in (*at.success, *at.error, *at.info)]
+    assert sum(v.startswith("**Next best product** · ") for v in boxes) == 1
     labels = [t.label for t in at.tabs]
     assert "Basic information" in labels and "Transactions" in labels
     assert any("Model-assisted, human-decided" in i.value for i in at.info)
@@ -150,3 +154,32 @@ def test_card_offers_its_html_report_for_download(signed_in):
     buttons = [el for el in at.get("download_button") if el.proto.id and first in el.proto.id]
     assert buttons, "the card has a report download button"
     assert buttons[0].proto.label == "下载 HTML 报告"
+
+
+def test_card_shows_the_marketing_panel_with_next_best_product_and_reasons(signed_in):
+    """The next best product line is in the box its status calls for (offer: success, above the risk cut-off:
+    error, nothing clear: info); propensity and churn show their rank in the portfolio and their reasons."""
+    at = _page(PagePath.CUSTOMERS)
+    lines = {kind: [e.value for e in getattr(at, kind) if e.value.startswith("**下一步推荐产品** · ")]
+             for kind in ("success", "error", "info")}
+    assert sum(len(v) for v in lines.values()) == 1
+    line = next(v[0] for v in lines.values() if v)
+    if lines["success"]:
+        assert "推荐理财产品：购买倾向" in line and "主要原因：" in line
+    elif lines["error"]:
+        assert "不推荐营销" in line and "高于营销上限 C" in line
+    else:
+        assert "暂无明确推荐" in line
+    marketing = [m for m in at.metric if m.label in ("理财购买倾向", "流失概率")]
+    assert len(marketing) == 2 and all(m.value.endswith("%") for m in marketing)
+    assert all(str(m.proto.delta).startswith("组合前 ") for m in marketing)
+    assert sum("推高预测值的因素" in m.value for m in at.markdown) == 2  # one per marketing head
+    # customers with a high churn probability get a retention alert; find one through the picker
+    for cid in signed_in["portfolio"].customers["customer_id"].iloc[:60]:
+        at.selectbox(key=card.CUSTOMER_SELECT).set_value(cid).run()
+        alerts = [e.value for e in at.warning if e.value.startswith("**挽留预警** · ")]
+        if alerts:
+            assert "组合均值" in alerts[0] and "主要原因：" in alerts[0]
+            break
+    else:
+        raise AssertionError("no retention alert among the first 60 customers")

@@ -93,7 +93,7 @@ def test_card_content(world, context):
     assert card.login_heatmap.shape == (7, 24) and card.login_heatmap.to_numpy().sum() == logins
     recent = card.recent_transactions
     assert len(recent) == 10 and recent["txn_time"].is_monotonic_decreasing
-    assert set(card.reasons) == {"credit_score", "default", "risk_level"}
+    assert set(card.reasons) == {"credit_score", "default", "risk_level", "wm_purchase", "churn"}
     assert all(r.sentence for codes in card.reasons.values() for r in codes.up + codes.down)
     assert card.notice and card.as_of == "2026-10-31"
     assert context.card(cid, policy=Policy("analyst"), lang="en").tags[0].text("en") == card.tags[0].en

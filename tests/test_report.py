@@ -57,7 +57,7 @@ def test_customer_report_is_self_contained_and_masked(world):
     card = context.card(row["customer_id"], policy=Policy("analyst"))
     html = customer_report(card, explanation=_explanation(world, row["customer_id"]))
     figures = _self_contained(html)
-    assert figures == 6  # gauge, 3 waterfalls, flows, logins
+    assert figures == 8  # gauge, 5 waterfalls (one per head: 3 risk, 2 marketing), flows, logins
     for col in ("name", "id_number", "phone"):
         assert str(row[col]) not in html, col
     assert card.identity["name"] in html and card.identity["phone"] in html  # the masked forms
@@ -112,7 +112,7 @@ def test_report_cli(tmp_path, capsys):
     out = tmp_path / "c.html"
     assert report_cli(BUNDLE, data, out=out, customer=cid, lang="en") == 0
     html = out.read_text(encoding="utf-8")
-    assert _self_contained(html) == 6 and cid in html
+    assert _self_contained(html) == 8 and cid in html
     assert report_cli(BUNDLE, data, out=tmp_path / "p.html", portfolio=True) == 0
     assert "模型卡" in (tmp_path / "p.html").read_text(encoding="utf-8")
     assert report_cli(BUNDLE, data, out=tmp_path / "x.html", customer="C999999") == 1

@@ -119,3 +119,55 @@ def test_small_portfolios_without_some_occupations_generate():
 
     portfolio = generate_portfolio(40, seed=5)
     assert len(portfolio.customers) == 40 and portfolio.customers["customer_id"].is_unique
+
+
+def test_marketing_labels_have_realistic_rates_and_share_drivers_with_risk(portfolio, latest):
+    cust = portfolio.customers.set_index("customer_id")
+    assert set(cust["wm_purchase_3m"].unique()) == {0, 1} and set(cust["churn_3m"].unique()) == {0, 1}
+    assert 0.08 <= cust["wm_purchase_3m"].mean() <= 0.15 and 0.05 <= cust["churn_3m"].mean() <= 0.10
+    truth = portfolio.truth.set_index("customer_id")
+    # affluence raises purchase, risk lowers it; risky customers churn more: the shared drivers
+    assert truth["affluence"].corr(truth["purchase_true"]) > 0.2
+    by_level = cust.join(latest["risk_level"]).groupby("risk_level")[["wm_purchase_3m", "churn_3m"]].mean()
+    assert by_level.loc["A", "wm_purchase_3m"] > 2 * by_level.loc["E", "wm_purchase_3m"]
+    assert by_level.loc["E", "churn_3m"] > 2 * by_level.loc["A", "churn_3m"]
+    # the labels are draws, not copies of one latent factor or one feature
+    assert 0.75 < roc_auc_score(truth["churn_3m"], truth["churn_true"]) < 0.95
+
+
+def test_marketing_events_are_visible(portfolio):
+    cust = portfolio.customers.set_index("customer_id")
+    b = portfolio.behaviors
+    wealth = b[b["product"].isin(["理财", "基金"])].groupby("customer_id").size().reindex(cust.index, fill_value=0)
+    assert wealth[cust["wm_purchase_3m"] == 1].mean() > 1.5 * wealth[cust["wm_purchase_3m"] == 0].mean()
+    tx = portfolio.transactions
+    other_bank = tx["counterparty"].str.endswith("(本人账户)", na=False) & (tx["txn_time"] >= pd.Timestamp("2026-08-01"))
+    moved = other_bank.groupby(tx["customer_id"]).sum().reindex(cust.index, fill_value=0)
+    assert moved[cust["churn_3m"] == 1].mean() > 2 * moved[cust["churn_3m"] == 0].mean()
+    logins = b[(b["event_type"] == "login")]
+    last = logins[logins["event_time"] >= pd.Timestamp("2026-10-01")].groupby("customer_id").size()
+    first = logins[logins["event_time"] < pd.Timestamp("2026-08-01")].groupby("customer_id").size() / 9
+    ratio = (last / first).reindex(cust.index).fillna(0)
+    assert ratio[cust["churn_3m"] == 1].median() < 0.8 * ratio[cust["churn_3m"] == 0].median()
+
+
+@pytest.mark.parametrize("label", ["wm_purchase_3m", "churn_3m"])
+def test_marketing_labels_are_learnable_but_noisy_and_never_inputs(portfolio, label):
+    table = build_features_from_frames(portfolio.tables())
+    numeric, categorical = split_columns(table)
+    assert not {"wm_purchase_3m", "churn_3m"} & set(numeric + categorical)
+    y = table[label].to_numpy()
+    train, test = train_test_split(np.arange(len(table)), test_size=0.3, random_state=0, stratify=y)
+    pre = Preprocessor().fit(table.iloc[train], numeric, categorical)
+    x = pre.transform(table)
+    model = LogisticRegression(C=0.1, max_iter=2000).fit(x[train], y[train])
+    auc = roc_auc_score(y[test], model.predict_proba(x[test])[:, 1])
+    assert 0.68 < auc < 0.9, auc
+
+
+def test_first_id_slices_keep_marketing_labels_deterministic():
+    a = generate_portfolio(50, seed=3, first_id=101)
+    b = generate_portfolio(50, seed=3, first_id=101)
+    pd.testing.assert_frame_equal(a.customers, b.customers)
+    assert a.customers["customer_id"].iloc[0] == "C000101"
+    assert set(a.transactions["customer_id"]) <= set(a.customers["customer_id"])

@@ -14,6 +14,10 @@ from profile_core.tasks import (
     encode_labels,
     infer_task,
     label_stats,
+    marketing_tasks,
+    propose_product,
+    propose_role,
+    risk_tasks,
     task_metrics,
     with_label_stats,
 )
@@ -29,8 +33,15 @@ def frame() -> pd.DataFrame:
     })
 
 
-def test_default_tasks_are_the_reference_three():
-    reg, binary, grade = default_tasks()
+def test_default_tasks_are_three_risk_and_two_marketing_heads():
+    tasks = default_tasks()
+    assert [t.name for t in tasks] == ["credit_score", "default", "risk_level", "wm_purchase", "churn"]
+    assert [t.role for t in tasks] == ["score", "pd", "grade", "propensity", "churn"]
+    assert tasks[:3] == risk_tasks() and tasks[3:] == marketing_tasks()
+    wm, churn = marketing_tasks()
+    assert (wm.label, wm.kind, wm.loss, wm.product) == ("wm_purchase_3m", "binary", "bce", "wealth_management")
+    assert (churn.label, churn.kind, churn.product) == ("churn_3m", "binary", "")
+    reg, binary, grade = risk_tasks()
     assert (reg.name, reg.kind, reg.loss, reg.out_dim) == ("credit_score", "regression", "mse", 1)
     assert (binary.name, binary.label, binary.kind, binary.loss) == ("default", "default_flag", "binary", "bce")
     assert (grade.kind, grade.classes, grade.n_classes, grade.ordered, grade.loss) == (
@@ -62,7 +73,7 @@ def test_infer_task(frame):
 
 
 def test_encode_labels_marks_missing_and_standardises(frame):
-    tasks = with_label_stats(default_tasks(), frame)
+    tasks = with_label_stats(risk_tasks(), frame)
     y = encode_labels(frame, tasks)
     assert y["credit_score"].dtype == np.float32 and np.isnan(y["credit_score"][2])
     labelled = y["credit_score"][~np.isnan(y["credit_score"])]
@@ -77,7 +88,7 @@ def test_encode_labels_marks_missing_and_standardises(frame):
 
 
 def test_metrics_perfect_constant_and_missing():
-    reg, binary, grade = default_tasks()
+    reg, binary, grade = risk_tasks()
     y = np.array([600.0, 700.0, np.nan, 650.0])
     m = task_metrics(reg, y, np.array([600.0, 700.0, 123.0, 650.0]))
     assert m["n"] == 3 and m["rmse"] == 0 and m["mae"] == 0 and m["r2"] == 1
@@ -96,3 +107,22 @@ def test_metrics_perfect_constant_and_missing():
     off_by_one = task_metrics(grade, yg, np.eye(5)[[1, 3, 0, 3]])["qwk"]
     far = task_metrics(grade, yg, np.eye(5)[[4, 0, 0, 0]])["qwk"]
     assert far < off_by_one < 1
+
+
+def test_marketing_roles_are_proposed_from_name_and_kind_and_round_trip():
+    assert propose_role("wm_purchase_3m", "binary") == "propensity"
+    assert propose_role("基金申购意向", "binary") == "propensity"
+    assert propose_role("churn_3m", "binary") == "churn"
+    assert propose_role("客户流失", "binary") == "churn"
+    assert propose_role("churn_3m", "regression") == "generic"  # a churn role is binary only
+    assert propose_role("default_flag", "binary") == "pd" and propose_role("LIMIT_BAL", "regression") == "generic"
+    assert propose_product("wm_purchase_3m") == "wealth_management" and propose_product("基金申购") == "fund"
+    assert propose_product("bought_gold") == "bought_gold"  # the bank's own name when no product is known
+    spec = TaskSpec("buy", "bought_card", "binary")
+    assert (spec.role, spec.product) == ("propensity", "credit_card")
+    assert TaskSpec.from_dict(spec.to_dict()) == spec
+    old = {k: v for k, v in marketing_tasks()[0].to_dict().items() if k != "product"}  # a bundle from before
+    assert TaskSpec.from_dict(old).product == "wealth_management"
+    assert TaskSpec("c", "churn_3m", "binary", product="x").product == ""  # only a propensity names a product
+    with pytest.raises(EngineError, match="does not fit a regression task"):
+        TaskSpec("c", "churn_3m", "regression", role="churn")

@@ -11,7 +11,7 @@ import torch
 from profile_core.bench.train import run as run_bench
 from profile_core.bench.train import synthetic_frame
 from profile_core.nets import ARCHITECTURES
-from profile_core.tasks import EngineError, default_tasks, encode_labels
+from profile_core.tasks import EngineError, encode_labels, risk_tasks
 from profile_core.train import (
     EpochReport,
     TrainConfig,
@@ -23,7 +23,7 @@ from profile_core.train import (
 )
 from profile_core.weighting import WEIGHTINGS, build_weighting
 
-TASKS = default_tasks()
+TASKS = risk_tasks()
 SMALL = dict(hidden=(32, 16), head_hidden=(8,), n_experts=2, batch_size=128, lr=3e-3, device="cpu", num_threads=1)
 
 

@@ -6,12 +6,12 @@ import math
 import pytest
 
 from profile_core.bench.train import synthetic_frame
-from profile_core.tasks import default_tasks
+from profile_core.tasks import risk_tasks
 from profile_core.train import TrainConfig, split_indices
 from profile_core.tune import tune, validation_score
 
 BASE = TrainConfig(hidden=(64, 32), max_epochs=3, patience=2, device="cpu", seed=5)
-TASKS = default_tasks()
+TASKS = risk_tasks()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from profile_core import i18n, views
-from profile_core.tasks import default_tasks
+from profile_core.tasks import risk_tasks
 from ui import training
 from ui.jobs import Job
 
@@ -94,7 +94,7 @@ def test_reports_are_a_copy():
 
 
 def test_make_target_runs_fit_then_baselines_with_fakes():
-    tasks = default_tasks()
+    tasks = risk_tasks()
     frame = pd.DataFrame({"x": range(20)})
     calls = []
 
@@ -132,7 +132,7 @@ def test_make_target_runs_fit_then_baselines_with_fakes():
 
 
 def test_history_long_one_row_per_epoch_task_split():
-    tasks = default_tasks()
+    tasks = risk_tasks()
     reports = [FakeReport(e, train_losses={t.name: 1 / e for t in tasks}, val_losses={t.name: 2 / e for t in tasks},
                           val_metrics={"credit_score": {"rmse": 50.0 - e}, "default": {"auc": 0.6 + e / 100},
                                        "risk_level": {"accuracy": 0.3}},
@@ -150,12 +150,12 @@ def test_metric_tables_list_each_tasks_own_metrics():
 
     metrics = {"test": {"credit_score": {"n": 45.0, "rmse": 30.51234, "mae": 20.0, "auc": None},
                         "default": {"n": 45.0, "auc": 0.75, "ks": 0.4}}}
-    table = metrics_table(metrics, default_tasks()[:2], "zh")
+    table = metrics_table(metrics, risk_tasks()[:2], "zh")
     assert table.columns.tolist() == ["任务", "角色", "指标", "test"]
     assert table["指标"].tolist() == ["n", "rmse", "mae", "auc", "n", "auc", "ks"]
     assert table["test"].tolist() == [45, 30.51, 20.0, None, 45, 0.75, 0.4]  # n an integer, never NaN
     assert set(table["角色"]) == {"信用评分", "违约概率"}
-    assert metrics_table({}, default_tasks(), "zh").empty
+    assert metrics_table({}, risk_tasks(), "zh").empty
 
 
 def test_label_options_and_default_tasks():

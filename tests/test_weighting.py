@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from profile_core.nets import NetConfig, build_net
-from profile_core.tasks import default_tasks
+from profile_core.tasks import risk_tasks
 from profile_core.train import optimizer_groups
 from profile_core.weighting import WEIGHTINGS, Weighting, build_weighting
 
-TASKS = default_tasks()
+TASKS = risk_tasks()
 NAMES = [t.name for t in TASKS]
 
 

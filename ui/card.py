@@ -184,7 +184,7 @@ def kpis(card) -> None:
     credit score from a score task, and every other head by its own name — never an empty tile."""
 
 
-    items = views.headline_items(card.outputs, card.lang)
+    items = views.headline_items(card.outputs, card.lang, marketing=False)  # marketing heads: their own panel
     if not items:
         st.caption(tr("card.no_predictions"))
         return
@@ -233,7 +233,10 @@ def risk_panel(card, specs: dict | None) -> None:
             if not card.reasons:
                 st.caption(tr("card.no_reasons"))
                 return
-            tasks = list(card.reasons)
+            tasks = [k for k in card.reasons if not _marketing_head(k, specs)]  # marketing heads: their own panel
+            if not tasks:
+                st.caption(tr("card.no_reasons"))
+                return
             for tab, task in zip(st.tabs([task_label(k, specs, lang) for k in tasks]), tasks, strict=True):
                 codes = card.reasons[task]
                 with tab:
@@ -244,6 +247,43 @@ def risk_panel(card, specs: dict | None) -> None:
                     up.markdown("\n".join(f"- :red[▲] {r.sentence}" for r in codes.up) or tr("card.none"))
                     down.markdown(f"**:green[{headings['down']}]**")
                     down.markdown("\n".join(f"- :green[▼] {r.sentence}" for r in codes.down) or tr("card.none"))
+
+
+def _marketing_head(task: str, specs: dict | None) -> bool:
+    spec = (specs or {}).get(task)
+    return spec is not None and spec.role in ("propensity", "churn")
+
+
+TONE_BOX = {"good": st.success, "bad": st.error, "warn": st.warning, "neutral": st.info}
+
+
+def marketing_panel(card, specs: dict | None) -> None:
+    """The marketing side (精准营销): each propensity / churn head with its rank in the portfolio and its reasons,
+    the next best product (下一步推荐产品, suppressed above the risk cut-off) and the retention alert — every
+    sentence from ``views.marketing_items``."""
+    items = views.marketing_items(card.outputs, card.lang)
+    if not items:
+        return
+    heads = [i for i in items if i.key.startswith("task:")]
+    with st.container(border=True, key="customers-marketing"):
+        st.markdown(f"**{tr('marketing.panel')}**")
+        for item in items:
+            if item.key in ("next_best", "retention"):
+                icon = ":material/campaign:" if item.key == "next_best" else ":material/notification_important:"
+                TONE_BOX.get(item.tone, st.info)(f"**{item.label}** · {item.help}", icon=icon)
+        for column, item in zip(st.columns(max(len(heads), 1)), heads, strict=False):
+            task = item.key.removeprefix("task:")
+            with column:
+                st.metric(item.label, item.value, border=True, delta=item.note or None, delta_color="off",
+                          delta_arrow="off", help=item.help)
+                codes = card.reasons.get(task)
+                if codes is not None:
+                    headings = views.reason_headings(specs[task].role if specs and task in specs else "generic",
+                                                     card.lang)
+                    st.markdown(f"**:red[{headings['up']}]**")
+                    st.markdown("\n".join(f"- :red[▲] {r.sentence}" for r in codes.up[:3]) or tr("card.none"))
+                    st.markdown(f"**:green[{headings['down']}]**")
+                    st.markdown("\n".join(f"- :green[▼] {r.sentence}" for r in codes.down[:3]) or tr("card.none"))
 
 
 def attributes(card) -> None:
@@ -319,6 +359,7 @@ def render(card, *, specs: dict | None = None, has_model: bool = True) -> None:
         kpis(card)
         warnings(card)
         risk_panel(card, specs)
+        marketing_panel(card, specs)
         if st.button(tr("card.explain_button"), key=EXPLAIN_BUTTON, icon=":material/insights:"):
             st.switch_page(PagePath.EXPLANATIONS)
     else:

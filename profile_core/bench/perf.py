@@ -65,14 +65,14 @@ def scoring(rows: int = 200_000, train_rows: int = 5_000, chunk: int = 50_000, *
 
     from profile_core.bench.train import synthetic_frame
     from profile_core.bundle import load_bundle, save_bundle
-    from profile_core.tasks import default_tasks
+    from profile_core.tasks import risk_tasks
     from profile_core.train import TrainConfig, fit
 
     base = synthetic_frame(train_rows, 40, seed=1, n_categorical=2)
     numeric = [c for c in base.columns if c.startswith("f")]
     categorical = [c for c in base.columns if c in ("c0", "c1")]
     config = TrainConfig(device="cpu", max_epochs=2, patience=3, batch_size=512, weighting="fixed")
-    result = fit(base, default_tasks(), config, numeric=numeric, categorical=categorical)
+    result = fit(base, risk_tasks(), config, numeric=numeric, categorical=categorical)
     big = synthetic_frame(rows, 40, seed=2, n_categorical=2)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

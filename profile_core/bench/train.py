@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from profile_core.schema import RISK_LEVELS
-from profile_core.tasks import default_tasks
+from profile_core.tasks import risk_tasks
 from profile_core.train import TrainConfig, fit
 
 
@@ -51,7 +51,7 @@ def run(n: int = 100_000, n_features: int = 40, epochs: int = 3, out_dir: str | 
     # Patience above the epoch count: every run trains exactly ``epochs`` epochs.
     config = TrainConfig(device="cpu", batch_size=batch_size, max_epochs=epochs, patience=epochs + 1,
                          weighting="fixed", val_fraction=0.1, test_fraction=0.1, num_threads=num_threads)
-    tasks = default_tasks()
+    tasks = risk_tasks()
 
     def timed(task_list) -> tuple[float, float]:
         t0 = time.perf_counter()

@@ -48,7 +48,16 @@ import duckdb
 import pandas as pd
 import pandera.pandas as pa
 
-from ..schema import ACCOUNT_LINKS, CUSTOMERS, EVENT_TABLES, LABELS, TABLES, alias_map, normalize_header
+from ..schema import (
+    ACCOUNT_LINKS,
+    CUSTOMERS,
+    EVENT_TABLES,
+    LABEL_TASK_KINDS,
+    LABELS,
+    TABLES,
+    alias_map,
+    normalize_header,
+)
 from ..store import Workspace, check_name
 from . import parsers as parsing
 from .mapping import (
@@ -405,7 +414,7 @@ def _attach(staged: list[tuple[str, str, pd.DataFrame, bool]], mapped: dict[str,
 def label_columns(tables: dict[str, pd.DataFrame], custom: dict[str, str] | None = None) -> dict[str, str]:
     """Label column → kind: canonical labels present on customers or credit_records, plus ``custom`` labels
     (from a mapping) present on customers."""
-    kinds = {"credit_score": "regression", "default_flag": "binary", "risk_level": "multiclass"}
+    kinds = LABEL_TASK_KINDS
     out: dict[str, str] = {}
     for name in ("customers", "credit_records"):
         df = tables.get(name)
@@ -414,7 +423,8 @@ def label_columns(tables: dict[str, pd.DataFrame], custom: dict[str, str] | None
         out.update({c: k for c, k in kinds.items() if c in df})
         if name == "customers":
             out.update({c: k for c, k in (custom or {}).items() if c in df and c not in out})
-    return out
+    canonical = {c: out[c] for c in kinds if c in out}  # the risk labels first, then the marketing ones
+    return {**canonical, **{c: k for c, k in out.items() if c not in canonical}}
 
 
 def _cross_checks(parts: list[tuple[str, str, pd.DataFrame]], report: ValidationReport, unresolved: int,

@@ -55,6 +55,7 @@ from ..schema import (
     EVENT_TABLES,
     GENDER_VALUES,
     HOLDER_ROLES,
+    LABEL_TASK_KINDS,
     TABLES,
     Column,
     Table,
@@ -80,8 +81,7 @@ _ATTACH_TABLE = Table(ATTACH, "附加表", "attached table", (), "basic")
 LINK_TABLE = "account_links"
 KEYS = ("customer_id", "account_id")
 #: kinds of the canonical label columns
-CANONICAL_LABELS: dict[str, str] = {"credit_score": "regression", "default_flag": "binary",
-                                    "risk_level": "multiclass"}
+CANONICAL_LABELS: dict[str, str] = dict(LABEL_TASK_KINDS)
 FORMAT = "profile_core.mapping"
 FORMAT_VERSION = 1
 MAX_CATEGORY_LEVELS = 50  # more distinct texts than this: free text or an identifier → ignore
@@ -117,8 +117,8 @@ class MappingError(MessageError):
     """A mapping file that cannot be used; ``key``/``values`` give the message in both languages."""
 
 
-LabelRole = Literal["pd", "score", "grade", "generic"]
-LABEL_ROLES: tuple[str, ...] = ("pd", "score", "grade", "generic")
+LabelRole = Literal["pd", "score", "grade", "propensity", "churn", "generic"]
+LABEL_ROLES: tuple[str, ...] = ("pd", "score", "grade", "propensity", "churn", "generic")
 
 
 class LabelSpec(BaseModel):
