@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bench", help="benchmarks; results in benchmarks/results/")
     s.add_argument("which", choices=["ingest", "train", "explain", "accuracy", "perf", "scoring", "api_load",
-                                     "api_memory", "scale"])
+                                     "api_memory", "sharing", "scale"])
     s.add_argument("--dataset", choices=["taiwan", "census"])
     s.add_argument("--seeds", type=int)
     s.add_argument("--quick", action="store_true", default=None)
