@@ -36,7 +36,7 @@ from profile_core.i18n import t
 from profile_core.profile import ProfileCard
 from profile_core.scorecard import add_scorecard
 from profile_core.tasks import TaskSpec, role_task
-from profile_core.views import contribution_frame, headline_items, reason_headings
+from profile_core.views import contribution_frame, headline_items, marketing_items, reason_headings
 
 TEMPLATES = Path(__file__).with_name("templates")
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
@@ -196,6 +196,8 @@ def customer_report(card: ProfileCard, *, explanation=None, figures: Mapping[str
         "gauge": fig(gauge) if gauge is not None else None,
         "tags": [{"text": g.text(lang), "tone": g.tone} for g in card.tags],
         "warnings": [w.text for w in card.warnings], "tasks": tasks,
+        "marketing": [{"label": i.label, "text": i.help} for i in marketing_items(card.outputs, lang)
+                      if i.key in ("next_best", "retention")],
         "has_waterfalls": any(task["waterfall"] for task in tasks), "attributes": attributes,
         "flows": fig(charts.plot_monthly_flows(card.monthly_flows, lang=lang, title=t("report.flows", lang)))
         if card.has_transactions else None,

@@ -64,6 +64,8 @@ def test_customer_report_is_self_contained_and_masked(world):
     assert NOTICE in html and "SHAP" in html
     sentences = [r.sentence for rc in card.reasons.values() for r in rc.up + rc.down]
     assert sentences and all(s in html for s in sentences)
+    best = card.outputs.next_best  # the shipped bundle's propensity head: the next best product line
+    assert best is not None and f"<strong>下一步推荐产品</strong> · {best.text}" in html
 
 
 def test_own_rm_sees_the_full_identity(world):

@@ -211,7 +211,7 @@ def test_profile_masked_for_analyst_and_full_for_own_rm(client, world):
         assert str(row[col]) not in text, col
     assert body["identity"]["name"].startswith(row["name"][0]) and "*" in body["identity"]["name"]
     assert body["outputs"]["grade"] in list("ABCDE") and len(body["login_heatmap"]) == 7
-    assert set(body["reasons"]) == {"credit_score", "default", "risk_level"} and body["notice"]
+    assert set(body["reasons"]) == {"credit_score", "default", "risk_level", "wm_purchase", "churn"} and body["notice"]
     own = client.get(f"/v1/customers/{cid}/profile", headers=h("rm-a"), params={"lang": "en"}).json()
     assert own["identity"]["name"] == row["name"] and own["identity"]["phone"] == row["phone"]
     assert own["lang"] == "en"

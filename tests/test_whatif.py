@@ -21,7 +21,7 @@ def world():
     from profile_core.bundle import load_bundle, save_bundle
 
     frame = build_features_from_frames(generate_portfolio(400, seed=3).tables())
-    result = fit(frame, default_tasks(), TrainConfig(max_epochs=6, seed=2, use_age=True))
+    result = fit(frame, default_tasks(), TrainConfig(max_epochs=30, seed=2, use_age=True))
     import tempfile
     from pathlib import Path
 
@@ -49,7 +49,7 @@ def test_every_head_moves_and_nothing_is_written(world):
                      explainer=HeadExplainer(bundle, frame), population=frame)
     pd.testing.assert_frame_equal(frame, snapshot)  # the data is untouched
     heads = result.heads.set_index("task")
-    assert set(heads.index) == {"credit_score", "default", "risk_level"}
+    assert set(heads.index) == {"credit_score", "default", "risk_level", "wm_purchase", "churn"}
     assert heads.at["default", "after"] > heads.at["default", "before"]  # 90 days past due raises PD
     assert result.scorecard["points"][1] < result.scorecard["points"][0]
     after = [r.attribute for r in result.reasons_after["default"].up]

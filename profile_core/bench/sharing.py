@@ -1,13 +1,14 @@
 """Does sharing a representation with the risk heads help the marketing heads?
 
-On a synthetic demo portfolio (``synth.generate_portfolio``, 20,000 customers), for each seed: one split (stratified
-on the first marketing head), then the same net trained (a) on all five heads — credit score, default, risk level,
+On synthetic demo portfolios (``synth.generate_portfolio``: 20,000 customers, and the demo's 2,000), for each seed:
+one split (stratified on the first marketing head), then the same net trained (a) on all five heads — credit score, default, risk level,
 wealth-management purchase, churn — and (b) on each marketing head alone, with the same configuration, seed, split
 and inputs. Reported: test AUC per marketing head and model, mean ± std over seeds, and paired wins / ties / losses
 (a tie: |ΔAUC| < ``TIE``).
 
-``python -m profile_core bench sharing`` → ``benchmarks/results/sharing.json`` and ``sharing.md``. ``--quick`` (2,000
-customers, 1 seed, 3 epochs) or fewer seeds write ``sharing_quick.*`` (git-ignored): never the committed result.
+``python -m profile_core bench sharing`` → ``benchmarks/results/sharing.json`` and ``sharing.md`` (5 seeds; ``--sizes``
+picks the portfolio sizes). ``--quick`` (2,000 customers, 1 seed, 3 epochs), fewer seeds or no 20,000-customer run
+write ``sharing_quick.*`` (git-ignored): never the committed result.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,9 @@ from profile_core.synth import generate_portfolio
 from profile_core.tasks import default_tasks, marketing_tasks
 from profile_core.train import TrainConfig, fit, split_indices
 
-FULL_SEEDS = 3
+FULL_SEEDS = 5
 FULL_CUSTOMERS = 20_000
+DEFAULT_SIZES = (FULL_CUSTOMERS, 2_000)  # the benchmark's size and the demo's
 TIE = 0.002  # |ΔAUC| below this is a tie
 DATA_SEED = 2026
 #: the demo bundle's configuration (models/demo): PLE, uncertainty weighting, selection on the total loss
@@ -38,19 +41,13 @@ def _auc(result, task: str) -> float:
     return float(result.metrics["test"][task]["auc"])
 
 
-def run(seeds: int = FULL_SEEDS, quick: bool = False, n_customers: int = FULL_CUSTOMERS,
-        out_dir: str | Path = "benchmarks/results", max_epochs: int | None = None) -> dict[str, Any]:
-    """Train and compare; writes ``<out_dir>/sharing.json`` + ``.md`` for a full run (else ``sharing_quick.*``)
-    and returns the JSON's dict."""
-    if quick:
-        seeds, n_customers, max_epochs = 1, min(n_customers, 2000), 3
-    full = not quick and seeds >= FULL_SEEDS and n_customers >= FULL_CUSTOMERS
-    t0 = time.perf_counter()
+def compare(n_customers: int, seeds: int, settings: dict[str, Any]) -> dict[str, Any]:
+    """One portfolio of ``n_customers``; per seed one split and the three fits (5-head MTL, each marketing head
+    alone); the per-seed AUCs and their summary per head."""
     portfolio = generate_portfolio(n_customers, seed=DATA_SEED)
     features = build_features_from_frames(portfolio.tables())
     rates = {t.label: float(features[t.label].mean()) for t in default_tasks() if t.kind == "binary"}
     marketing = marketing_tasks()
-    settings = {**CONFIG, **({"max_epochs": max_epochs, "patience": max_epochs} if max_epochs else {})}
     runs = []
     for seed in range(seeds):
         config = TrainConfig(**settings, seed=seed)
@@ -68,24 +65,40 @@ def run(seeds: int = FULL_SEEDS, quick: bool = False, n_customers: int = FULL_CU
                               "single_seconds": round(time.perf_counter() - s, 1),
                               "single_epochs": len(single.history)}
         runs.append(row)
-        print(json.dumps(row), flush=True)
+        print(json.dumps({"customers": n_customers, **row}), flush=True)
     summary = {}
     for task in marketing:
         mtl = np.array([r[task.name]["mtl"] for r in runs])
         single = np.array([r[task.name]["single"] for r in runs])
         diff = mtl - single
+        sd = (lambda x: float(x.std(ddof=1)) if len(x) > 1 else 0.0)  # noqa: E731
         summary[task.name] = {
             "label": task.label, "role": task.role, "base_rate": rates[task.label],
-            "mtl_mean": float(mtl.mean()), "mtl_std": float(mtl.std(ddof=1)) if len(mtl) > 1 else 0.0,
-            "single_mean": float(single.mean()), "single_std": float(single.std(ddof=1)) if len(single) > 1 else 0.0,
-            "diff_mean": float(diff.mean()), "diff_std": float(diff.std(ddof=1)) if len(diff) > 1 else 0.0,
+            "mtl_mean": float(mtl.mean()), "mtl_std": sd(mtl), "single_mean": float(single.mean()),
+            "single_std": sd(single), "diff_mean": float(diff.mean()), "diff_std": sd(diff),
             "wins": int((diff >= TIE).sum()), "ties": int((np.abs(diff) < TIE).sum()), "losses": int((diff <= -TIE).sum()),
         }
+    return {"customers": n_customers, "test_rows": int(len(split["test"])), "base_rates": rates, "runs": runs,
+            "summary": summary, "verdict": verdict(summary)}
+
+
+def run(seeds: int = FULL_SEEDS, quick: bool = False, sizes: str | Sequence[int] | None = None,
+        out_dir: str | Path = "benchmarks/results", max_epochs: int | None = None) -> dict[str, Any]:
+    """Train and compare at each portfolio size (default 20,000 and the demo's 2,000 customers); writes
+    ``<out_dir>/sharing.json`` + ``.md`` for a full run (≥ FULL_SEEDS seeds, 20,000 customers among the sizes),
+    else ``sharing_quick.*``, and returns the JSON's dict."""
+    if isinstance(sizes, str):
+        sizes = [int(x) for x in sizes.split(",") if x.strip()]
+    sizes = list(sizes or DEFAULT_SIZES)
+    if quick:
+        seeds, sizes, max_epochs = 1, [min(min(sizes), 2000)], 3
+    full = not quick and seeds >= FULL_SEEDS and FULL_CUSTOMERS in sizes
+    t0 = time.perf_counter()
+    settings = {**CONFIG, **({"max_epochs": max_epochs, "patience": max_epochs} if max_epochs else {})}
+    results = [compare(n, seeds, settings) for n in sizes]
     result = {
-        "benchmark": "sharing", "quick": not full, "customers": n_customers, "data_seed": DATA_SEED,
-        "seeds": list(range(seeds)), "config": settings, "tie": TIE,
-        "test_rows": int(len(split["test"])), "base_rates": rates, "runs": runs, "summary": summary,
-        "verdict": verdict(summary), "seconds": round(time.perf_counter() - t0, 1),
+        "benchmark": "sharing", "quick": not full, "data_seed": DATA_SEED, "seeds": list(range(seeds)),
+        "config": settings, "tie": TIE, "sizes": results, "seconds": round(time.perf_counter() - t0, 1),
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor()
                     or platform.machine(), "threads": 1},
     }
@@ -118,26 +131,28 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Marketing heads: shared with the risk heads (5-head MTL) vs single-task",
         "",
-        f"{result['customers']:,} synthetic demo customers (data seed {result['data_seed']}), seeds "
-        f"{', '.join(map(str, result['seeds']))}; per seed one split (70/15/15, {result['test_rows']:,} test "
-        f"customers), the same net ({cfg['arch']}, {cfg['weighting']} weighting, selection {cfg['selection']}), "
-        "same inputs. Test AUC; a tie is |ΔAUC| < "
-        f"{result['tie']}." + (" **Quick run: a pipeline check, not the figures.**" if result["quick"] else ""),
-        "",
-        "| head | base rate | MTL (5 heads) | single-task | Δ (MTL − single) | win / tie / loss |",
-        "|---|---|---|---|---|---|",
+        f"Synthetic demo portfolios (data seed {result['data_seed']}), seeds {', '.join(map(str, result['seeds']))}; "
+        "per seed one split (70/15/15, stratified on the purchase label) used by every model, the same net "
+        f"({cfg['arch']}, {cfg['weighting']} weighting, selection {cfg['selection']}) and the same inputs; MTL "
+        "trains credit score, default, risk level, purchase and churn together, single-task one marketing head. "
+        f"Test AUC; a tie is |ΔAUC| < {result['tie']}."
+        + (" **Quick run: a pipeline check, not the figures.**" if result["quick"] else ""),
     ]
-    for task, s in result["summary"].items():
-        lines.append(f"| {task} (`{s['label']}`) | {s['base_rate']:.1%} | {s['mtl_mean']:.4f} ± {s['mtl_std']:.4f} | "
-                     f"{s['single_mean']:.4f} ± {s['single_std']:.4f} | {s['diff_mean']:+.4f} ± {s['diff_std']:.4f} | "
-                     f"{s['wins']} / {s['ties']} / {s['losses']} |")
-    lines += ["", "Per seed:", "", "| seed | head | MTL | single | Δ |", "|---|---|---|---|---|"]
-    for r in result["runs"]:
-        for task in result["summary"]:
-            lines.append(f"| {r['seed']} | {task} | {r[task]['mtl']:.4f} | {r[task]['single']:.4f} | "
-                         f"{r[task]['mtl'] - r[task]['single']:+.4f} |")
-    lines += ["", f"Verdict: {result['verdict']}.", "",
-              f"Total time {result['seconds']:,.0f} s on CPU (1 thread per run).", ""]
+    for size in result["sizes"]:
+        lines += ["", f"## {size['customers']:,} customers ({size['test_rows']:,} test)", "",
+                  "| head | base rate | MTL (5 heads) | single-task | Δ (MTL − single) | win / tie / loss |",
+                  "|---|---|---|---|---|---|"]
+        for task, s in size["summary"].items():
+            lines.append(f"| {task} (`{s['label']}`) | {s['base_rate']:.1%} | {s['mtl_mean']:.4f} ± {s['mtl_std']:.4f} | "
+                         f"{s['single_mean']:.4f} ± {s['single_std']:.4f} | {s['diff_mean']:+.4f} ± "
+                         f"{s['diff_std']:.4f} | {s['wins']} / {s['ties']} / {s['losses']} |")
+        lines += ["", "| seed | head | MTL | single | Δ |", "|---|---|---|---|---|"]
+        for r in size["runs"]:
+            for task in size["summary"]:
+                lines.append(f"| {r['seed']} | {task} | {r[task]['mtl']:.4f} | {r[task]['single']:.4f} | "
+                             f"{r[task]['mtl'] - r[task]['single']:+.4f} |")
+        lines += ["", f"Verdict: {size['verdict']}."]
+    lines += ["", f"Total time {result['seconds']:,.0f} s on CPU (1 thread per run).", ""]
     return "\n".join(lines)
 
 
