@@ -124,12 +124,51 @@ def heads_frame(result: WhatIf, lang: str = "zh") -> pd.DataFrame:
 
 GRID = np.linspace(0.05, 0.95, 19)  # candidate values: population quantiles of each attribute
 PAIR_TOP = 6  # attributes combined in pairs when no single change reaches the target
+TRIPLE_TOP, BEAM = 8, 24  # then a third attribute (of these) added to the pairs that came closest
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a customer can do about one attribute: change it at all, in which direction, within which bounds
+    (on top of the population's 5–95 % range, so suggestions stay within what customers actually have)."""
+
+    actionable: bool = True
+    direction: str = "any"  # any | down | up
+    low: float | None = None
+    high: float | None = None
+
+    def allows(self, now: float, value: float) -> bool:
+        if not self.actionable or (self.low is not None and value < self.low) \
+                or (self.high is not None and value > self.high):
+            return False
+        if not np.isfinite(now):
+            return True
+        return self.direction == "any" or (value < now if self.direction == "down" else value > now)
+
+
+FIXED = Action(actionable=False)
+#: Declared actions of the canonical features. Twelve-month histories, tenure and days-since counters cannot be
+#: changed by anything a customer does now; recent arrears, utilisation, inquiries and applications can only be
+#: brought down; a bank's own columns (not listed) may move either way within the population's range.
+ACTIONS: dict[str, Action] = {
+    **{c: FIXED for c in ("max_dpd_12m", "dpd_months_12m", "inquiries_12m", "apply_count_12m", "income",
+                          "days_since_last_txn", "days_since_last_login", "credit_limit_latest",
+                          "avg_monthly_inflow_12m", "inflow_volatility_12m", "txn_in_count_12m", "txn_in_amount_12m")},
+    **{c: Action(direction="down", low=0.0) for c in ("util_latest", "util_mean_3m", "max_dpd_3m", "inquiries_latest",
+                                                        "inquiries_3m", "apply_count_3m", "cash_count_3m",
+                                                        "loan_count_latest", "spend_income_ratio_12m")},
+}
+
+
+def action_of(attribute: str, declared: Mapping[str, Action] | None = None) -> Action:
+    """The declared action of ``attribute``: the caller's declaration, else the canonical table, else any."""
+    return (declared or {}).get(attribute) or ACTIONS.get(attribute) or Action()
 
 
 @dataclass
 class Recourse:
     """The smallest change found (in population-spread units) that brings the pd head to ``target_grade`` or
-    better, with its effect on every head; ``found`` False when no change of one or two attributes does."""
+    better, with its effect on every head; ``found`` False when no change of up to three attributes does."""
 
     customer_id: str
     target_grade: str
@@ -148,10 +187,11 @@ def _pd_limit(grade: str) -> float:
 
 
 def recourse(bundle, row: pd.DataFrame, population: pd.DataFrame, *, target_grade: str = "B",
-             attributes: list[str] | None = None) -> Recourse:
-    """Search the smallest change of one attribute (then of two) among the editable numeric inputs that brings
-    the pd head's PD under ``target_grade``'s upper band edge. Candidates are the population's quantiles of
-    each attribute (so suggestions stay within what customers actually have), scored in one batch."""
+             attributes: list[str] | None = None, actions: Mapping[str, Action] | None = None) -> Recourse:
+    """Search the smallest change of one attribute (then of two, then three) among the editable, actionable numeric inputs
+    that brings the pd head's PD under ``target_grade``'s upper band edge. Candidates are the population's
+    quantiles of each attribute that the attribute's ``Action`` allows (direction, bounds), scored in one batch;
+    the cost of a change is its size in inter-quartile ranges, summed over the attributes changed."""
     from profile_core.scoring import score_chunk
     from profile_core.tasks import role_task
 
@@ -161,11 +201,13 @@ def recourse(bundle, row: pd.DataFrame, population: pd.DataFrame, *, target_grad
     col, limit = f"{task.name}_prob", _pd_limit(target_grade)
     cid = str(row["customer_id"].iloc[0]) if "customer_id" in row.columns else ""
     numeric = set(bundle.preprocessor.numeric)
-    names = [a for a in (attributes or editable_attributes(bundle)) if a in numeric and a in population.columns]
-    values = {a: np.unique(np.nanquantile(pd.to_numeric(population[a], errors="coerce"), GRID)) for a in names}
+    names = [a for a in (attributes or editable_attributes(bundle)) if a in numeric and a in population.columns
+             and action_of(a, actions).actionable]
+    now = {a: float(row[a].iloc[0]) if pd.notna(row[a].iloc[0]) else np.nan for a in names}
+    values = {a: np.array([v for v in np.unique(np.nanquantile(pd.to_numeric(population[a], errors="coerce"), GRID))
+                           if action_of(a, actions).allows(now[a], v)]) for a in names}
     spread = {a: float(np.subtract(*np.nanquantile(pd.to_numeric(population[a], errors="coerce"), [0.75, 0.25])))
               or 1.0 for a in names}
-    now = {a: float(row[a].iloc[0]) if pd.notna(row[a].iloc[0]) else np.nan for a in names}
 
     def batch(plans: list[dict[str, float]]) -> np.ndarray:
         frame = pd.concat([row] * len(plans), ignore_index=True)
@@ -194,6 +236,13 @@ def recourse(bundle, row: pd.DataFrame, population: pd.DataFrame, *, target_grad
         pd_pairs = batch(pairs) if pairs else np.zeros(0)
         checked += len(pairs)
         ok = [(cost(p), p) for p, q in zip(pairs, pd_pairs, strict=True) if q < limit]
+        if not ok and len(pairs):  # a third attribute on top of the pairs that came closest
+            wider = sorted(best, key=best.get)[:TRIPLE_TOP]
+            closest = [pairs[i] for i in np.argsort(pd_pairs)[:BEAM]]
+            triples = [{**p, c: float(v)} for p in closest for c in wider if c not in p for v in values[c]]
+            pd_triples = batch(triples) if triples else np.zeros(0)
+            checked += len(triples)
+            ok = [(cost(p), p) for p, q in zip(triples, pd_triples, strict=True) if q < limit]
     if not ok:
         return Recourse(cid, target_grade, False, checked=checked)
     best_cost, plan = min(ok, key=lambda x: x[0])
@@ -221,3 +270,30 @@ def recourse_sentence(result: Recourse, bundle, lang: str = "zh") -> str:
     return t("whatif.recourse_sentence", lang, changes="；".join(parts) if lang == "zh" else "; ".join(parts),
              before=fmt_share(head["before"], 1), after=fmt_share(head["after"], 1), grade_before=grades[0],
              grade_after=grades[1])
+
+
+def recourse_side_effects(result: Recourse | WhatIf, bundle, lang: str = "zh", *, min_change: float = 0.01
+                          ) -> list[str]:
+    """The other heads a change moves, one phrase each ("流失概率 5.1% → 7.9%"): a change that lowers PD can
+    raise churn or lower an uptake propensity, and a relationship manager should see that before proposing it.
+    Probabilities count when they move by ``min_change`` or more, numbers by that share of their value."""
+    from profile_core.tasks import role_task
+    from profile_core.views import fmt_number, fmt_share
+
+    if result.heads is None:
+        return []
+    target = role_task(bundle.tasks, "pd")
+    out = []
+    for r in result.heads.itertuples():
+        if target is not None and r.task == target.name:
+            continue
+        if pd.isna(r.delta):
+            if r.before != r.after:
+                out.append(t("whatif.side_effect", lang, head=r.title, before=r.before, after=r.after))
+            continue
+        probability = 0 <= r.before <= 1 and 0 <= r.after <= 1
+        if abs(r.delta) < (min_change if probability else min_change * max(abs(r.before), 1e-9)):
+            continue
+        fmt = (lambda v: fmt_share(v, 1)) if probability else fmt_number
+        out.append(t("whatif.side_effect", lang, head=r.title, before=fmt(r.before), after=fmt(r.after)))
+    return out

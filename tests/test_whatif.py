@@ -100,10 +100,58 @@ def test_recourse_finds_the_smallest_change_to_a_better_grade(world):
         found += 1
         heads = result.heads.set_index("task")
         assert heads.at["default", "after"] < 0.08 <= heads.at["default", "before"]  # grade C reached
-        assert 1 <= len(result.changes) <= 2 and set(result.changes) <= set(editable_attributes(bundle))
+        assert 1 <= len(result.changes) <= 3 and set(result.changes) <= set(editable_attributes(bundle))
         assert result.scorecard["pd_grade"][1] in ("A", "B", "C")
         assert "→" in recourse_sentence(result, bundle, "en")
     assert found >= 1
     none = recourse(bundle, frame.iloc[[int(np.argmax(pd_now))]], frame, target_grade="A",
                     attributes=["share_dining_12m"])  # one weak lever cannot make the riskiest customer an A
     assert not none.found and "No change" in recourse_sentence(none, bundle, "en")
+
+
+def test_declared_actions_bound_the_recourse_search():
+    from profile_core.whatif import ACTIONS, FIXED, Action, action_of
+
+    down = Action(direction="down", low=0.0)
+    assert down.allows(0.9, 0.6) and not down.allows(0.6, 0.9) and not down.allows(0.6, -0.1)
+    assert down.allows(float("nan"), 0.3)  # nothing known now: any value in bounds
+    assert not FIXED.allows(1.0, 0.5) and Action().allows(1.0, 2.0) and not Action(high=1.5).allows(1.0, 2.0)
+    assert action_of("max_dpd_12m") is ACTIONS["max_dpd_12m"] and not action_of("max_dpd_12m").actionable
+    assert action_of("PAY_AMT1") == Action()  # a bank's own column: either way, within the population
+    assert action_of("util_latest", {"util_latest": FIXED}) is FIXED  # the caller's declaration wins
+
+
+def test_recourse_respects_directions_and_never_touches_fixed_attributes(world):
+    from profile_core.scorecard import pd_grade
+    from profile_core.whatif import FIXED, action_of, recourse
+
+    frame, bundle = world
+    grades = pd_grade(bundle.predict(frame)["default_prob"].to_numpy())
+    checked = 0
+    for i in np.flatnonzero(np.isin(grades, ["C", "D"]))[:3]:
+        row = frame.iloc[[i]]
+        result = recourse(bundle, row, frame, target_grade="B" if grades[i] == "C" else "C")
+        for attribute, (now, after) in result.changes.items():
+            action = action_of(attribute)
+            assert action.actionable and action.allows(now, after), (attribute, now, after)
+            checked += 1
+        if "util_latest" in result.changes:  # declared fixed by the caller: the search goes elsewhere or fails
+            again = recourse(bundle, row, frame, target_grade=result.target_grade, actions={"util_latest": FIXED})
+            assert "util_latest" not in again.changes
+    assert checked >= 1
+
+
+def test_side_effects_name_the_other_heads_that_move():
+    from profile_core.tasks import TaskSpec
+    from profile_core.whatif import WhatIf, recourse_side_effects
+
+    class Bundle:
+        tasks = [TaskSpec("default", "default_flag", "binary", role="pd"), TaskSpec("churn", "churn", "binary"),
+                 TaskSpec("credit_score", "credit_score", "regression", role="score")]
+
+    heads = pd.DataFrame([
+        {"task": "default", "title": "PD", "role": "pd", "before": 0.09, "after": 0.04, "delta": -0.05},
+        {"task": "churn", "title": "Churn", "role": "generic", "before": 0.051, "after": 0.079, "delta": 0.028},
+        {"task": "credit_score", "title": "Score", "role": "score", "before": 640.0, "after": 641.0, "delta": 1.0}])
+    phrases = recourse_side_effects(WhatIf("C1", {}, heads), Bundle(), "en")
+    assert phrases == ["Churn 5.1% → 7.9%"]  # the target head and a 0.2 % score move are not side effects

@@ -418,11 +418,11 @@ def what_if_panel(card, context) -> None:
 
 
 def recourse_panel(card, context) -> None:
-    """The smallest change of one or two adjustable attributes that reaches a better grade (``whatif.recourse``),
-    with its effect on every head; audited like a what-if."""
+    """The smallest change of one to three actionable attributes that reaches a better grade
+    (``whatif.recourse``), with its effect on every head; audited like a what-if."""
     from profile_core.scorecard import GRADES
     from profile_core.tasks import role_task
-    from profile_core.whatif import heads_frame, recourse, recourse_sentence
+    from profile_core.whatif import heads_frame, recourse, recourse_sentence, recourse_side_effects
     from ui import audit, cache
 
     bundle = cache.active_bundle()
@@ -440,6 +440,9 @@ def recourse_panel(card, context) -> None:
             return
         result = recourse(bundle, context.features.loc[[cid]], context.features, target_grade=target)
         st.markdown(recourse_sentence(result, bundle, lang))
+        side = recourse_side_effects(result, bundle, lang)
+        if side:
+            st.caption(f"{tr('whatif.side_effects')} {('；' if lang == 'zh' else '; ').join(side)}")
         if result.found:
             from profile_core.whatif import WhatIf
 
