@@ -7,12 +7,14 @@ import streamlit as st
 
 from profile_core.privacy import AccessDenied
 from profile_core.report import customer_report
+from profile_core.whatif import next_grade_recourse
 from ui import audit, auth, cache, card, model_view, similar, state, widgets
 from ui.state import tr
 
 widgets.page_header("customers.title", "customers.caption")
 if not widgets.need_data():
     st.stop()
+
 
 has_model = widgets.need_bundle()  # without a model: the card without model outputs, and a way to get one
 try:
@@ -56,8 +58,15 @@ def panorama() -> None:
         card.what_if_panel(profile, context)
         card.recourse_panel(profile, context)
         similar.panel(profile)  # the nearest customers in the model's shared representation, in this role's scope
-    audit.report_button(lambda: customer_report(profile), customer_id, key=f"customers-report-{customer_id}",
-                        file_name=f"{customer_id}.html")
+    # the report adds the path to a better grade, computed only when asked for (on the download's own thread:
+    # everything from the session is read here, before)
+    bundle, features, lang = (cache.active_bundle() if has_model else None), context.features, state.lang()
+
+    def report() -> str:
+        return customer_report(profile, recourse=next_grade_recourse(bundle, features, customer_id, lang)
+                               if bundle is not None else None)
+
+    audit.report_button(report, customer_id, key=f"customers-report-{customer_id}", file_name=f"{customer_id}.html")
 
 
 panorama()

@@ -158,12 +158,13 @@ def _task_title(spec, name: str, lang: str) -> str:
 
 
 def customer_report(card: ProfileCard, *, explanation=None, figures: Mapping[str, Any] | None = None,
-                    lang: str | None = None, title: str | None = None, top_n: int = 10) -> str:
+                    lang: str | None = None, title: str | None = None, top_n: int = 10, recourse=None) -> str:
     """The panorama card of one customer as a self-contained HTML page.
 
     ``explanation``: an attribute-level ``explain.Explanation`` covering ``card.customer_id`` (one waterfall
     per task); without it the page shows the card's reason codes only. ``figures``: extra Plotly figures
-    by title (e.g. a dependence plot) appended at the end. ``lang`` defaults to the card's.
+    by title (e.g. a dependence plot) appended at the end. ``lang`` defaults to the card's. ``recourse``: a
+    ``whatif.RecourseView`` (the path to a better grade) shown after the reasons.
     """
     lang = lang or card.lang
     if explanation is not None and explanation.level != "attribute":
@@ -206,6 +207,11 @@ def customer_report(card: ProfileCard, *, explanation=None, figures: Mapping[str
         "recent": table_of(card.recent_transactions, columns=recent_heads, digits=2,
                            empty=t("report.no_transactions", lang)),
         "extra": [{"title": name, "html": fig(f)} for name, f in (figures or {}).items()],
+        "recourse": None if recourse is None else {
+            "title": t("whatif.recourse_report_title", lang, grade=recourse.target_grade),
+            "sentence": recourse.sentence, "side_effects": recourse.side_effects,
+            "side_title": t("whatif.side_effects", lang),
+            "table": table_of(recourse.table) if recourse.table is not None else None},
     }
     name = card.identity.get("name") or ""
     return _page("customer.html.j2", lang=lang, title=title or t("report.customer_title", lang),
@@ -446,6 +452,7 @@ def report_cli(bundle_path: str | Path, data: str | Path, *, out: str | Path, cu
         from profile_core.explain import HeadExplainer, to_attributes
         from profile_core.privacy import AccessDenied
         from profile_core.profile import CardContext
+        from profile_core.whatif import next_grade_recourse
 
         explainer = HeadExplainer(bundle, features)
         context = CardContext(tables, features, scored, explainer=explainer)
@@ -456,7 +463,8 @@ def report_cli(bundle_path: str | Path, data: str | Path, *, out: str | Path, cu
             return 1
         rows = features[features["customer_id"].astype("str") == str(customer)]
         explanation = to_attributes(explainer.explain(rows), bundle.preprocessor, features)
-        html = customer_report(card, explanation=explanation, lang=lang)
+        html = customer_report(card, explanation=explanation, lang=lang,
+                               recourse=next_grade_recourse(bundle, features, customer, lang))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")

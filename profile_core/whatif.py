@@ -297,3 +297,34 @@ def recourse_side_effects(result: Recourse | WhatIf, bundle, lang: str = "zh", *
         fmt = (lambda v: fmt_share(v, 1)) if probability else fmt_number
         out.append(t("whatif.side_effect", lang, head=r.title, before=fmt(r.before), after=fmt(r.after)))
     return out
+
+
+@dataclass
+class RecourseView:
+    """A recourse as people read it — in the HTML report and on the card: sentence, side effects, heads table."""
+
+    target_grade: str
+    sentence: str
+    side_effects: list[str]
+    table: pd.DataFrame | None
+
+
+def next_grade_recourse(bundle, features: pd.DataFrame, customer_id: str, lang: str = "zh"
+                        ) -> RecourseView | None:
+    """The recourse to one grade better than the customer's PD grade now; None without a pd head, for an
+    A-graded customer, or for a customer not in ``features``."""
+    from profile_core.scorecard import GRADES
+    from profile_core.scoring import score_chunk
+    from profile_core.tasks import role_task
+
+    row = features[features["customer_id"].astype(str) == str(customer_id)]
+    if role_task(bundle.tasks, "pd") is None or len(row) != 1:
+        return None
+    grade = str(score_chunk(bundle, row)["pd_grade"].iloc[0])
+    if grade not in GRADES or grade == GRADES[0]:
+        return None
+    result = recourse(bundle, row, features, target_grade=GRADES[GRADES.index(grade) - 1])
+    table = heads_frame(WhatIf(str(customer_id), dict(result.changes), result.heads, result.scorecard), lang) \
+        if result.found else None
+    return RecourseView(result.target_grade, recourse_sentence(result, bundle, lang),
+                        recourse_side_effects(result, bundle, lang), table)

@@ -127,3 +127,22 @@ def test_report_cli(tmp_path, capsys):
     assert report_cli(BUNDLE, data, out=tmp_path / "z.html", customer=cid, role="auditor") == 2
     assert report_cli(BUNDLE, data, out=tmp_path / "z.html", portfolio=True, role="rm", rm_id=rm) == 2
     assert not (tmp_path / "z.html").exists()
+
+
+def test_customer_report_shows_the_path_to_a_better_grade(world):
+    from profile_core.whatif import next_grade_recourse
+
+    _, bundle, features, scored, _, context = world
+    worse = scored[scored["pd_grade"].isin(["C", "D", "E"])]["customer_id"].astype(str).tolist()
+    views = [(cid, next_grade_recourse(bundle, features, cid, "en")) for cid in worse[:6]]
+    cid, view = next(((c, v) for c, v in views if v.table is not None), views[0])
+    grade_now = scored.set_index("customer_id").at[cid, "pd_grade"]
+    assert view.target_grade == "ABCDE"["ABCDE".index(grade_now) - 1]
+    html = customer_report(context.card(cid, policy=Policy("analyst"), lang="en"), recourse=view)
+    assert f"Path to grade {view.target_grade}" in html and view.sentence.split(" would ")[0][:30] in html
+    if view.table is not None:
+        assert "What-if" in html and "→" in view.sentence
+    best = scored[scored["pd_grade"] == "A"]["customer_id"].astype(str)
+    if len(best):
+        assert next_grade_recourse(bundle, features, best.iloc[0], "en") is None  # nothing to improve
+    assert next_grade_recourse(bundle, features, "nobody", "en") is None
