@@ -147,9 +147,9 @@ def campaign_items(campaign, role: str, lang: str = "zh") -> list[Item]:
         Item("selected", t("marketing.campaign.selected", lang), f"{len(c.selected):,}",
              note=t("marketing.campaign.asked", lang, n=f"{c.n:,}")),
         Item("uptake", t(f"marketing.campaign.uptake.{kind}", lang), fmt_number(c.expected_uptake, digits=1),
-             help=t(f"marketing.campaign.uptake_help.{kind}", lang),
-             note=t("marketing.campaign.rate", lang, rate=fmt_share(c.expected_rate, 1), base=fmt_share(c.base_rate, 1),
-                    lift="—" if not np.isfinite(lift) else f"{lift:.1f}")),
+             help=t(f"marketing.campaign.uptake_help.{kind}", lang) + " "
+             + t("marketing.campaign.lift", lang, lift="—" if not np.isfinite(lift) else f"{lift:.1f}"),
+             note=t("marketing.campaign.rate", lang, rate=fmt_share(c.expected_rate, 1), base=fmt_share(c.base_rate, 1))),
         Item("excluded", t("marketing.campaign.excluded", lang), f"{c.excluded:,}", help=cut,
              note=t("marketing.campaign.excluded_top", lang, k=f"{c.excluded_in_top:,}", n=f"{c.n:,}"),
              tone="bad" if c.excluded_in_top else "neutral"),

@@ -117,3 +117,21 @@ def test_campaign_ranks_by_propensity_and_prices_the_risk_cut(portfolio):
     assert len(rank_campaign(portfolio, tasks, "wm_purchase", 50).selected) == 7
     with pytest.raises(KeyError):
         rank_campaign(portfolio, tasks, "credit_score", 3)
+
+
+def test_campaign_items_state_the_numbers(portfolio):
+    from profile_core.views import campaign_items
+
+    c = rank_campaign(portfolio, default_tasks(), "wm_purchase", 4, max_grade="C")
+    items = {i.key: i for i in campaign_items(c, "propensity", "zh")}
+    assert list(items) == ["selected", "uptake", "excluded", "kept"]
+    assert (items["selected"].value, items["selected"].note) == ("4", "目标 4 人")
+    assert items["uptake"].value == f"{c.expected_uptake:,.1f}" and items["uptake"].label == "预计成交"
+    assert items["uptake"].note == f"人均 {c.expected_rate:.1%}（全体 {c.base_rate:.1%}）"
+    assert f"{c.expected_rate / c.base_rate:.1f} 倍" in items["uptake"].help
+    assert (items["excluded"].value, items["excluded"].note, items["excluded"].tone) == ("3", "其中 1 人本可进入前 4 名",
+                                                                                        "bad")
+    assert items["excluded"].help == "排除违约等级差于 C 的客户"
+    assert items["kept"].value == f"{c.kept_share:.1%}" and items["kept"].note == f"因风险上限损失 {c.uptake_lost:.1f}"
+    churn = campaign_items(rank_campaign(portfolio, default_tasks(), "churn", 2, max_pd=0.04), "churn", "en")
+    assert churn[1].label == "Expected leavers reached" and churn[2].help == "Customers with a PD above 4.0% are left out"
