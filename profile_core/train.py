@@ -354,7 +354,7 @@ def feature_columns(frame: pd.DataFrame, tasks: list[TaskSpec], numeric: list[st
     return numeric, categorical
 
 
-TRANSFORM_ROWS = 100_000  # rows per preprocessing chunk when building the training matrix
+TRANSFORM_ROWS = 50_000  # rows per preprocessing chunk when building the training matrix
 
 
 def transform_rows(preprocessor: Preprocessor, frame: pd.DataFrame, chunk_rows: int = TRANSFORM_ROWS) -> np.ndarray:
