@@ -164,7 +164,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
             return 2
         bundle, a.workspace = champion["bundle_path"], a.workspace or str(current().workspace)
     serve(bundle, host=a.host, port=a.port, workspace=a.workspace, dataset=a.dataset, keys=a.keys,
-          audit=a.audit, workers=a.workers, log_level=a.log_level)
+          audit=a.audit, workers=a.workers, log_level=a.log_level, lake=a.lake, features=a.features)
     return 0
 
 
@@ -292,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--audit", help="audit log (default: $PROFILE_AUDIT, else <workspace>.audit.jsonl)")
     s.add_argument("--workers", type=int, default=1)
     s.add_argument("--log-level", default="info")
+    s.add_argument("--lake", help="profiles from a partitioned data set (demo-data --partitions), one customer "
+                                  "read by key; needs --features")
+    s.add_argument("--features", help="the lake's feature table (features --data LAKE --out F.parquet)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("new-key", help="create an API key: its sha256 goes to the keys file, the key is printed")

@@ -298,12 +298,14 @@ def read_feature_rows(features: str | Path, customer_ids: list[str], *, sample: 
     scan = f"read_parquet({quote_literal(str(features))})"
     try:
         ids = [str(c) for c in customer_ids]
-        marks = ", ".join("?" for _ in ids) or "NULL"
-        parts = [con.sql(f"SELECT * FROM {scan} WHERE customer_id IN ({marks})", params=ids).to_arrow_table()]
+        marks = ", ".join("?" for _ in ids)
+        parts = [con.sql(f"SELECT * FROM {scan} WHERE customer_id IN ({marks or 'NULL'})", params=ids or None)
+                 .to_arrow_table()]
         if sample:
-            parts.append(con.sql(f"SELECT * FROM (SELECT * FROM {scan} WHERE customer_id NOT IN ({marks})) "
-                                 f"USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE ({int(seed)}) "
-                                 "ORDER BY customer_id", params=ids).to_arrow_table())
+            others = f"(SELECT * FROM {scan} WHERE customer_id NOT IN ({marks}))" if ids else scan
+            parts.append(con.sql(f"SELECT * FROM {others} USING SAMPLE reservoir({int(sample)} ROWS) "
+                                 f"REPEATABLE ({int(seed)}) ORDER BY customer_id", params=ids or None)
+                         .to_arrow_table())
     finally:
         if own:
             con.close()
@@ -321,15 +323,41 @@ def lake_card(lake: str | Path, features: str | Path | None, bundle, customer_id
               lang: str = "zh", sample: int = CARD_SAMPLE, seed: int = 0):
     """One customer's panorama card (``profile.ProfileCard``) from a lake without loading the portfolio: the
     customer's rows of every table by key (:func:`read_customer`), its row of the lake's feature table
-    ``features`` and a seeded sample of ``sample`` other customers' rows (:func:`read_feature_rows`), against
-    which the card's percentiles are computed and from which the SHAP background is drawn. Unknown id:
-    ``KeyError`` like ``CardContext.card``."""
-    from profile_core.explain import HeadExplainer
-    from profile_core.profile import CardContext
-
+    ``features`` and a seeded sample of ``sample`` customers' rows (:func:`read_feature_rows`), against
+    which the card's percentiles are computed and from which the SHAP background is drawn (:class:`LakeCards`,
+    for one card). Unknown id: ``KeyError`` like ``CardContext.card``."""
     if features is None:
         raise LakeError("lake.not_features", path="features.parquet")
-    frame = read_feature_rows(features, [customer_id], sample=sample, seed=seed)
-    tables = read_customer(lake, customer_id)
-    context = CardContext(tables, frame, bundle.predict(frame), explainer=HeadExplainer(bundle, frame.iloc[1:]))
-    return context.card(customer_id, policy=policy, lang=lang)
+    return LakeCards(lake, features, bundle, sample=sample, seed=seed).card(customer_id, policy=policy, lang=lang)
+
+
+class LakeCards:
+    """Cards of a lake's customers one at a time, for a server or a page that must not load the portfolio:
+    the reference sample (``sample`` feature rows: percentiles, SHAP background) and its predictions are read
+    once; each :meth:`card` reads only its customer's rows by key (:func:`read_customer`) and its feature row.
+    ``card`` has ``profile.CardContext.card``'s signature (unknown id: ``KeyError``)."""
+
+    def __init__(self, lake: str | Path, features: str | Path, bundle, *, sample: int = CARD_SAMPLE,
+                 seed: int = 0) -> None:
+        from profile_core.explain import HeadExplainer
+
+        self.lake, self.features, self.bundle = Path(lake), Path(features), bundle
+        self.meta = read_lake_meta(lake)
+        self.reference = read_feature_rows(features, [], sample=sample, seed=seed)
+        self.reference_predictions = bundle.predict(self.reference)
+        self.explainer = HeadExplainer(bundle, self.reference)
+
+    def card(self, customer_id: str, *, policy, lang: str = "zh", top_reasons: int = 4):
+        from profile_core.i18n import t
+        from profile_core.profile import CardContext
+
+        cid = str(customer_id)
+        row = read_feature_rows(self.features, [cid])
+        if not len(row):
+            raise KeyError(t("profile.unknown_customer", "en", customer=cid))
+        keep = (self.reference["customer_id"].astype("str") != cid).to_numpy()
+        frame = pd.concat([row, self.reference[keep]], ignore_index=True)
+        frame.attrs = dict(row.attrs)
+        predictions = pd.concat([self.bundle.predict(row), self.reference_predictions[keep]], ignore_index=True)
+        context = CardContext(read_customer(self.lake, cid), frame, predictions, explainer=self.explainer)
+        return context.card(cid, policy=policy, lang=lang, top_reasons=top_reasons)

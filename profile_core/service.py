@@ -502,9 +502,11 @@ def _field_path(loc: tuple | list) -> str:
 def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, dataset: str = "main",
                keys: Mapping | list | str | Path | None = None, audit: str | Path | None = None,
                n_background: int = 100, compute_threads: int = 2, max_body_bytes: int = MAX_BODY_BYTES,
-               docs: bool = False) -> FastAPI:
+               docs: bool = False, lake: str | Path | None = None, features: str | Path | None = None) -> FastAPI:
     """The API over the bundle at ``bundle_path``; with ``workspace`` the customer profiles (and the SHAP
-    background and percentiles) come from its ``dataset``. ``keys``: a keys file or its content
+    background and percentiles) come from its ``dataset``; with ``lake`` (a partitioned data set,
+    ``profile_core.lake``, read-only) and its feature file ``features`` each profile reads one customer by key
+    (``lake.LakeCards``: percentiles and SHAP background from a 10k-row sample), never the portfolio. ``keys``: a keys file or its content
     (:func:`load_keys`); ``None`` disables authentication (every caller is treated as an ``analyst``:
     masked identities) — only for local use, :func:`serve` refuses it on a non-loopback host.
 
@@ -542,6 +544,13 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
         population = features
         info = {"name": dataset, "customers": int(len(features)), "fingerprint": fingerprint,
                 "as_of": str(features.attrs.get("as_of", ""))}
+    elif lake is not None:
+        from profile_core.lake import LakeCards
+
+        context = LakeCards(lake, features, bundle)
+        explainer, population = context.explainer, context.reference
+        info = {"name": Path(lake).name, "customers": int(context.meta["n_customers"]), "fingerprint": "",
+                "as_of": str(context.reference.attrs.get("as_of", ""))}
     else:
         explainer = HeadExplainer(bundle, median_frame(bundle.preprocessor), n_background=1)
         population = pd.DataFrame(columns=bundle.preprocessor.numeric + bundle.preprocessor.categorical)
@@ -560,6 +569,9 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
         """409 when the dataset was replaced or dropped since the start (never serve removed customers); 503
         when the workspace cannot be read to tell."""
         import duckdb
+
+        if state.workspace is None:  # a lake is read-only: nothing to check
+            return
 
         try:
             now = _dataset_version(state.workspace, dataset)
@@ -753,7 +765,8 @@ def app_from_env() -> FastAPI:
 def serve(bundle_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workspace: str | Path | None = None,
           dataset: str = "main", keys: str | Path | None = None, audit: str | Path | None = None, workers: int = 1,
           torch_threads: int = 1, compute_threads: int = 2, log_level: str = "info", access_log: bool = True,
-          max_body_bytes: int = MAX_BODY_BYTES, docs: bool = False) -> None:
+          max_body_bytes: int = MAX_BODY_BYTES, docs: bool = False, lake: str | Path | None = None,
+          features: str | Path | None = None) -> None:
     """Run the API with uvicorn (blocking). One torch thread per process by default (small nets, shared
     CPUs); ``workers`` > 1 starts that many processes, each loading the bundle once. The audit log is
     ``audit``, else ``$PROFILE_AUDIT``, else ``<workspace>.audit.jsonl`` (the app's) when a workspace is given."""
@@ -773,11 +786,13 @@ def serve(bundle_path: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
         os.environ[_ENV] = json.dumps({"bundle_path": str(bundle_path), "workspace": workspace and str(workspace),
                                        "dataset": dataset, "keys": keys and str(keys), "audit": audit and str(audit),
                                        "torch_threads": torch_threads, "compute_threads": compute_threads,
-                                       "max_body_bytes": max_body_bytes, "docs": docs})
+                                       "max_body_bytes": max_body_bytes, "docs": docs,
+                                       "lake": lake and str(lake), "features": features and str(features)})
         uvicorn.run("profile_core.service:app_from_env", factory=True, workers=workers, **kwargs)
     else:
         uvicorn.run(create_app(bundle_path, workspace=workspace, dataset=dataset, keys=keys, audit=audit,
-                               compute_threads=compute_threads, max_body_bytes=max_body_bytes, docs=docs), **kwargs)
+                               compute_threads=compute_threads, max_body_bytes=max_body_bytes, docs=docs,
+                               lake=lake, features=features), **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:

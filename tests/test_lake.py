@@ -221,3 +221,28 @@ def test_cli_lake_features_train_explain_and_card(tmp_path, capsys):
     assert main(["--lang", "en", "explain", "--bundle", str(bundle), "--data", str(lake), "--customer",
                  "C000200"]) == 2
     assert "is not a feature table" in capsys.readouterr().err
+
+
+def test_api_profiles_from_a_lake_read_one_customer(lake, flat, feature_file, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    import profile_core.lake as lake_module
+    from profile_core.pipeline import train_and_save
+    from profile_core.service import create_app
+
+    train_and_save(feature_file, tmp_path / "bundle", epochs=1, seed=1, device="cpu")
+    seen = []
+    real = lake_module.read_customer
+    monkeypatch.setattr(lake_module, "read_customer", lambda path, cid, *a, **k: seen.append(cid) or real(path, cid))
+    client = TestClient(create_app(tmp_path / "bundle", lake=lake, features=feature_file))
+    assert client.get("/healthz").json()["dataset"] == "demo"
+    r = client.get("/v1/customers/C000150/profile", params={"lang": "en"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    txns = flat["transactions"][flat["transactions"]["customer_id"] == "C000150"]
+    assert body["customer_id"] == "C000150" and body["as_of"].startswith("2026-10-31")
+    flows = pd.DataFrame(body["monthly_flows"])
+    assert len(flows) == 12  # the customer's own 12 months, read from the lake
+    assert flows["inflow"].sum() + flows["outflow"].sum() == pytest.approx(txns["amount"].abs().sum())
+    assert seen == ["C000150"]  # one customer read by key, nothing else
+    assert client.get("/v1/customers/C009999/profile").status_code == 404
