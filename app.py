@@ -36,6 +36,7 @@ _PAGES = (
     (PagePath.CUSTOMERS, "nav.customers", ":material/account_circle:", "view_customers"),
     (PagePath.EXPLANATIONS, "nav.explanations", ":material/insights:", "view_customers"),
     (PagePath.PORTFOLIO, "nav.portfolio", ":material/monitoring:", "view_customers"),
+    (PagePath.COHORTS, "nav.cohorts", ":material/compare:", "view_customers"),
     (PagePath.MONITORING, "nav.monitoring", ":material/query_stats:", "view_monitoring"),
     (PagePath.AUDIT, "nav.audit", ":material/policy:", "view_audit"),
 )

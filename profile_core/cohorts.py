@@ -208,6 +208,54 @@ def filter_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in ("customer_id", "grade_source")]
 
 
+def riskiest_grades(frame: pd.DataFrame) -> list[str]:
+    """The grades a default "high-risk" cohort holds: D and E where the frame has them, else its worst grade
+    (a young model may predict no D or E at all); [] without grades."""
+    from profile_core.schema import RISK_LEVELS
+
+    if "grade" not in frame.columns:
+        return []
+    present = [g for g in RISK_LEVELS if (frame["grade"].astype("str") == g).any()]
+    return [g for g in present if g in ("D", "E")] or present[-1:]
+
+
+def column_labels(columns: Sequence[str], tasks: Sequence[TaskSpec], lang: str = "zh") -> dict[str, str]:
+    """column → what a person reads: the heads by role and by the names the bundle gives them, the attributes
+    by their 中文/English names (``features.feature_info``); the column itself in brackets when it differs."""
+    from profile_core.features import feature_info
+    from profile_core.tasks import role_task
+
+    score_task, pd_task = role_task(tasks, "score"), role_task(tasks, "pd")
+    named = {"pd": t("card.kpi.pd", lang), "grade": t("card.kpi.grade", lang),
+             "score": score_task.display(lang) if score_task else t("card.kpi.points", lang),
+             "observed_bad": f"{pd_task.display(lang) if pd_task else 'PD'} · {t('cohorts.measure.rate', lang)}"}
+    for task in tasks:
+        named[f"{task.name}_pred"] = task.display(lang)
+        named[f"{task.name}_prob"] = task.display(lang)
+        for c in task.classes if task.kind == "multiclass" else ():
+            named[f"{task.name}_prob_{c}"] = f"{task.display(lang)} P({c})"
+    out = {}
+    for col in columns:
+        info = feature_info(col)
+        label = named.get(col) or (info.zh if lang == "zh" else info.en) or col
+        out[col] = label if label == col else f"{label} ({col})"
+    return out
+
+
+def from_rows(name: str, rows: Sequence[tuple[str | None, str, str]]) -> Cohort:
+    """A cohort from what a person entered: (column, operator, values as typed) per filter row, rows without a
+    column skipped (:func:`parse_values`). ``CohortError`` naming the cohort and the problem when invalid."""
+    from pydantic import ValidationError
+
+    try:
+        return Cohort(name=name, filters=[Filter(column=c, operator=op, values=parse_values(op, text))
+                                          for c, op, text in rows if c])
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise CohortError("cohorts.invalid", name=name, problem=str(first.get("msg", "")).removeprefix(
+            "Value error, ")) from None
+
+
 # --- comparing -----------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

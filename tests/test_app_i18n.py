@@ -16,7 +16,7 @@ from ui.keys import PagePath
 
 TITLES = {PagePath.DATA: "data", PagePath.MODEL: "model", PagePath.CUSTOMERS: "customers",
           PagePath.EXPLANATIONS: "explanations", PagePath.PORTFOLIO: "portfolio", PagePath.MONITORING: "monitor",
-          PagePath.AUDIT: "audit"}
+          PagePath.AUDIT: "audit", PagePath.COHORTS: "cohorts"}
 NAMESPACES = {key.split(".", 1)[0] for key in catalogue()}
 KEY = re.compile(r"(?<![\w./-])([a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+)(?![\w/-])")
 

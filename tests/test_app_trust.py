@@ -26,10 +26,10 @@ from ui import auth, keys
 from ui.keys import PagePath
 
 PAGES = {"data": PagePath.DATA, "model": PagePath.MODEL, "customers": PagePath.CUSTOMERS,
-         "explanations": PagePath.EXPLANATIONS, "portfolio": PagePath.PORTFOLIO,
+         "explanations": PagePath.EXPLANATIONS, "portfolio": PagePath.PORTFOLIO, "cohorts": PagePath.COHORTS,
          "monitoring": "app_pages/monitoring.py", "audit": "app_pages/audit.py"}
-ROLE_PAGES = {"rm": {"data", "customers", "explanations", "portfolio"},
-              "analyst": {"data", "model", "customers", "explanations", "portfolio", "monitoring"},
+ROLE_PAGES = {"rm": {"data", "customers", "explanations", "portfolio", "cohorts"},
+              "analyst": {"data", "model", "customers", "explanations", "portfolio", "cohorts", "monitoring"},
               "auditor": {"monitoring", "audit"},
               "admin": set(PAGES)}
 DEMO_PASSWORD = "demo2024"

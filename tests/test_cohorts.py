@@ -245,3 +245,10 @@ def test_saved_with_its_data_set_only():
         assert cohorts.saved(ws, "renamed") == []  # deleted with its data set
         with pytest.raises(KeyError):
             cohorts.save(ws, "missing", hostile)
+
+
+def test_riskiest_grades_fall_back_to_the_worst_present():
+    assert cohorts.riskiest_grades(pd.DataFrame({"grade": ["A", "E", "C", "D"]})) == ["D", "E"]
+    assert cohorts.riskiest_grades(pd.DataFrame({"grade": ["A", "C", "B"]})) == ["C"]
+    assert cohorts.riskiest_grades(pd.DataFrame({"grade": [None, None]})) == []
+    assert cohorts.riskiest_grades(pd.DataFrame({"x": [1]})) == []

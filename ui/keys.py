@@ -16,6 +16,7 @@ class PagePath(StrEnum):
     CUSTOMERS = "app_pages/customers.py"
     EXPLANATIONS = "app_pages/explanations.py"
     PORTFOLIO = "app_pages/portfolio.py"
+    COHORTS = "app_pages/cohorts.py"
     MONITORING = "app_pages/monitoring.py"
     AUDIT = "app_pages/audit.py"
 
