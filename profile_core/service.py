@@ -7,6 +7,8 @@ Endpoints (and who may call them; ``auth.PERMISSIONS``)::
     POST /v1/explain                    → per task: reason codes (zh/en) and the top SHAP values (``score``)
     GET  /v1/customers/{id}/profile     the panorama card from the workspace dataset, masked by the caller
                                         (``view_customers``: rm — own customers only —, analyst, admin)
+    GET  /v1/customers/{id}/similar     the k most similar customers in the model's shared representation
+                                        (``profile_core.similar``), within the caller's scope, names masked
     GET  /v1/model                      manifest summary and metrics (``view_monitoring``)
     GET  /healthz                       liveness (no key needed)
     GET  /docs, /openapi.json           off by default; with ``docs=True`` behind a key like the rest
@@ -271,6 +273,22 @@ class ProfileResponse(BaseModel):
     notice: str
 
 
+class SimilarOut(BaseModel):
+    rank: int
+    customer_id: str
+    name: str | None = None
+    similarity: float = Field(description="cosine similarity in the model's shared representation (1 = same)")
+    predictions: dict[str, Any] = Field(description="each head's prediction column (<task>_pred / <task>_prob)")
+    observed: dict[str, Any] = Field(description="each head's label where the data has it, else null")
+
+
+class SimilarResponse(BaseModel):
+    customer_id: str
+    k: int
+    customers: list[SimilarOut]
+    notice: str
+
+
 # --- JSON helpers ---------------------------------------------------------------------------------------------
 
 def jsonable(value: Any) -> Any:
@@ -528,7 +546,7 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
 
     bundle = load_bundle(bundle_path)
     callers = None if keys is None else load_keys(keys)
-    context, info = None, None
+    context, info, similar_inputs = None, None, None
     if workspace is not None:
         from profile_core.features import build_features_from_frames
         from profile_core.profile import CardContext
@@ -540,7 +558,9 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
 
         require_inputs(bundle, features)  # a model made for other data is refused at start, not served
         explainer = HeadExplainer(bundle, features, n_background=n_background)
-        context = CardContext(tables, features, score_chunk(bundle, features), explainer=explainer)
+        scores = score_chunk(bundle, features)
+        context = CardContext(tables, features, scores, explainer=explainer)
+        similar_inputs = (features, scores, tables.get("customers"))
         population = features
         info = {"name": dataset, "customers": int(len(features)), "fingerprint": fingerprint,
                 "as_of": str(features.attrs.get("as_of", ""))}
@@ -555,6 +575,7 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
         explainer = HeadExplainer(bundle, median_frame(bundle.preprocessor), n_background=1)
         population = pd.DataFrame(columns=bundle.preprocessor.numeric + bundle.preprocessor.categorical)
     state = _State(bundle, explainer, population, context, info, callers, threading.Lock())
+    similar: dict[str, Any] = {}  # the SimilarIndex, built on the first /similar request
     if workspace is not None:
         state.workspace, state.version = str(workspace), version[0] if version else None
         info["version"] = state.version
@@ -741,6 +762,39 @@ def create_app(bundle_path: str | Path, *, workspace: str | Path | None = None, 
             raise HTTPException(404, detail=t("service.not_found", lang, customer=customer_id)) from None
         record(who, "view_card", customer_id, lang, found=True, reveal=who.reveal)
         return card_json(card)
+
+    @app.get("/v1/customers/{customer_id}/similar", response_model=SimilarResponse, tags=["customers"],
+             summary="the most similar customers the caller may see, with predictions and observed outcomes",
+             responses={404: {"description": "unknown customer, or not one the caller may see"}})
+    async def similar_customers(customer_id: str, lang: Lang = Query("zh"),
+                                k: int = Query(5, ge=1, le=50), who: Caller = Depends(caller)) -> dict[str, Any]:
+        return await run_sync(partial(similar_body, customer_id, lang, k, who), limiter=limiter)
+
+    def similar_body(customer_id: str, lang: str, k: int, who: Caller) -> dict[str, Any]:
+        from profile_core.similar import build_index, head_columns
+
+        allow(who, "view_customers", lang)
+        if state.context is None:
+            raise HTTPException(404, detail=t("service.no_dataset", lang))
+        check_dataset(lang)
+        with state.lock:
+            if "index" not in similar:
+                features_, scores_, customers_ = similar_inputs
+                similar["index"] = build_index(bundle, features_, scores_, customers=customers_)
+            index = similar["index"]
+            try:
+                found = index.neighbours(customer_id, who.policy, k=k)
+            except (KeyError, AccessDenied):  # the same answer for both, as for profiles
+                record(who, "view_similar", customer_id, lang, found=False)
+                raise HTTPException(404, detail=t("service.not_found", lang, customer=customer_id)) from None
+        record(who, "view_similar", customer_id, lang, found=True, k=k, shown=len(found))
+        rows = []
+        for row in found.to_dict(orient="records"):
+            rows.append({"rank": int(row["rank"]), "customer_id": str(row["customer_id"]),
+                         "name": row.get("name"), "similarity": float(row["similarity"]),
+                         "predictions": {head_columns(task): row.get(head_columns(task)) for task in index.tasks},
+                         "observed": {task.name: row.get(f"label:{task.name}") for task in index.tasks}})
+        return jsonable({"customer_id": customer_id, "k": k, "customers": rows, "notice": t("app.notice", lang)})
 
     app.add_middleware(RequestGuard, callers=callers, max_body=max_body_bytes)  # runs before any body is read
     return app
