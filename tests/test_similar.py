@@ -15,7 +15,7 @@ from profile_core.nets import NetConfig, build_net
 from profile_core.privacy import AccessDenied, Policy
 from profile_core.similar import build_index, embed, neighbours_table, outcome_summary, representation
 from profile_core.synth import generate_portfolio
-from profile_core.tasks import default_tasks
+from profile_core.tasks import risk_tasks
 from profile_core.train import TrainConfig, fit
 
 CONFIG = NetConfig(input_dim=6, outputs={"a": 1, "b": 3}, hidden=(8, 5), head_hidden=(4,), dropout=0.0)
@@ -25,7 +25,7 @@ CONFIG = NetConfig(input_dim=6, outputs={"a": 1, "b": 3}, hidden=(8, 5), head_hi
 def world():
     portfolio = generate_portfolio(400, seed=3)
     frame = build_features_from_frames(portfolio.tables())
-    result = fit(frame, default_tasks(), TrainConfig(max_epochs=2, seed=3, arch="mmoe", hidden=(32, 16)))
+    result = fit(frame, risk_tasks(), TrainConfig(max_epochs=2, seed=3, arch="mmoe", hidden=(32, 16)))
     bundle = SimpleNamespace(model=result.model, preprocessor=result.preprocessor, tasks=result.tasks)
     # customer 0 once more under another id: same attributes, so the same embedding
     dup = frame.iloc[[0]].assign(customer_id="DUP0001")
