@@ -206,6 +206,9 @@ def test_cli_lake_features_train_explain_and_card(tmp_path, capsys):
                  "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["metrics"]["test"]["default"]["n"] == 45
+    assert main(["train", "--data", str(lake), "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "b2"),
+                 "--json"]) == 0  # a lake: its features built into a scratch file first, the same model
+    assert json.loads(capsys.readouterr().out)["metrics"] == summary["metrics"]
     out = tmp_path / "global.csv"
     assert main(["explain", "--bundle", str(bundle), "--data", str(feats), "--global", str(out),
                  "--sample", "100"]) == 0
