@@ -135,3 +135,13 @@ def test_campaign_items_state_the_numbers(portfolio):
     assert items["kept"].value == f"{c.kept_share:.1%}" and items["kept"].note == f"因风险上限损失 {c.uptake_lost:.1f}"
     churn = campaign_items(rank_campaign(portfolio, default_tasks(), "churn", 2, max_pd=0.04), "churn", "en")
     assert churn[1].label == "Expected leavers reached" and churn[2].help == "Customers with a PD above 4.0% are left out"
+
+
+def test_campaign_list_exports_as_the_role_may(portfolio):
+    from profile_core.exports import export_frame
+    from profile_core.privacy import Policy
+
+    c = rank_campaign(portfolio, default_tasks(), "wm_purchase", 10, max_grade=None)
+    rm = export_frame(c.selected, Policy("rm", rm_id="RM001"))
+    assert set(rm["rm_id"]) == {"RM001"} and rm["customer_id"].tolist() == ["C00", "C02", "C04", "C06", "C08"]
+    assert len(export_frame(c.selected, Policy("analyst"))) == 10
