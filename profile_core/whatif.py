@@ -147,22 +147,29 @@ class Action:
 
 
 FIXED = Action(actionable=False)
-#: Declared actions of the canonical features. Twelve-month histories, tenure and days-since counters cannot be
-#: changed by anything a customer does now; recent arrears, utilisation, inquiries and applications can only be
-#: brought down; a bank's own columns (not listed) may move either way within the population's range.
+#: Declared actions of the canonical features. Twelve-month windows (see ``action_of``), income, the bank's own
+#: limit and days-since counters cannot be changed by anything a customer does now; recent arrears, utilisation,
+#: inquiries, applications and cash withdrawals can only be brought down, inflows only up; a bank's own columns
+#: (not listed) may move either way within the population's range unless the caller declares otherwise.
 ACTIONS: dict[str, Action] = {
-    **{c: FIXED for c in ("max_dpd_12m", "dpd_months_12m", "inquiries_12m", "apply_count_12m", "income",
-                          "days_since_last_txn", "days_since_last_login", "credit_limit_latest",
-                          "avg_monthly_inflow_12m", "inflow_volatility_12m", "txn_in_count_12m", "txn_in_amount_12m")},
+    **{c: FIXED for c in ("income", "days_since_last_txn", "days_since_last_login", "credit_limit_latest")},
     **{c: Action(direction="down", low=0.0) for c in ("util_latest", "util_mean_3m", "max_dpd_3m", "inquiries_latest",
                                                         "inquiries_3m", "apply_count_3m", "cash_count_3m",
-                                                        "loan_count_latest", "spend_income_ratio_12m")},
+                                                        "loan_count_latest")},
+    # money coming in (salary paid into the account) is a lever only upwards: never advise earning less
+    **{f"txn_in_{what}_{w}m": Action(direction="up") for what in ("count", "amount") for w in (1, 3)},
 }
 
 
 def action_of(attribute: str, declared: Mapping[str, Action] | None = None) -> Action:
-    """The declared action of ``attribute``: the caller's declaration, else the canonical table, else any."""
-    return (declared or {}).get(attribute) or ACTIONS.get(attribute) or Action()
+    """The declared action of ``attribute``: the caller's declaration, else the canonical table, else FIXED for
+    the project's twelve-month windows (a recourse is for the next few months), else any."""
+    from profile_core.features import FEATURES
+
+    found = (declared or {}).get(attribute) or ACTIONS.get(attribute)
+    if found is not None:
+        return found
+    return FIXED if attribute in FEATURES and attribute.endswith("_12m") else Action()
 
 
 @dataclass

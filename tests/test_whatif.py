@@ -116,7 +116,10 @@ def test_declared_actions_bound_the_recourse_search():
     assert down.allows(0.9, 0.6) and not down.allows(0.6, 0.9) and not down.allows(0.6, -0.1)
     assert down.allows(float("nan"), 0.3)  # nothing known now: any value in bounds
     assert not FIXED.allows(1.0, 0.5) and Action().allows(1.0, 2.0) and not Action(high=1.5).allows(1.0, 2.0)
-    assert action_of("max_dpd_12m") is ACTIONS["max_dpd_12m"] and not action_of("max_dpd_12m").actionable
+    assert action_of("max_dpd_12m") is FIXED and action_of("income") is ACTIONS["income"] is FIXED
+    assert action_of("util_latest").direction == "down" and action_of("share_dining_12m") is FIXED
+    assert action_of("night_login_share_3m") == Action()  # not a canonical feature: either way
+    assert action_of("PAY_AMT1_12m") == Action()  # a bank's own column, whatever its name
     assert action_of("PAY_AMT1") == Action()  # a bank's own column: either way, within the population
     assert action_of("util_latest", {"util_latest": FIXED}) is FIXED  # the caller's declaration wins
 
