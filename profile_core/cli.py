@@ -117,11 +117,17 @@ def cmd_train(a: argparse.Namespace) -> int:
     from profile_core.views import metrics_table
 
     roles = dict(r.split("=", 1) for r in a.role or [] if "=" in r)
-    summary = train_and_save(
-        a.data, a.out, tasks=a.task, roles=roles, use_age=a.use_age, arch=a.arch, weighting=a.weighting,
-        epochs=a.epochs, seed=a.seed, device=a.device, baselines=a.baselines, workspace=a.workspace,
-        progress=not a.json, tune=a.tune,
-    )
+    if getattr(a, "engine", "local") == "ray":  # Ray Train, a.workers CPU workers (profile_core.distributed)
+        from profile_core.distributed import train_ray
+
+        summary = train_ray(a.data, a.out, workers=a.workers, tasks=a.task, roles=roles, use_age=a.use_age,
+                            arch=a.arch, weighting=a.weighting, epochs=a.epochs, seed=a.seed, workspace=a.workspace)
+    else:
+        summary = train_and_save(
+            a.data, a.out, tasks=a.task, roles=roles, use_age=a.use_age, arch=a.arch, weighting=a.weighting,
+            epochs=a.epochs, seed=a.seed, device=a.device, baselines=a.baselines, workspace=a.workspace,
+            progress=not a.json, tune=a.tune,
+        )
     if a.json:  # strict JSON: NaN and infinities become null
         print(json.dumps(jsonable(summary), ensure_ascii=False, indent=2, allow_nan=False))
         return 0
@@ -144,6 +150,12 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_score(a: argparse.Namespace) -> int:
     from profile_core.pipeline import score
 
+    if getattr(a, "engine", "local") == "ray":  # Ray Data over a feature table (profile_core.distributed)
+        from profile_core.distributed import score_ray
+
+        stats = score_ray(a.bundle, a.data, a.out, batch_size=a.chunk_size, actors=a.workers)
+        print(f"scored {stats.rows} customers → {a.out}/ ({stats.files} Parquet files, {stats.actors} actors)")
+        return 0
     n = score(a.bundle, a.data, a.out, workspace=a.workspace, chunk_size=a.chunk_size, progress=True)
     print(f"scored {n} customers → {a.out}")
     return 0
@@ -259,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the role of a label: pd | score | grade | generic (default: proposed from its name)")
     s.add_argument("--use-age", action="store_true", help="let age be a model input (off by default)")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="ray: Ray Train with --workers CPU workers (extra scale; $RAY_ADDRESS joins a cluster)")
+    s.add_argument("--workers", type=int, default=2, help="Ray Train workers (--engine ray)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_train)
 
@@ -268,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workspace", default=str(current().workspace))
     s.add_argument("--out", required=True, help=".csv or .parquet")
     s.add_argument("--chunk-size", type=int, default=50_000)
+    s.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="ray: Ray Data over a feature table (.parquet file or folder); --out is a folder of "
+                        "Parquet files, --chunk-size the batch per actor (extra scale; $RAY_ADDRESS joins a cluster)")
+    s.add_argument("--workers", type=int, help="Ray Data scoring actors (--engine ray; default one per CPU but one)")
     s.set_defaults(func=cmd_score)
 
     s = sub.add_parser("explain", help="print a customer's card and reason codes, or global importance")
@@ -327,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bench", help="benchmarks; results in benchmarks/results/")
     s.add_argument("which", choices=["ingest", "train", "explain", "accuracy", "perf", "scoring", "api_load",
-                                     "api_memory", "sharing", "scale"])
+                                     "api_memory", "sharing", "scale", "whatif"])
     s.add_argument("--dataset", choices=["taiwan", "census"])
     s.add_argument("--seeds", type=int)
     s.add_argument("--quick", action="store_true", default=None)

@@ -566,9 +566,13 @@ class _Checkpoints:
 
 def _train_epoch(model: MultiTaskNet, weighting: Weighting, optimizer: torch.optim.Optimizer, X: Tensor,
                  Y: dict[str, Tensor], order: Tensor, tasks: list[TaskSpec], complete: frozenset[str],
-                 batch_size: int) -> tuple[dict[str, float], dict[str, float]]:
-    """One pass over ``order`` (row indices on the device); mean train loss and mean weight per task."""
+                 batch_size: int, forward: torch.nn.Module | None = None
+                 ) -> tuple[dict[str, float], dict[str, float]]:
+    """One pass over ``order`` (row indices on the device); mean train loss and mean weight per task.
+    ``forward``: the module that runs the batches when it is not ``model`` itself (a DistributedDataParallel
+    wrapper of it, ``profile_core.distributed``)."""
     model.train()
+    forward = model if forward is None else forward
     shared = model.shared_parameters()
     sums = {t.name: torch.zeros((), device=X.device) for t in tasks}
     counts = dict.fromkeys(sums, 0)
@@ -576,7 +580,7 @@ def _train_epoch(model: MultiTaskNet, weighting: Weighting, optimizer: torch.opt
     n_steps = 0
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        losses = masked_losses(model(X[rows]), {t: y[rows] for t, y in Y.items()}, tasks, complete)
+        losses = masked_losses(forward(X[rows]), {t: y[rows] for t, y in Y.items()}, tasks, complete)
         if not losses:  # no labels at all in this batch
             continue
         optimizer.zero_grad(set_to_none=True)
