@@ -20,7 +20,9 @@ Interfaces:
 - :func:`lake_features` writes the feature table of a lake to one Parquet file with DuckDB (views over the
   files, a memory limit, spilling to disk, partition by partition), equal to
   ``features.build_features_from_frames`` of the same portfolio; :func:`partition_features` does one
-  partition (the unit a distributed worker runs).
+  partition (the unit a distributed worker runs) with the whole lake's cut-off (:func:`lake_as_of`).
+- :func:`read_feature_rows`, :func:`lake_card` and :class:`LakeCards`: a customer's card (CLI ``explain``,
+  API ``serve --lake``) from its rows by key, its feature row and a seeded 10k-row reference sample.
 """
 
 from __future__ import annotations
