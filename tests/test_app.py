@@ -297,8 +297,8 @@ def test_train_tiny_model_to_completion_and_save(env):
     _ok(at)
     assert any("2" in s.value for s in at.success)
     shown = _frame_with(at, "角色")  # views.metrics_table: tasks as named, roles, one row per metric
-    assert list(dict.fromkeys(shown["任务"])) == ["信用评分", "违约概率", "风险等级"]
-    assert set(shown["角色"]) == {"信用评分", "违约概率", "风险等级"}
+    assert list(dict.fromkeys(shown["任务"])) == ["信用评分", "违约概率", "风险等级", "理财购买倾向", "流失概率"]
+    assert set(shown["角色"]) == {"信用评分", "违约概率", "风险等级", "购买倾向", "流失概率"}
     assert len(at.get("plotly_chart")) >= 2  # loss and metric curves
     at.text_input(key=keys.SAVE_NAME).set_value("tiny-test").run()
     at.button(key=keys.SAVE_BUTTON).click().run()
@@ -308,7 +308,7 @@ def test_train_tiny_model_to_completion_and_save(env):
     with Workspace(os.environ["PROFILE_WORKSPACE"]) as ws:  # registered, not yet everybody's model
         row = ws.model(saved)
         assert row["dataset"] == "demo" and row["trained_by"] == "analyst" and ws.champion("demo") is None
-        assert set(row["metrics"]) == {"credit_score", "default", "risk_level"}
+        assert set(row["metrics"]) == {"credit_score", "default", "risk_level", "wm_purchase", "churn"}
     assert at.selectbox(key=registry.MODEL_SELECT).value == str(saved.resolve())  # newest first
     at.button(key=registry.MODEL_CHAMPION).click().run()
     _ok(at)
@@ -341,8 +341,8 @@ def test_load_demo_bundle_shows_manifest(env):
     text = " ".join(m.value for m in at.markdown)
     assert "demo" in text and "shared-bottom" in text
     shown = _frame_with(at, "角色")  # views.metrics_table: tasks as named, roles, one row per metric
-    assert list(dict.fromkeys(shown["任务"])) == ["信用评分", "违约概率", "风险等级"]
-    assert set(shown["角色"]) == {"信用评分", "违约概率", "风险等级"}
+    assert list(dict.fromkeys(shown["任务"])) == ["信用评分", "违约概率", "风险等级", "理财购买倾向", "流失概率"]
+    assert set(shown["角色"]) == {"信用评分", "违约概率", "风险等级", "购买倾向", "流失概率"}
 
 
 def test_flat_dataset_trains(env, analyst):
@@ -371,4 +371,5 @@ def test_heavy_work_is_warmed_in_the_background_once_per_model_and_data(env):
     at.run()  # the next run (and any other session) reuses it
     assert [j for k, j in cache._WARMING.items() if k[0] == os.environ["PROFILE_WORKSPACE"]] == [job]
     expl = cache.portfolio_explanation(*job.meta["keys"])  # served from the cache the job filled
-    assert set(expl.values) == {"credit_score", "default", "risk_level"} and len(expl.customer_ids) == 300
+    assert set(expl.values) == {"credit_score", "default", "risk_level", "wm_purchase", "churn"}
+    assert len(expl.customer_ids) == 300
