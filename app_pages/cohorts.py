@@ -90,6 +90,7 @@ else:
 st.subheader(tr("cohorts.drift"))
 st.caption(tr("cohorts.drift_caption", a=names[0], b=names[1]))
 drift = comparison.drift.assign(feature=comparison.drift["feature"].map(lambda c: labels.get(c, c)),
+                                kind=comparison.drift["kind"].map(lambda k: tr(f"cohorts.kind.{k}")),
                                 status=comparison.drift["status"].map(lambda s: tr(f"cohorts.psi.{s}") if s else "—"))
 st.dataframe(drift, hide_index=True, key="cohorts-drift-table",
              column_config={"feature": st.column_config.Column(tr("cohorts.col.feature")),
