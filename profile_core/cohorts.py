@@ -41,7 +41,7 @@ OPERATORS: tuple[str, ...] = ("==", "!=", "in", "between", ">=", "<=", "contains
 Operator = Literal["==", "!=", "in", "between", ">=", "<=", "contains"]
 MAX_FILTERS = 20
 MAX_VALUES = 500
-SHAP_SAMPLE = 200  # customers per cohort whose SHAP values the importance comparison averages
+SHAP_SAMPLE = 100  # customers per cohort whose SHAP values the importance comparison averages
 SHAP_SEED = 0
 COHORT = "cohort"  # the column naming each row's cohort in the stacked frame the charts draw
 _SPLIT = re.compile(r"[,，]")

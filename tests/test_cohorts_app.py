@@ -49,7 +49,7 @@ def test_default_comparison_all_against_high_risk(signed_in, expected):  # noqa:
     assert len(at.tabs) >= len(heads)  # top attributes, one tab per head
     drift = next(df.value for df in at.dataframe if "psi" in df.value.columns)
     assert len(drift) > 10 and np.isfinite(drift["psi"].astype(float)).all()
-    assert any("最多随机抽取 200 位客户" in c.value for c in at.caption)
+    assert any(f"最多随机抽取 {cohorts.SHAP_SAMPLE} 位客户" in c.value for c in at.caption)
 
 
 def test_filters_change_counts_exactly_and_invalid_ones_are_refused(signed_in, expected):  # noqa: F811

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from profile_core.cohorts import SHAP_SAMPLE
 from tests.e2e.test_browser import shot, wait_idle
 from tests.e2e.test_card import _nav, _no_exception, open_signed_in
 
@@ -52,7 +53,7 @@ def test_cohorts_page_compares_and_saves(server, page, artifacts):
     main = page.inner_text('[data-testid="stMain"]')
     assert "全部客户 · 客户数" in main and "高风险客户 · 客户数" in main
     assert "300" in main  # every customer of the demo portfolio in cohort A
-    assert "客群之间的漂移（PSI）" in main and "最多随机抽取 200 位客户" in main
+    assert "客群之间的漂移（PSI）" in main and f"最多随机抽取 {SHAP_SAMPLE} 位客户" in main
     assert page.locator(".js-plotly-plot").count() >= 3  # distributions by role + the first head's importance
     shot(page, artifacts, "cohorts")  # all customers against the riskiest grades
     page.get_by_role("button", name="保存客群").nth(1).click()  # cohort B: the riskiest grades
