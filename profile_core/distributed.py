@@ -40,7 +40,6 @@ import pandas as pd
 
 from profile_core.i18n import MessageError
 
-LAKE_META = "_lake.json"
 LAKE_TABLES = ("customers", "transactions", "behaviors", "credit_records")
 ID = "customer_id"
 
@@ -82,105 +81,61 @@ def cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-# --- the lake ---------------------------------------------------------------------------------------------
-
-def is_lake(path: str | Path) -> bool:
-    path = Path(path)
-    return path.is_dir() and ((path / LAKE_META).is_file() or any((path / "customers").glob("part=*/data.parquet")))
-
+# --- the lake (profile_core.lake: layout, as-of date, per-partition views) ----------------------------------
 
 def lake_partitions(lake: str | Path) -> list[int]:
-    """The partition numbers of a lake (from its customers table)."""
-    lake = Path(lake)
-    if not is_lake(lake):
-        raise ScaleError("scale.not_a_lake", path=lake)
-    return sorted(int(p.parent.name.split("=", 1)[1]) for p in (lake / "customers").glob("part=*/data.parquet"))
+    """The partition numbers of a lake (``_lake.json``; ``lake.not_a_lake`` when there is none)."""
+    from profile_core.lake import read_lake_meta
 
-
-def partition_files(lake: str | Path, k: int) -> dict[str, Path]:
-    """table → the Parquet file of partition ``k`` (tables absent from the lake are left out)."""
-    files = {t: Path(lake) / t / f"part={k:05d}" / "data.parquet" for t in LAKE_TABLES}
-    return {t: p for t, p in files.items() if p.is_file()}
-
-
-def _connect(memory_limit: str | None = None, threads: int | None = None):
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    if memory_limit:
-        con.execute(f"SET memory_limit = '{memory_limit}'")
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    return con
-
-
-def _views(con, files: dict[str, list[Path] | Path]) -> dict[str, str]:
-    from profile_core.sql import quote_ident, quote_literal
-
-    for table, paths in files.items():
-        paths = paths if isinstance(paths, list) else [paths]
-        listed = "[" + ", ".join(quote_literal(str(p)) for p in paths) + "]"
-        con.execute(f"CREATE VIEW {quote_ident(table)} AS SELECT * FROM read_parquet({listed}, hive_partitioning = false)")
-    return {t: t for t in files}
+    return list(range(int(read_lake_meta(lake)["partitions"])))
 
 
 def lake_as_of(lake: str | Path) -> str:
-    """The as-of date the single-machine path would choose for the whole lake (the last event date,
-    ``features._default_as_of``), read from the event tables' time columns only."""
-    from profile_core.features import _default_as_of
+    """The as-of date the single-machine path chooses for the whole lake (its last event date)."""
+    from profile_core.lake import lake_as_of as as_of
 
-    parts = lake_partitions(lake)
-    files = {t: [f for k in parts if (f := partition_files(lake, k).get(t))] for t in LAKE_TABLES}
-    con = _connect()
-    try:
-        return _default_as_of(con, _views(con, {t: v for t, v in files.items() if v}))
-    finally:
-        con.close()
+    return as_of(lake)
 
 
-def partition_features(lake: str | Path, k: int, as_of: str, *, memory_limit: str | None = "1GB",
-                       out: str | Path | None = None) -> pd.DataFrame | int:
-    """The feature table of partition ``k`` (``features.build_feature_table`` over its Parquet files, as of
-    ``as_of``); with ``out``, written to ``<out>/part-<k>.parquet`` (integer columns as float64, so every
-    partition has one schema) and its row count returned."""
+def partition_frame(lake: str | Path, k: int, as_of: str, *, memory_limit: str = "1GB") -> pd.DataFrame:
+    """The feature frame of partition ``k``: ``features.build_feature_table`` over its Parquet files (one
+    DuckDB thread, ``memory_limit``) as of ``as_of``."""
     from profile_core.features import build_feature_table
+    from profile_core.lake import connect, lake_views
 
-    con = _connect(memory_limit, threads=1)
+    con = connect(memory_limit, threads=1)
     try:
-        frame = build_feature_table(con, _views(con, partition_files(lake, k)), as_of)
+        return build_feature_table(con, lake_views(con, lake, k), as_of)
     finally:
         con.close()
-    if out is None:
-        return frame
-    ints = [c for c in frame.columns if pd.api.types.is_integer_dtype(frame[c].dtype)]
-    frame[ints] = frame[ints].astype("float64")
-    Path(out).mkdir(parents=True, exist_ok=True)
-    target = Path(out) / f"part-{k:05d}.parquet"
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-    frame.to_parquet(tmp, index=False, row_group_size=100_000)
-    os.replace(tmp, target)
-    return len(frame)
 
 
 def lake_features(lake: str | Path, *, out: str | Path | None = None, as_of: str | None = None,
-                  memory_limit: str | None = "1GB", cpus_per_task: float = 1.0) -> pd.DataFrame | int:
-    """Features of every customer of ``lake``: one Ray task per partition (same SQL, one global as-of date).
-    Without ``out`` the frame sorted by customer_id (``attrs["as_of"]`` set) — equal to the single-machine
-    feature table; with ``out`` a folder of ``part-<k>.parquet`` files and the total row count."""
+                  memory_limit: str = "1GB", cpus_per_task: float = 1.0) -> pd.DataFrame | int:
+    """Features of every customer of ``lake``: one Ray task per partition (the same SQL, one as-of date for
+    all, :func:`lake_as_of`). Without ``out``: the frame sorted by customer_id (``attrs["as_of"]`` set), equal
+    to the single-machine feature table. With ``out``: a folder of ``part-<k>.parquet`` files written by
+    DuckDB (``lake.partition_features``: same rows and values, one schema) and the row count."""
     ray = require_ray()
     init_ray()
     parts = lake_partitions(lake)
     as_of = as_of or lake_as_of(lake)
+    if out is None:
+        task = ray.remote(num_cpus=cpus_per_task)(partition_frame)
+        frames = ray.get([task.remote(str(lake), k, as_of, memory_limit=memory_limit) for k in parts])
+        frame = pd.concat(frames, ignore_index=True).sort_values(ID, kind="stable").reset_index(drop=True)
+        frame.attrs["as_of"] = str(as_of)
+        return frame
+    from profile_core.lake import partition_features
+
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    out.mkdir(parents=True)
     task = ray.remote(num_cpus=cpus_per_task)(partition_features)
-    refs = [task.remote(str(lake), k, as_of, memory_limit=memory_limit, out=None if out is None else str(out))
-            for k in parts]
-    results = ray.get(refs)
-    if out is not None:
-        return int(sum(results))
-    frame = pd.concat(results, ignore_index=True).sort_values(ID, kind="stable").reset_index(drop=True)
-    frame.attrs["as_of"] = str(as_of)
-    return frame
+    written = ray.get([task.remote(str(lake), k, str(out / f"part-{k:05d}.parquet"), as_of=as_of,
+                                   memory_limit=memory_limit, threads=1) for k in parts])
+    return int(sum(pq_rows(p) for p in written))
 
 
 # --- scoring with Ray Data -----------------------------------------------------------------------------------
@@ -540,6 +495,8 @@ def training_frame(data: str | Path, *, workspace: str | Path | None = None):
     from profile_core.pipeline import DataSource, data_fingerprint, load_source
 
     path = Path(str(data))
+    from profile_core.lake import is_lake
+
     if not str(data).startswith("workspace:") and (is_lake(path) or path.suffix == ".parquet"
                                                    or (path.is_dir() and any(path.glob("part-*.parquet")))):
         frame = lake_features(path) if is_lake(path) else pd.read_parquet(_parquet_paths(path))

@@ -19,6 +19,7 @@ from profile_core import distributed as D
 from profile_core.bundle import load_bundle
 from profile_core.cli import main
 from profile_core.features import build_feature_table, build_features_from_frames
+from profile_core.i18n import MessageError
 from profile_core.scoring import score_chunk, score_file
 from profile_core.synth import generate_portfolio
 
@@ -28,25 +29,11 @@ LABELS = {"credit_score": "regression", "default_flag": "binary", "risk_level": 
 
 
 def write_lake(out: Path, n: int, partitions: int, seed: int = 7) -> Path:
-    """A lake in the shared layout (notes: <lake>/<table>/part=<k:05d>/data.parquet, one customer's rows in
-    one partition, partition k from generate_portfolio(n_k, seed=seed + k, first_id=...))."""
-    try:
-        from profile_core.lake import write_demo_lake
-    except ImportError:
-        write_demo_lake = None
-    if write_demo_lake is not None:
-        write_demo_lake(out, n, partitions, seed, 12)
-        return out
-    sizes = [n // partitions + (k < n % partitions) for k in range(partitions)]
-    first = 1
-    for k, size in enumerate(sizes):
-        for table, frame in generate_portfolio(size, seed=seed + k, first_id=first).tables().items():
-            folder = out / table / f"part={k:05d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            frame.to_parquet(folder / "data.parquet", index=False)
-        first += size
-    (out / "_lake.json").write_text(json.dumps({"n_customers": n, "partitions": partitions, "seed": seed,
-                                                "months": 12, "end": "2026-10-31", "tables": list(D.LAKE_TABLES)}))
+    """A lake in the shared layout (<lake>/<table>/part=<k:05d>/data.parquet, one customer's rows in one
+    partition) written by the demo generator."""
+    from profile_core.lake import write_demo_lake
+
+    write_demo_lake(out, n, partitions, seed, 12)
     return out
 
 
@@ -118,11 +105,11 @@ def test_lake_features_equal_the_single_machine_feature_table(lake, lake_frames,
     assert rows == 2000 and [f.name for f in files] == [f"part-{k:05d}.parquet" for k in range(4)]
     back = pd.read_parquet(files).sort_values("customer_id").reset_index(drop=True)
     assert list(back.columns) == list(got.columns)
-    pd.testing.assert_frame_equal(back, got, check_dtype=False, check_exact=True)  # integers stored as float64
+    pd.testing.assert_frame_equal(back, got, check_dtype=False, check_exact=True)  # DuckDB's own integer widths
 
 
 def test_lake_errors_name_the_folder(tmp_path, ray_local):
-    with pytest.raises(D.ScaleError, match="not a partitioned data lake") as err:
+    with pytest.raises(MessageError, match="not a partitioned data lake") as err:  # lake.LakeError
         D.lake_features(tmp_path)
     assert str(tmp_path) in str(err.value)
     with pytest.raises(D.ScaleError, match="no Parquet feature table"):
@@ -183,26 +170,19 @@ def train_frame(lake):
     return D.lake_features(lake)
 
 
-def test_one_ray_worker_trains_exactly_like_fit(train_frame, tmp_path, ray_local):
+def test_train_engine_ray_one_worker_is_fit_and_two_workers_reach_its_metrics(lake, train_frame, tmp_path,
+                                                                              ray_local, capsys):
     from profile_core.pipeline import DataSource, training_plan
     from profile_core.train import fit
 
     source = DataSource({}, dict(LABELS), name="lake")
-    tasks, config = training_plan(source, train_frame, seed=42, device="cpu", max_epochs=4)
+    tasks, config = training_plan(source, train_frame, seed=42, device="cpu", max_epochs=6)
     local = fit(train_frame, tasks, config)
-    summary = D.train_ray(None, tmp_path / "one", workers=1, epochs=4, frame=train_frame, source=source)
-    assert summary["workers"] == 1 and summary["epochs"] == len(local.history) == 4
-    assert json.dumps(summary["metrics"], sort_keys=True) == json.dumps(local.metrics, sort_keys=True, default=float)
+    # one worker: the same shard (every training row), batches, seed and steps as fit: the same numbers
+    one = D.train_ray(None, tmp_path / "one", workers=1, epochs=6, frame=train_frame, source=source)
+    assert one["workers"] == 1 and one["epochs"] == len(local.history) == 6
+    assert json.dumps(one["metrics"], sort_keys=True) == json.dumps(local.metrics, sort_keys=True, default=float)
 
-
-def test_train_engine_ray_with_two_workers_reaches_the_single_worker_metrics(lake, train_frame, tmp_path,
-                                                                             ray_local, capsys):
-    from profile_core.pipeline import DataSource, training_plan
-    from profile_core.train import fit
-
-    tasks, config = training_plan(DataSource({}, dict(LABELS), name="lake"), train_frame, seed=42, device="cpu",
-                                  max_epochs=6)
-    local = fit(train_frame, tasks, config).metrics["test"]
     out = tmp_path / "two"
     assert main(["train", "--engine", "ray", "--workers", "2", "--epochs", "6", "--data", str(lake),
                  "--out", str(out), "--json"]) == 0
@@ -212,14 +192,16 @@ def test_train_engine_ray_with_two_workers_reaches_the_single_worker_metrics(lak
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "weights.safetensors"]
     assert bundle.manifest["split_sizes"] == {"train": 1400, "val": 300, "test": 300}
     assert bundle.manifest["data"]["as_of"] == "2026-10-31" and len(bundle.manifest["data"]["holdout_ids"]) == 300
-    two = bundle.manifest["metrics"]["test"]
+    # the lake declares the demo's labels as ingest does (the marketing outcomes too): none is an input
+    assert {"default_flag": "label", "wm_purchase_3m": "label", "gender": "protected"}.items() \
+        <= bundle.manifest["excluded_inputs"].items()
+    two, base = bundle.manifest["metrics"]["test"], local.metrics["test"]
     # 2 workers × 128 rows per step = the single worker's 256-row batch, but other rows meet in a step:
-    # within the run-to-run noise of one worker (measured: AUC 0.003, R² 0.006, QWK 0.03 apart on this demo)
-    assert abs(two["default"]["auc"] - local["default"]["auc"]) < 0.02
-    assert abs(two["credit_score"]["r2"] - local["credit_score"]["r2"]) < 0.03
-    assert abs(two["risk_level"]["qwk"] - local["risk_level"]["qwk"]) < 0.06
-    scored = bundle.predict(train_frame.iloc[:5])
-    assert scored["default_prob"].between(0, 1).all()
+    # within the seed-to-seed noise of one worker (measured on this demo: see docs/scaling.md)
+    assert abs(two["default"]["auc"] - base["default"]["auc"]) < 0.02
+    assert abs(two["credit_score"]["r2"] - base["credit_score"]["r2"]) < 0.03
+    assert abs(two["risk_level"]["qwk"] - base["risk_level"]["qwk"]) < 0.06
+    assert bundle.predict(train_frame.iloc[:5])["default_prob"].between(0, 1).all()
 
 
 def test_gradnorm_is_refused_before_any_work(train_frame, tmp_path, ray_local):
