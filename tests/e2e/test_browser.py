@@ -68,7 +68,7 @@ def test_every_page_renders(server, page, artifacts):
         sidebar = page.inner_text('[data-testid="stSidebar"]')
         assert "模型辅助，人工决策" in sidebar and "demo" in sidebar  # the shell on every page
         shot(page, artifacts, name)
-    assert page.locator(".js-plotly-plot").count() == 5  # the portfolio page's charts
+    assert page.locator(".js-plotly-plot").count() == 7  # 5 risk charts + a histogram per marketing head
     (artifacts / "timings.json").write_text(json.dumps(
         {"unit": "seconds from navigation to an idle page (new session each)", "pages": TIMINGS},
         indent=2, ensure_ascii=False), encoding="utf-8")
