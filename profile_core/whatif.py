@@ -208,11 +208,12 @@ def recourse(bundle, row: pd.DataFrame, population: pd.DataFrame, *, target_grad
     col, limit = f"{task.name}_prob", _pd_limit(target_grade)
     cid = str(row["customer_id"].iloc[0]) if "customer_id" in row.columns else ""
     numeric = set(bundle.preprocessor.numeric)
-    names = [a for a in (attributes or editable_attributes(bundle)) if a in numeric and a in population.columns
-             and action_of(a, actions).actionable]
+    acts = {a: action_of(a, actions) for a in (attributes or editable_attributes(bundle))
+            if a in numeric and a in population.columns}
+    names = [a for a, act in acts.items() if act.actionable]
     now = {a: float(row[a].iloc[0]) if pd.notna(row[a].iloc[0]) else np.nan for a in names}
     values = {a: np.array([v for v in np.unique(np.nanquantile(pd.to_numeric(population[a], errors="coerce"), GRID))
-                           if action_of(a, actions).allows(now[a], v)]) for a in names}
+                           if acts[a].allows(now[a], v)]) for a in names}
     spread = {a: float(np.subtract(*np.nanquantile(pd.to_numeric(population[a], errors="coerce"), [0.75, 0.25])))
               or 1.0 for a in names}
 
@@ -306,6 +307,13 @@ def recourse_side_effects(result: Recourse | WhatIf, bundle, lang: str = "zh", *
     return out
 
 
+def better_grade(grade: str) -> str:
+    """One grade better than ``grade`` (A stays A): the default recourse target."""
+    from profile_core.scorecard import GRADES
+
+    return GRADES[max(GRADES.index(grade) - 1, 0)]
+
+
 @dataclass
 class RecourseView:
     """A recourse as people read it — in the HTML report and on the card: sentence, side effects, heads table."""
@@ -330,7 +338,7 @@ def next_grade_recourse(bundle, features: pd.DataFrame, customer_id: str, lang: 
     grade = str(score_chunk(bundle, row)["pd_grade"].iloc[0])
     if grade not in GRADES or grade == GRADES[0]:
         return None
-    result = recourse(bundle, row, features, target_grade=GRADES[GRADES.index(grade) - 1])
+    result = recourse(bundle, row, features, target_grade=better_grade(grade))
     table = heads_frame(WhatIf(str(customer_id), dict(result.changes), result.heads, result.scorecard), lang) \
         if result.found else None
     return RecourseView(result.target_grade, recourse_sentence(result, bundle, lang),

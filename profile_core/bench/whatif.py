@@ -58,12 +58,6 @@ def _ms(values: list[float]) -> dict[str, float]:
             "p95_ms": round(1000 * float(np.quantile(values, 0.95)), 1), "n": len(values)}
 
 
-def _better(grade: str) -> str:
-    from profile_core.scorecard import GRADES
-
-    return GRADES[max(GRADES.index(grade) - 1, 0)]
-
-
 class _Context:
     """The model, the population and the shared pieces of every recourse method."""
 
@@ -151,12 +145,12 @@ def _dice(method: str):
 
 
 def _recourse_rows(ctx: _Context, ids: list, method, name: str) -> dict[str, Any]:
-    from profile_core.whatif import _pd_limit
+    from profile_core.whatif import _pd_limit, better_grade
 
     times, found = [], []
     for cid in ids:
         row = ctx.features.loc[[cid]]
-        target = _better(str(ctx.scores.at[cid, "pd_grade"]))
+        target = better_grade(str(ctx.scores.at[cid, "pd_grade"]))
         limit = _pd_limit(target)
         start = time.perf_counter()
         suggestion = method(ctx, row, target, limit)
