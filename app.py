@@ -10,7 +10,8 @@ not open are not in its navigation, so their URLs do not run for it.
 
 Environment: ``PROFILE_WORKSPACE`` (DuckDB file), ``PROFILE_MODELS``, ``PROFILE_DEMO_DATA``,
 ``PROFILE_DEMO_BUNDLE``; sign-in: ``PROFILE_USERS``, ``PROFILE_DEMO``, ``PROFILE_AUTOLOGIN``,
-``PROFILE_SESSION_MINUTES``; ``PROFILE_AUDIT`` (audit log file).
+``PROFILE_SESSION_MINUTES``; ``PROFILE_AUDIT`` (audit log file); ``PROFILE_LAKE`` with ``PROFILE_LAKE_FEATURES`` (and
+``PROFILE_LAKE_BUNDLE``): a partitioned data set shown read-only, one customer read by key (``ui.lake``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import streamlit as st
 from profile_core.audit import install_log_redaction
 from profile_core.auth import allowed
 from profile_core.i18n import LANGS, t
-from ui import audit, auth, cache, keys, registry, state
+from ui import audit, auth, cache, keys, lake, registry, state
 from ui.keys import PagePath
 from ui.loading import bootstrap, sync_active
 
@@ -86,9 +87,13 @@ def sidebar(user) -> None:
             st.toggle(state.tr("app.reveal"), value=state.reveal(), key=keys.REVEAL_TOGGLE, on_change=_on_reveal,
                       help=state.tr("trust.reveal_help"))
         st.divider()
-        dataset, bundle = state.active_dataset(), state.active_bundle()
+        if lake.active():  # a read-only lake: its name and the model its cards use
+            dataset, bundle_name = lake.sidebar_names()
+        else:
+            dataset, bundle = state.active_dataset(), state.active_bundle()
+            bundle_name = bundle.name if bundle else None
         st.caption(f"{state.tr('app.active_dataset')}: **{dataset or state.tr('app.none')}**")
-        st.caption(f"{state.tr('app.active_bundle')}: **{bundle.name if bundle else state.tr('app.none')}**")
+        st.caption(f"{state.tr('app.active_bundle')}: **{bundle_name or state.tr('app.none')}**")
         st.info(state.tr("app.notice"), icon=":material/gavel:")
 
 
@@ -117,13 +122,14 @@ def main() -> None:
     pages = [st.Page(str(path), title=state.tr(title), icon=icon)
              for path, title, icon, permission in _PAGES if allowed(policy, permission)]
     page = st.navigation(pages)  # the first page allowed is the default
-    bootstrap()
-    sync_active()
-    _redact_names()
-    try:
-        cache.warm_active()  # predictions, cards and explanations built in the background, once per model × data
-    except Exception:  # noqa: BLE001 - the pages compute what they need themselves
-        log.exception("starting the warm-up failed")
+    if not lake.active():  # on a lake nothing portfolio-wide is loaded, warmed or written (ui.lake)
+        bootstrap()
+        sync_active()
+        _redact_names()
+        try:
+            cache.warm_active()  # predictions, cards and explanations built in the background, once per model × data
+        except Exception:  # noqa: BLE001 - the pages compute what they need themselves
+            log.exception("starting the warm-up failed")
     audit.watch_session()
     sidebar(user)
     if user.demo:

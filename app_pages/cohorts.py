@@ -7,11 +7,13 @@ from __future__ import annotations
 import streamlit as st
 
 from profile_core import cohorts, views
-from ui import cache, model_view, state, widgets
+from ui import cache, lake, model_view, state, widgets
 from ui import cohorts as editor
 from ui.state import tr
 
 widgets.page_header("cohorts.title", "cohorts.caption")
+if lake.unavailable("cohorts"):  # a read-only lake: cohorts are filtered from the whole portfolio
+    st.stop()
 if not (widgets.need_data() and widgets.need_bundle()):
     st.stop()
 lang = state.lang()

@@ -8,10 +8,13 @@ import streamlit as st
 from profile_core.privacy import AccessDenied
 from profile_core.report import customer_report
 from profile_core.whatif import next_grade_recourse
-from ui import audit, auth, cache, card, model_view, similar, state, widgets
+from ui import audit, auth, cache, card, lake, model_view, similar, state, widgets
 from ui.state import tr
 
 widgets.page_header("customers.title", "customers.caption")
+if lake.active():  # a read-only lake (PROFILE_LAKE): one customer read by key, never the portfolio
+    lake.customers_page()
+    st.stop()
 if not widgets.need_data():
     st.stop()
 

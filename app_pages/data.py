@@ -7,11 +7,14 @@ import streamlit as st
 from profile_core.auth import allowed, require
 from profile_core.ingest import Limits
 from profile_core.ingest import editing as ed
-from ui import audit, cache, keys, loading, registry, state, widgets
+from ui import audit, cache, keys, lake, loading, registry, state, widgets
 from ui.mapping_step import render_mapping_step
 from ui.state import tr
 
 widgets.page_header("data.title", "data.caption")
+if lake.active():  # a read-only lake: its description, no upload
+    lake.data_page()
+    st.stop()
 
 
 def _load(prepare, store=loading.store_files, uploaded=None) -> bool:

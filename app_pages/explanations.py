@@ -8,10 +8,13 @@ import pandas as pd
 import streamlit as st
 
 from profile_core.privacy import AccessDenied
-from ui import cache, card, explain_view, model_view, state, widgets
+from ui import cache, card, explain_view, lake, model_view, state, widgets
 from ui.state import tr
 
 widgets.page_header("explanations.title", "explanations.caption")
+if lake.active():  # a read-only lake: one customer's explanation; global views from the CLI
+    lake.explanations_page()
+    st.stop()
 if not (widgets.need_data() and widgets.need_bundle()):
     st.stop()
 

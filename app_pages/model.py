@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import cache, model_view, registry, training, widgets
+from ui import cache, lake, model_view, registry, training, widgets
 from ui.state import tr
 
 widgets.page_header("model.title", "model.caption")
+if lake.active():  # a read-only lake: the model its cards use; training from the CLI
+    lake.model_page()
+    st.stop()
 train_tab, bundle_tab = st.tabs([tr("model.tab_train"), tr("model.tab_bundles")])
 
 with bundle_tab:

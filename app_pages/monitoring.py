@@ -11,7 +11,7 @@ from profile_core import charts, fairness, monitor, monitor_charts, report, view
 from profile_core.bundle import read_manifest
 from profile_core.schema import display_name
 from profile_core.tasks import role_task
-from ui import audit, cache, model_view, state, widgets
+from ui import audit, cache, lake, model_view, state, widgets
 from ui.state import tr
 
 REFERENCE_SELECT = "monitor-reference-selectbox"
@@ -19,6 +19,8 @@ CARD_BUTTON = "monitor-card-download-button"
 FAIRNESS_SELECT = "monitor-fairness-selectbox"
 
 widgets.page_header("monitor.title", "monitor.caption")
+if lake.unavailable("monitoring"):  # a read-only lake: metrics need every customer's predictions
+    st.stop()
 if not (widgets.need_data() and widgets.need_bundle()):
     st.stop()
 lang = state.lang()

@@ -7,10 +7,12 @@ import streamlit as st
 
 from profile_core import charts, views
 from profile_core.tasks import role_task
-from ui import audit, cache, campaign, keys, model_view, state, widgets
+from ui import audit, cache, campaign, keys, lake, model_view, state, widgets
 from ui.state import tr
 
 widgets.page_header("portfolio.title", "portfolio.caption")
+if lake.unavailable("portfolio"):  # a read-only lake: this page needs every customer's scores
+    st.stop()
 if not (widgets.need_data() and widgets.need_bundle()):
     st.stop()
 

@@ -22,7 +22,8 @@ Interfaces:
   ``features.build_features_from_frames`` of the same portfolio; :func:`partition_features` does one
   partition (the unit a distributed worker runs) with the whole lake's cut-off (:func:`lake_as_of`).
 - :func:`read_feature_rows`, :func:`lake_card` and :class:`LakeCards`: a customer's card (CLI ``explain``,
-  API ``serve --lake``) from its rows by key, its feature row and a seeded 10k-row reference sample.
+  API ``serve --lake``, the app with ``PROFILE_LAKE``) from its rows by key, its feature row and a seeded
+  10k-row reference sample.
 """
 
 from __future__ import annotations
@@ -349,7 +350,10 @@ class LakeCards:
         self.reference_predictions = bundle.predict(self.reference)
         self.explainer = HeadExplainer(bundle, self.reference)
 
-    def card(self, customer_id: str, *, policy, lang: str = "zh", top_reasons: int = 4):
+    def context(self, customer_id: str):
+        """A ``profile.CardContext`` of one customer: their rows of every table by key, their feature row and
+        prediction first, then the reference sample's (what percentiles and SHAP values are computed
+        against). Unknown id: ``KeyError``."""
         from profile_core.i18n import t
         from profile_core.profile import CardContext
 
@@ -361,5 +365,7 @@ class LakeCards:
         frame = pd.concat([row, self.reference[keep]], ignore_index=True)
         frame.attrs = dict(row.attrs)
         predictions = pd.concat([self.bundle.predict(row), self.reference_predictions[keep]], ignore_index=True)
-        context = CardContext(read_customer(self.lake, cid), frame, predictions, explainer=self.explainer)
-        return context.card(cid, policy=policy, lang=lang, top_reasons=top_reasons)
+        return CardContext(read_customer(self.lake, cid), frame, predictions, explainer=self.explainer)
+
+    def card(self, customer_id: str, *, policy, lang: str = "zh", top_reasons: int = 4):
+        return self.context(customer_id).card(str(customer_id), policy=policy, lang=lang, top_reasons=top_reasons)

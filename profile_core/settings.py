@@ -15,6 +15,10 @@ variable                      default                     meaning
 ``PROFILE_AUDIT``             ``<workspace>.audit.jsonl`` the hash-chained audit log
 ``PROFILE_MAX_UPLOAD_MB``     ``200``                     the largest file the app accepts (also Streamlit's
                                                           ``server.maxUploadSize``)
+``PROFILE_LAKE``              (empty)                     the app shows this partitioned data set (issue 19,
+                                                          ``profile_core.lake``), read-only, one card at a time
+``PROFILE_LAKE_FEATURES``     (empty)                     the lake's feature table (``features --data LAKE``)
+``PROFILE_LAKE_BUNDLE``       the demo bundle             the model the lake's cards use
 ============================  ==========================  ===================================================
 
 Relative paths are relative to the working directory (``make app`` and the CLI run in the project root).
@@ -51,6 +55,9 @@ class Settings(BaseSettings):
     session_minutes: float = 30.0
     audit: Path | None = None
     max_upload_mb: int = 200
+    lake: Path | None = None
+    lake_features: Path | None = None
+    lake_bundle: Path | None = None
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -72,7 +79,13 @@ class Settings(BaseSettings):
         except (TypeError, ValueError):
             return 30.0
 
-    @field_validator("workspace", "models", "demo_data", "demo_bundle", "users", "audit", mode="after")
+    @field_validator("lake", "lake_features", "lake_bundle", mode="before")
+    @classmethod
+    def _unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value  # PROFILE_LAKE= means no lake
+
+    @field_validator("workspace", "models", "demo_data", "demo_bundle", "users", "audit", "lake", "lake_features",
+                     "lake_bundle", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None

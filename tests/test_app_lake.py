@@ -1,0 +1,227 @@
+"""The app on a read-only partitioned data set (``PROFILE_LAKE``, ``ui.lake``; issue 19) through AppTest: a
+customer's card read by key from the lake (the same card, masked per role, audited), the local explanation,
+the pages that need the whole portfolio saying why they are not available (zh and en), and nothing written
+into the lake or its feature file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from profile_core.i18n import t
+from profile_core.privacy import Policy
+from ui import keys
+from ui import lake as lake_ui
+from ui.keys import PagePath
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+TIMEOUT = 120
+N, PARTS, SEED = 300, 3, 7
+CID = "C000150"  # in partition 1
+
+
+@pytest.fixture(scope="module")
+def lake_env(tmp_path_factory):
+    """A 300-customer lake in 3 partitions, its feature file and a 1-epoch model trained from that file."""
+    from profile_core.lake import lake_features, write_demo_lake
+    from profile_core.pipeline import train_and_save
+
+    root = tmp_path_factory.mktemp("lakeapp")
+    write_demo_lake(root / "lake", N, PARTS, seed=SEED)
+    lake_features(root / "lake", root / "features.parquet")
+    train_and_save(root / "features.parquet", root / "bundle", epochs=1, seed=1, device="cpu")
+    customers = pd.concat([pd.read_parquet(p) for p in sorted((root / "lake" / "customers").glob("part=*/*.parquet"))],
+                          ignore_index=True)
+    return {"root": root, "lake": root / "lake", "features": root / "features.parquet", "bundle": root / "bundle",
+            "customers": customers.set_index("customer_id", drop=False)}
+
+
+@pytest.fixture()
+def env(lake_env, tmp_path, monkeypatch):
+    """The app on the lake with a fresh, empty workspace (users, audit) per test."""
+    monkeypatch.setenv("PROFILE_WORKSPACE", str(tmp_path / "ws.duckdb"))
+    monkeypatch.setenv("PROFILE_DEMO_DATA", str(tmp_path / "no-demo"))
+    monkeypatch.setenv("PROFILE_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("PROFILE_LAKE", str(lake_env["lake"]))
+    monkeypatch.setenv("PROFILE_LAKE_FEATURES", str(lake_env["features"]))
+    monkeypatch.setenv("PROFILE_LAKE_BUNDLE", str(lake_env["bundle"]))
+    monkeypatch.setenv("PROFILE_AUTOLOGIN", "analyst")  # a preset keys.ROLE picks another demo account
+    return lake_env
+
+
+def _app(role: str | None = None, lang: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if role:
+        at.session_state[keys.ROLE] = role  # rm → rm01 (RM001), admin → admin (config/users.yaml)
+    if lang:
+        at.session_state[keys.LANG] = lang
+    return at
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _open(at: AppTest, page: PagePath, customer: str | None = None) -> AppTest:
+    at.run()
+    if customer is not None:
+        at.query_params["id"] = customer  # a deep link /customers?id=…
+    at.switch_page(str(page)).run()
+    _ok(at)
+    return at
+
+
+def _card_titles(at: AppTest) -> list[str]:
+    return [s.value for s in at.subheader if " · C" in s.value]
+
+
+def _views(workspace: Path) -> list[tuple[str, str, str]]:
+    log = Path(f"{workspace}.audit.jsonl")
+    if not log.is_file():
+        return []
+    entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(e["user"], e["role"], e["target"]) for e in entries if e["action"] == "view_card"]
+
+
+def _snapshot(*paths: Path) -> dict[str, tuple[int, int]]:
+    out = {}
+    for path in paths:
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*"))
+        for f in files:
+            st = f.stat()
+            out[str(f)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+# ------------------------------------------------------------------ the card
+
+
+def test_card_of_a_lake_customer_reads_only_that_customer(env, monkeypatch, tmp_path):
+    import profile_core.lake as lake_module
+
+    seen: list[str] = []
+    real = lake_module.read_customer
+    monkeypatch.setattr(lake_module, "read_customer", lambda path, cid, *a, **k: seen.append(cid) or real(path, cid))
+    at = _open(_app(), PagePath.CUSTOMERS, CID)
+    row = env["customers"].loc[CID]
+    masked = Policy("analyst").mask_identity(row)["name"]
+    assert masked != row["name"]  # an analyst sees identities masked
+    assert _card_titles(at) == [f"{masked} · {CID}"]
+    assert seen == [CID]  # one customer read by key; nothing portfolio-wide
+    facts = " ".join(c.value for c in at.caption)
+    assert f"{row['city']}" in facts and f"RM{row['rm_id'][2:]}" in facts
+    assert t("lake_app.banner", "zh", name="lake", customers=f"{N:,}", partitions=PARTS) in facts
+    assert len(at.get("plotly_chart")) >= 3  # gauge, monthly flows, login heat map
+    # the sidebar names the lake as the active data set, read-only, and the lake's model
+    sidebar = " ".join(c.value for c in at.sidebar.caption)
+    assert "lake（数据湖，只读）" in sidebar and "**bundle**" in sidebar
+    assert _views(tmp_path / "ws.duckdb") == [("analyst", "analyst", CID)]  # audited as view_card
+    from profile_core.store import Workspace
+
+    with Workspace(os.environ["PROFILE_WORKSPACE"]) as ws:  # no data set loaded into the workspace
+        assert ws.list_datasets().empty
+
+
+def test_search_box_opens_another_customer_and_an_unknown_id_says_so(env, tmp_path):
+    at = _open(_app(lang="en"), PagePath.CUSTOMERS)
+    sample = at.selectbox(key=lake_ui.SAMPLE_SELECT)
+    assert 0 < len(sample.options) <= lake_ui.SAMPLE_IDS and all(o.startswith("C") for o in sample.options)
+    at.text_input(key=lake_ui.SEARCH).set_value("C000007").run()
+    _ok(at)
+    assert _card_titles(at)[0].endswith("· C000007")
+    at.text_input(key=lake_ui.SEARCH).set_value("C999999").run()
+    _ok(at)
+    assert not _card_titles(at)
+    assert [w.value for w in at.warning] == [t("lake_app.not_found", "en", customer="C999999", lake="lake")]
+    assert ("analyst", "analyst", "C999999") not in _views(tmp_path / "ws.duckdb")
+
+
+def test_masking_by_role_on_a_lake(env, tmp_path):
+    customers = env["customers"]
+    own = customers[customers["rm_id"] == "RM001"]["customer_id"].iloc[0]
+    other = customers[customers["rm_id"] != "RM001"]["customer_id"].iloc[0]
+    # an RM sees their own customer in full, and another RM's customer not at all (the unknown-ID sentence)
+    at = _open(_app("rm"), PagePath.CUSTOMERS, own)
+    assert _card_titles(at) == [f"{customers.loc[own, 'name']} · {own}"]
+    sample = at.selectbox(key=lake_ui.SAMPLE_SELECT).options
+    assert set(sample) <= set(customers[customers["rm_id"] == "RM001"]["customer_id"])  # only their own IDs
+    at.text_input(key=lake_ui.SEARCH).set_value(other).run()
+    _ok(at)
+    assert not _card_titles(at)
+    assert [w.value for w in at.warning] == [t("lake_app.not_found", "zh", customer=other, lake="lake")]
+    # an admin sees names masked until the (audited) reveal switch is on
+    admin = _open(_app("admin"), PagePath.CUSTOMERS, other)
+    masked = Policy("admin").mask_identity(customers.loc[other])["name"]
+    assert _card_titles(admin) == [f"{masked} · {other}"]
+    admin.toggle(key=keys.REVEAL_TOGGLE).set_value(True).run()
+    _ok(admin)
+    assert _card_titles(admin) == [f"{customers.loc[other, 'name']} · {other}"]
+    assert [v[2] for v in _views(tmp_path / "ws.duckdb")] == [own, other]  # other RM's lookup: not a view
+
+
+def test_local_explanation_of_a_lake_customer(env):
+    at = _open(_app(lang="en"), PagePath.CUSTOMERS, CID)
+    at.switch_page(str(PagePath.EXPLANATIONS)).run()  # the same customer (card.SELECTED)
+    _ok(at)
+    assert [s.value for s in at.subheader][:1] == [t("explanations.local", "en")]
+    assert len(at.get("plotly_chart")) == 1  # the waterfall
+    assert t("lake_app.unavailable.global", "en") in [i.value for i in at.info]
+
+
+# ------------------------------------------------------------------ what a lake cannot do, said
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_pages_that_need_the_portfolio_say_why(env, lang):
+    at = _app(lang=lang).run()
+    _ok(at)
+    for page, area in ((PagePath.PORTFOLIO, "portfolio"), (PagePath.COHORTS, "cohorts"),
+                       (PagePath.MONITORING, "monitoring"), (PagePath.MODEL, "training")):
+        at.switch_page(str(page)).run()
+        _ok(at)
+        assert t(f"lake_app.unavailable.{area}", lang) in [i.value for i in at.info], page
+        assert not at.get("plotly_chart") and not at.dataframe
+    at.switch_page(str(PagePath.DATA)).run()  # the data page: the lake's own description, no upload
+    _ok(at)
+    assert not at.get("file_uploader")
+    assert [m.value for m in at.metric][:4] == [f"{n:,}" for n in _meta(env)["rows"].values()]
+    facts = at.dataframe[0].value
+    assert f"{N:,}" in facts.iloc[:, 1].tolist() and str(PARTS) in facts.iloc[:, 1].tolist()
+
+
+def _meta(env) -> dict:
+    return json.loads((env["lake"] / "_lake.json").read_text(encoding="utf-8"))
+
+
+def test_a_lake_without_its_feature_file_says_how_to_make_one(env, monkeypatch):
+    monkeypatch.delenv("PROFILE_LAKE_FEATURES")
+    at = _open(_app(lang="en"), PagePath.CUSTOMERS)
+    assert [e.value for e in at.error] == [t("lake_app.no_features", "en", lake=str(env["lake"]))]
+    assert not _card_titles(at)
+
+
+def test_nothing_is_written_into_the_lake(env):
+    before = _snapshot(env["lake"], env["features"])
+    at = _open(_app("admin"), PagePath.CUSTOMERS, CID)
+    for page in PagePath:
+        at.switch_page(str(page)).run()
+        _ok(at)
+    at.switch_page(str(PagePath.CUSTOMERS)).run()
+    at.text_input(key=lake_ui.SEARCH).set_value("C000299").run()
+    _ok(at)
+    assert _card_titles(at)[0].endswith("· C000299")
+    assert _snapshot(env["lake"], env["features"]) == before  # no file added, changed or removed
+
+
+def test_settings_read_the_lake_variables():
+    from profile_core.settings import current
+
+    s = current({"PROFILE_LAKE": "/data/lake", "PROFILE_LAKE_FEATURES": "~/f.parquet", "PROFILE_LAKE_BUNDLE": ""})
+    assert s.lake == Path("/data/lake") and s.lake_features == Path("~/f.parquet").expanduser()
+    assert s.lake_bundle is None and current({}).lake is None
