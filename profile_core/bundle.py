@@ -55,7 +55,7 @@ _POINTER_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".joblib", ".bin", ".npy"
 _MANIFEST_KEYS = frozenset({"format_version", "name", "created_utc", "tasks", "architecture", "config", "features",
                             "label_stats", "metrics", "history", "best_epoch", "cancelled", "split_sizes",
                             "data_fingerprint", "versions", "device", "seed", "train_seconds", "samples_per_second",
-                            "weights_sha256", "excluded_inputs", "data"})
+                            "weights_sha256", "excluded_inputs", "data", "hybrid"})
 _SHA256_HEX = frozenset("0123456789abcdef")
 MANIFEST_HASH = "manifest_sha256"
 SIGNATURE = "signature"
@@ -206,6 +206,7 @@ def save_bundle(result: TrainResult, out_dir: str | Path, *, name: str | None = 
                          "val_losses": r.val_losses, "weights": r.weights, "seconds": r.seconds, "best": r.best}
                         for r in result.history],
             "best_epoch": result.best_epoch,
+            "hybrid": result.hybrid,
             "cancelled": result.cancelled,
             "split_sizes": {k: len(v) for k, v in result.split.items()},
             "data_fingerprint": data_fingerprint,
@@ -312,6 +313,8 @@ def load_bundle(path: str | Path, device: str = "cpu") -> Bundle:
         state = load_file(str(weights), device="cpu")  # tensors land on CPU, then move: works for any device
         model = build_net(manifest["architecture"]["name"], config)
         model.load_state_dict(state, strict=True)
+        for trees in getattr(model, "trees", {}).values():  # hybrid heads: indices inside the inputs and nodes
+            trees.validate(config.input_dim)
         tasks = [TaskSpec.from_dict(d) for d in manifest["tasks"]]
         preprocessor = Preprocessor.from_dict(manifest["features"]["preprocessor"])
     except BundleError:

@@ -110,6 +110,12 @@ def _write_frame(frame, out: str) -> None:
         safe_frame(frame).to_csv(out, index=False, encoding="utf-8-sig")  # formula-safe, like exports
 
 
+def _stream_wanted(data: str) -> bool:
+    from profile_core.stream_train import stream_wanted
+
+    return stream_wanted(data)
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from profile_core.i18n import t
     from profile_core.pipeline import train_and_save
@@ -122,11 +128,18 @@ def cmd_train(a: argparse.Namespace) -> int:
 
         summary = train_ray(a.data, a.out, workers=a.workers, tasks=a.task, roles=roles, use_age=a.use_age,
                             arch=a.arch, weighting=a.weighting, epochs=a.epochs, seed=a.seed, workspace=a.workspace)
+    elif a.stream or (a.stream is None and _stream_wanted(a.data)):  # bounded memory (profile_core.stream_train)
+        from profile_core.stream_train import train_streamed, unsupported
+
+        unsupported(baselines=a.baselines, tune=a.tune, hybrid=getattr(a, "hybrid", "none"))
+        summary = train_streamed(a.data, a.out, tasks=a.task, roles=roles, use_age=a.use_age, arch=a.arch,
+                                 weighting=a.weighting, epochs=a.epochs, seed=a.seed, device=a.device,
+                                 chunk_rows=a.chunk_rows, progress=not a.json)
     else:
         summary = train_and_save(
             a.data, a.out, tasks=a.task, roles=roles, use_age=a.use_age, arch=a.arch, weighting=a.weighting,
             epochs=a.epochs, seed=a.seed, device=a.device, baselines=a.baselines, workspace=a.workspace,
-            progress=not a.json, tune=a.tune,
+            progress=not a.json, tune=a.tune, settings={"hybrid": a.hybrid} if a.hybrid != "none" else None,
         )
     if a.json:  # strict JSON: NaN and infinities become null
         print(json.dumps(jsonable(summary), ensure_ascii=False, indent=2, allow_nan=False))
@@ -270,10 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--role", action="append", metavar="NAME=ROLE",
                    help="the role of a label: pd | score | grade | generic (default: proposed from its name)")
     s.add_argument("--use-age", action="store_true", help="let age be a model input (off by default)")
+    s.add_argument("--hybrid", default="none", choices=["none", "blend"],
+                   help="blend: each head blends the net with its own LightGBM, weighted on the validation split")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.add_argument("--engine", default="local", choices=["local", "ray"],
                    help="ray: Ray Train with --workers CPU workers (extra scale; $RAY_ADDRESS joins a cluster)")
     s.add_argument("--workers", type=int, default=2, help="Ray Train workers (--engine ray)")
+    s.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="stream a feature file or lake in bounded memory (default: above 1,000,000 customers)")
+    s.add_argument("--chunk-rows", type=int, default=50_000, help="rows read and trained on at once (--stream)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_train)
 

@@ -243,10 +243,16 @@ class HeadExplainer:
         rows = background_rows(background_frame, n_background, seed)
         self.background_ids = _customer_ids(rows)
         self.background = self._matrix(rows)
+        # hybrid heads (nets.Blend): DeepSHAP runs on the net inside, TreeSHAP on each head's trees
+        self.net = getattr(self.model, "net", self.model)
+        self.trees = dict(getattr(self.model, "trees", {}))
+        self._tree_explainers: dict[str, Any] = {}
         with torch.no_grad():
             self.refs: list[tuple[Tensor, ...]] = []
             with _DeepLift(self.refs):
-                self._reference_out = {k: v.numpy() for k, v in self.model(self.background).items()}
+                self._reference_out = {k: v.numpy() for k, v in self.net(self.background).items()}
+            if self.trees:
+                self._reference_out = self._raw_outputs(self.background)
         self.probe_error: dict[str, float] = {}
         if method == "auto":
             probe = self.background[: min(8, len(self.background))]
@@ -284,7 +290,7 @@ class HeadExplainer:
             rows = len(xb)
             tiled = xb.repeat_interleave(n_ref, dim=0).requires_grad_(True)
             with _DeepLift(self.refs, replay=True):
-                heads = self.model(tiled)
+                heads = self.net(tiled)
             delta = _against(tiled.detach(), self.background)
             for i, k in enumerate(tasks):
                 cls = torch.from_numpy(pick[k][start:start + rows]).repeat_interleave(n_ref)[:, None]
@@ -292,8 +298,29 @@ class HeadExplainer:
                 (grad,) = torch.autograd.grad(chosen.sum(), tiled, retain_graph=i < len(tasks) - 1)
                 phi[k][start:start + rows] = (grad * delta).reshape(rows, n_ref, n_cols).mean(1).numpy()
                 out[k][start:start + rows] = chosen.detach().reshape(rows, n_ref)[:, 0].numpy()
+        for k in tasks:
+            if k in self.trees:
+                phi[k], out[k] = self._blend_trees(k, x, pick[k], phi[k])
         base = {k: self._reference_out[k][:, pick[k]].mean(axis=0) for k in tasks}
         return phi, base, out
+
+    def _blend_trees(self, task: str, x: Tensor, pick: np.ndarray, net_phi: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """A hybrid head's SHAP values ``w·net + (1 − w)·trees`` (interventional TreeSHAP against the same
+        background, so the base value stays the background's mean output) and its blended output."""
+        import shap
+
+        from profile_core.hybrid import shap_trees
+
+        if task not in self._tree_explainers:
+            self._tree_explainers[task] = shap.TreeExplainer(
+                shap_trees(self.trees[task]), data=self.background.numpy(), feature_perturbation="interventional",
+                model_output="raw")
+        values = np.asarray(self._tree_explainers[task].shap_values(x.numpy(), check_additivity=False))
+        values = values.reshape(len(x), x.shape[1], -1)[np.arange(len(x)), :, pick]
+        w = float(self.trees[task].weight)
+        out = self._raw_outputs(x)[task][np.arange(len(x)), pick]
+        return w * net_phi + (1 - w) * values, out
 
     def _permutation(self, x: Tensor, pick: dict[str, np.ndarray], tasks: list[str]
                      ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:

@@ -30,21 +30,26 @@ class NetConfig:
     # each head reading its best) or an ensemble of seeds
     members: int = 1
     member_of: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # hybrid heads (profile_core.hybrid): task → (nodes, trees, depth) of the tree ensemble blended into its
+    # logits; empty: the net alone
+    trees: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["hidden"], d["head_hidden"] = list(self.hidden), list(self.head_hidden)
         d["member_of"] = {t: list(v) for t, v in self.member_of.items()}
+        d["trees"] = {t: list(v) for t, v in self.trees.items()}
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NetConfig:
         return cls(**{**d, "hidden": tuple(d["hidden"]), "head_hidden": tuple(d["head_hidden"]),
-                      "member_of": {t: tuple(v) for t, v in d.get("member_of", {}).items()}})
+                      "member_of": {t: tuple(v) for t, v in d.get("member_of", {}).items()},
+                      "trees": {t: tuple(v) for t, v in d.get("trees", {}).items()}})
 
     def single(self) -> NetConfig:
         """The configuration of one member."""
-        return replace(self, members=1, member_of={})
+        return replace(self, members=1, member_of={}, trees={})
 
     def members_of(self, task: str) -> tuple[int, ...]:
         return self.member_of.get(task) or tuple(range(self.members))
@@ -230,6 +235,73 @@ class MemberMean(MultiTaskNet):
         return [p for m in self.members for p in m.shared_parameters()]
 
 
+MAX_TREE_DEPTH = 64  # traversal steps per tree; LightGBM trees here are capped far below
+
+
+class TreeEnsemble(nn.Module):
+    """A gradient-boosted tree ensemble as tensors (``profile_core.hybrid.tree_arrays``): x (B, n_inputs) →
+    (B, out_dim) raw scores, the sum of each tree's leaf. Every tree walks ``depth`` steps of
+    ``x[feature] <= threshold`` (in float64, as LightGBM compares); a leaf points to itself. ``weight`` is the
+    net's share of the blended logits, ``1 - weight`` the trees'."""
+
+    CHUNK_ROWS = 4096  # rows per traversal: (rows × trees) node indices at a time
+
+    def __init__(self, n_nodes: int, n_trees: int, depth: int, out_dim: int) -> None:
+        super().__init__()
+        self.depth = depth
+        self.register_buffer("feature", torch.zeros(n_nodes, dtype=torch.long))
+        self.register_buffer("threshold", torch.zeros(n_nodes, dtype=torch.float64))
+        self.register_buffer("left", torch.zeros(n_nodes, dtype=torch.long))
+        self.register_buffer("right", torch.zeros(n_nodes, dtype=torch.long))
+        self.register_buffer("value", torch.zeros(n_nodes, out_dim))
+        self.register_buffer("count", torch.zeros(n_nodes, dtype=torch.float64))  # training rows per node
+        self.register_buffer("roots", torch.zeros(n_trees, dtype=torch.long))
+        self.register_buffer("weight", torch.ones(1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        parts = []
+        for start in range(0, len(x), self.CHUNK_ROWS):
+            xb = x[start:start + self.CHUNK_ROWS].to(torch.float64)
+            node = self.roots.expand(len(xb), -1)
+            for _ in range(self.depth):
+                go_left = xb.gather(1, self.feature[node]) <= self.threshold[node]
+                node = torch.where(go_left, self.left[node], self.right[node])
+            parts.append(self.value[node].sum(1))
+        return torch.cat(parts) if parts else x.new_zeros((0, self.value.shape[1]))
+
+    def validate(self, input_dim: int) -> None:
+        """Refuse indices that point outside the inputs or the nodes (a bundle from elsewhere)."""
+        n = len(self.feature)
+        for name, values, limit in (("feature", self.feature, input_dim), ("left", self.left, n),
+                                    ("right", self.right, n), ("roots", self.roots, n)):
+            if len(values) and (int(values.min()) < 0 or int(values.max()) >= limit):
+                raise ValueError(f"tree {name} index outside 0..{limit - 1}")
+        if not 0.0 <= float(self.weight) <= 1.0:
+            raise ValueError(f"blend weight {float(self.weight)} outside 0..1")
+
+
+class Blend(MultiTaskNet):
+    """A net whose heads named in ``config.trees`` blend their logits with a tree ensemble's:
+    ``w·net(x) + (1 − w)·trees(x)``. The blend is linear in the logits, so a head's SHAP values are the same
+    blend of the net's (DeepSHAP) and the trees' (TreeSHAP) against the same background."""
+
+    def __init__(self, arch: str, config: NetConfig) -> None:
+        super().__init__(config)
+        self.name = ARCHITECTURES[arch].name  # type: ignore[misc]
+        self.net = build_net(arch, replace(config, trees={}))
+        self.trees = nn.ModuleDict({t: TreeEnsemble(*shape, config.outputs[t]) for t, shape in config.trees.items()})
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        out = self.net(x)
+        for t, trees in self.trees.items():
+            w = trees.weight.to(out[t].dtype)
+            out[t] = w * out[t] + (1 - w) * trees(x).to(out[t].dtype)
+        return out
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return self.net.shared_parameters()
+
+
 def build_net(arch: str, config: NetConfig) -> MultiTaskNet:
     if arch not in ARCHITECTURES:
         raise KeyError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
@@ -237,8 +309,11 @@ def build_net(arch: str, config: NetConfig) -> MultiTaskNet:
     if not c.hidden or min(c.hidden) < 1 or c.n_experts < 1 or c.n_shared_experts < 1 or c.n_task_experts < 1 \
             or c.n_levels < 1 or not 0 <= c.dropout < 1 or c.members < 1 \
             or any(not v or min(v) < 0 or max(v) >= c.members for v in c.member_of.values()) \
-            or not set(c.member_of) <= set(c.outputs):
+            or not set(c.member_of) <= set(c.outputs) or not set(c.trees) <= set(c.outputs) \
+            or any(len(v) != 3 or min(v) < 1 or v[2] > MAX_TREE_DEPTH for v in c.trees.values()):
         raise ValueError(f"bad network configuration: {c}")
+    if c.trees:
+        return Blend(arch, config)
     return MemberMean(arch, config) if c.members > 1 else ARCHITECTURES[arch](config)
 
 

@@ -47,6 +47,7 @@ BATCH_ROWS = 8192  # customers per forward pass while embedding
 
 def _head_modules(net: nn.Module) -> list[tuple[int, nn.Module]]:
     """(member index, head module) for every task head of ``net`` (a member net or a MemberMean)."""
+    net = getattr(net, "net", net)  # a hybrid (nets.Blend): the net inside; trees have no representation
     members = list(net.members) if hasattr(net, "members") else [net]  # nets.MemberMean holds members
     heads = []
     for i, member in enumerate(members):

@@ -39,6 +39,7 @@ from profile_core.weighting import WEIGHTINGS, Weighting, build_weighting
 
 EVAL_CHUNK = 32_768  # rows per forward pass when evaluating/predicting
 SELECTIONS = ("total", "per-head", "per-head-metric")
+HYBRIDS = ("none", "blend")
 
 
 class TrainConfig(BaseModel):
@@ -81,6 +82,9 @@ class TrainConfig(BaseModel):
     selection: str = "per-head-metric"
     # nets trained (seeds seed, seed+1, …) and averaged per head: one MemberMean in the bundle
     ensemble: int = 1
+    # "blend": each head's logits blend the net's with a per-task LightGBM's, weighted on the validation split
+    # (profile_core.hybrid); "none": the net alone
+    hybrid: str = "none"
     # filled by profile_core.tune: budget, trials, validation score and search space of the search that chose
     # this configuration (empty when nobody tuned it)
     tuned: dict[str, Any] = {}
@@ -90,12 +94,13 @@ class TrainConfig(BaseModel):
     protected: tuple[str, ...] = PROTECTED
     use_age: bool = False
 
-    @field_validator("arch", "weighting", "numeric_encoding", "selection")
+    @field_validator("arch", "weighting", "numeric_encoding", "selection", "hybrid")
     @classmethod
     def _known(cls, v: str, info) -> str:
         what, known = {"arch": ("architecture", ARCHITECTURES), "weighting": ("weighting", WEIGHTINGS),
                        "numeric_encoding": ("numeric encoding", NUMERIC_ENCODINGS),
-                       "selection": ("model selection", SELECTIONS)}[info.field_name]
+                       "selection": ("model selection", SELECTIONS),
+                       "hybrid": ("hybrid", HYBRIDS)}[info.field_name]
         if v not in known:
             raise ValueError(f"unknown {what} {v!r}; known: {', '.join(known)}")
         return v
@@ -161,6 +166,7 @@ class TrainResult:
     cancelled: bool = False
     best_epochs: dict[str, int] = field(default_factory=dict)  # task → epoch whose weights its head uses
     excluded: dict[str, str] = field(default_factory=dict)  # column → why it is not an input (label | protected)
+    hybrid: dict[str, dict] = field(default_factory=dict)  # task → blend weight, trees, validation scores
     feature_names: list[str] = field(default_factory=list)
 
     def history_frame(self) -> pd.DataFrame:
@@ -469,6 +475,12 @@ def fit(
             if cancelled:
                 break
         model = members[0] if len(members) == 1 else ensemble_of(members, config.arch).to(device)
+        hybrid: dict[str, dict] = {}
+        if config.hybrid == "blend" and not cancelled:
+            from profile_core.hybrid import blend
+
+            model, hybrid = blend(model, config.arch, X.cpu().numpy(), encoded, raw, split, tasks,
+                                  list(preprocessor.output_names), seed=config.seed, threads=config.num_threads)
         best_epoch = max(best_epochs.values(), default=0)
         model.eval()
         metrics = {}
@@ -481,7 +493,7 @@ def fit(
         split=split, label_stats=label_stats(tasks), device=str(device),
         train_seconds=time.perf_counter() - started,
         samples_per_second=n_train * len(history) / max(train_time, 1e-9), best_epoch=best_epoch,
-        cancelled=cancelled, best_epochs=best_epochs, feature_names=list(preprocessor.output_names),
+        cancelled=cancelled, best_epochs=best_epochs, feature_names=list(preprocessor.output_names), hybrid=hybrid,
         excluded={c: why for c, why in excluded_inputs(frame, tasks, config).items()
                   if c not in numeric and c not in categorical})
 
