@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := data/demo
 
-.PHONY: app setup test dev lint bench
+.PHONY: app app-lake setup test dev lint bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -18,6 +18,11 @@ setup: $(BIN)/python
 
 app: setup
 	$(BIN)/streamlit run app.py --server.headless true
+
+# the app on a partitioned data set, read-only: make app-lake LAKE=/data/lake FEATURES=/data/features.parquet
+app-lake: setup
+	@test -n "$(LAKE)" -a -n "$(FEATURES)" || (echo "usage: make app-lake LAKE=<lake folder> FEATURES=<its feature file>"; exit 2)
+	PROFILE_LAKE="$(LAKE)" PROFILE_LAKE_FEATURES="$(FEATURES)" $(BIN)/streamlit run app.py --server.headless true
 
 dev: setup
 	$(BIN)/pip install -q -e ".[dev,scale]"
