@@ -125,6 +125,10 @@ def cmd_train(a: argparse.Namespace) -> int:
     roles = dict(r.split("=", 1) for r in a.role or [] if "=" in r)
     if getattr(a, "engine", "local") == "ray":  # Ray Train, a.workers CPU workers (profile_core.distributed)
         from profile_core.distributed import train_ray
+        from profile_core.tasks import EngineError
+
+        if a.hybrid != "none":  # the trees are fitted on one machine's copy of the rows
+            raise EngineError("engine.hybrid_ray")
 
         summary = train_ray(a.data, a.out, workers=a.workers, tasks=a.task, roles=roles, use_age=a.use_age,
                             arch=a.arch, weighting=a.weighting, epochs=a.epochs, seed=a.seed, workspace=a.workspace)

@@ -91,7 +91,7 @@ def tune(frame: pd.DataFrame, tasks: list[TaskSpec], budget_s: float, *, base: T
 
     def objective(trial: Any) -> float:
         params = _suggest(trial)
-        config = base.model_copy(update=params)
+        config = base.model_copy(update={**params, "hybrid": "none"})  # the search tunes the net; trees come after
         t0 = time.perf_counter()
         result = fit(frame, tasks, config, numeric=numeric, categorical=categorical, split=split)
         score = validation_score(result.metrics["val"], result.tasks)
@@ -103,7 +103,7 @@ def tune(frame: pd.DataFrame, tasks: list[TaskSpec], budget_s: float, *, base: T
 
     study.optimize(objective, n_trials=max_trials, timeout=budget_s, gc_after_trial=False)
     best = study.best_trial
-    chosen = configs[best.number].model_copy(update={"tuned": {
+    chosen = configs[best.number].model_copy(update={"hybrid": base.hybrid, "tuned": {
         "budget_s": budget_s, "trials": len(trials), "best_trial": best.number, "score": float(best.value),
         "metric": "mean validation " + "/".join(sorted({HEADLINE[t.kind] for t in tasks})),
         "space": {k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, list) else list(v)

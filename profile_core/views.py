@@ -242,6 +242,19 @@ def metrics_table(metrics: dict, tasks: Sequence[TaskSpec] | Sequence[dict], lan
     return pd.DataFrame(list(rows.values()), dtype=object)
 
 
+def hybrid_table(hybrid: dict[str, dict], tasks: Sequence[TaskSpec] | Sequence[dict], lang: str = "zh"
+                 ) -> pd.DataFrame:
+    """Hybrid heads (``TrainResult.hybrid`` / the manifest's ``hybrid``): per task the net's and the trees'
+    shares of the blended logits and the number of trees."""
+    specs = [TaskSpec.from_dict(t_) if isinstance(t_, dict) else t_ for t_ in tasks]
+    rows = [{t("views.task", lang): spec.display(lang),
+             t("views.hybrid_net", lang): f"{hybrid[spec.name]['weight']:.0%}",
+             t("views.hybrid_trees", lang): f"{1 - hybrid[spec.name]['weight']:.0%}",
+             t("views.hybrid_tree_count", lang): int(hybrid[spec.name]["trees"])}
+            for spec in specs if spec.name in hybrid]
+    return pd.DataFrame(rows, dtype=object)
+
+
 # --- explanations ------------------------------------------------------------------------------------------------
 
 def attribute_name(expl, attribute: str, lang: str = "zh") -> str:

@@ -319,6 +319,29 @@ def test_train_tiny_model_to_completion_and_save(env):
     assert "**tiny-test**" in " ".join(c.value for c in fresh.sidebar.caption)
 
 
+def test_train_with_hybrid_heads_after_a_tuning_search(env):
+    at = _app().run()
+    at.switch_page(str(PagePath.MODEL)).run()
+    _ok(at)
+    at.number_input(key=keys.EPOCHS).set_value(2)
+    at.checkbox(key=keys.HYBRID).check()
+    at.number_input(key=keys.TUNE).set_value(1)  # one trial at least: the settings as given
+    at.button(key=keys.TRAIN_BUTTON).click().run()
+    _ok(at)
+    job = at.session_state[keys.JOB]
+    assert job.join(timeout=240), "training did not finish"
+    assert job.status == "done", job.error_trace
+    result = job.result.result
+    assert result.config.hybrid == "blend" and result.config.tuned["trials"] >= 1
+    assert set(result.hybrid) == {"credit_score", "default", "risk_level", "wm_purchase", "churn"}
+    assert job.meta["config"] is result.config or job.meta["config"] == result.config
+    at.run()
+    _ok(at)
+    shown = _frame_with(at, "LightGBM 权重")
+    assert len(shown) == 5 and shown["树的数量"].astype(int).min() >= 1
+    assert any("调参" in c.value for c in at.caption)
+
+
 def test_cancel_training_keeps_best_model(env):
     at = _app().run()
     _start_training(at, epochs=400)

@@ -35,3 +35,19 @@ def test_tune_is_seeded_starts_from_the_base_and_records_the_choice(frame):
 def test_validation_score_is_the_mean_headline():
     metrics = {"credit_score": {"r2": 0.5}, "default": {"auc": 0.8}, "risk_level": {"macro_f1": math.nan}}
     assert validation_score(metrics, TASKS) == pytest.approx(0.65)
+
+
+def test_tuning_a_hybrid_searches_the_net_and_keeps_the_blend(frame, monkeypatch):
+    import profile_core.tune as tune_module
+
+    seen = []
+    real_fit = tune_module.fit
+
+    def spy(frame_, tasks_, config, **kwargs):
+        seen.append(config.hybrid)
+        return real_fit(frame_, tasks_, config, **kwargs)
+
+    monkeypatch.setattr(tune_module, "fit", spy)
+    result = tune(frame, TASKS, budget_s=600, base=BASE.model_copy(update={"hybrid": "blend"}), max_trials=2)
+    assert seen == ["none", "none"]  # trials fit the net alone: the trees are fitted once, after the search
+    assert result.config.hybrid == "blend" and result.config.tuned["trials"] == 2

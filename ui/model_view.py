@@ -83,6 +83,9 @@ def training_form(frame: pd.DataFrame, fingerprint: str | None, running: bool) -
     batch = e2.number_input(tr("model.batch"), 16, 8192, 256, step=16, key=keys.BATCH)
     lr = e3.number_input(tr("model.lr"), 1e-5, 1.0, 2e-3, step=5e-4, format="%.4f", key=keys.LR)
     seed = e4.number_input(tr("model.seed"), 0, 2**31 - 1, 42, key=keys.SEED)
+    h1, h2 = st.columns(2)
+    hybrid = h1.checkbox(tr("model.hybrid"), value=False, key=keys.HYBRID, help=tr("model.hybrid_help"))
+    tune = h2.number_input(tr("model.tune"), 0, 3600, 0, step=30, key=keys.TUNE, help=tr("model.tune_help"))
     baselines = st.checkbox(tr("model.baselines"), value=False, key=keys.BASELINES, help=tr("model.baselines_help"))
     st.caption(f"{tr('model.device')}: {device_label()}")
     if st.button(tr("model.train"), type="primary", key=keys.TRAIN_BUTTON, disabled=running or not chosen):
@@ -91,7 +94,8 @@ def training_form(frame: pd.DataFrame, fingerprint: str | None, running: bool) -
                roles=meta.get("label_roles") or {}, protected=meta.get("protected") or [],
                orders=band_orders(meta.get("mapping"), declared), arch=arch,
                weighting=weighting, epochs=int(epochs),
-               batch=int(batch), lr=float(lr), seed=int(seed), baselines=baselines)
+               batch=int(batch), lr=float(lr), seed=int(seed), baselines=baselines,
+               hybrid="blend" if hybrid else "none", tune=float(tune))
 
 
 def _label_display(lang: str):
@@ -106,7 +110,7 @@ def _label_display(lang: str):
 
 
 def _start(frame, fingerprint, kinds, weights, *, roles, protected, orders, arch, weighting, epochs, batch, lr,
-           seed, baselines) -> None:
+           seed, baselines, hybrid="none", tune=0.0) -> None:
     from pydantic import ValidationError
 
     from profile_core.train import TrainConfig
@@ -115,7 +119,7 @@ def _start(frame, fingerprint, kinds, weights, *, roles, protected, orders, arch
         tasks = training.build_tasks(frame, kinds, roles, orders)
         names = {t.label: t.name for t in tasks}
         config = TrainConfig(arch=arch, weighting=weighting, max_epochs=epochs, batch_size=batch, lr=lr, seed=seed,
-                             device="auto", task_weights={names[k]: v for k, v in weights.items()},
+                             device="auto", task_weights={names[k]: v for k, v in weights.items()}, hybrid=hybrid,
                              protected=tuple(dict.fromkeys([*TrainConfig().protected, *protected])))
     except ValidationError as exc:
         st.error(tr("model.bad_config", detail=exc.errors()[0].get("msg", str(exc))))
@@ -123,7 +127,7 @@ def _start(frame, fingerprint, kinds, weights, *, roles, protected, orders, arch
     except ValueError as exc:
         st.error(error_text(exc))
         return
-    training.start_job(frame.copy(), tasks, config, baselines=baselines, fingerprint=fingerprint)
+    training.start_job(frame.copy(), tasks, config, baselines=baselines, fingerprint=fingerprint, tune=tune)
     st.rerun()  # show the live panel (and fold the settings) right away
 
 
@@ -144,7 +148,7 @@ def _live(job_id: int) -> None:
     config = job.meta["config"]
     done = len(reports)
     if job.running:
-        phase = tr(f"model.phase.{job.phase or 'mtl'}")
+        phase = tr(f"model.phase.{job.phase or 'mtl'}", budget=f"{job.meta.get('tune', 0):.0f}")
         st.progress(min(done / max(config.max_epochs, 1), 1.0),
                     text=tr("model.progress", phase=phase, epoch=done, total=config.max_epochs,
                             seconds=f"{job.elapsed:.0f}"))
@@ -197,6 +201,12 @@ def results(job: Job) -> None:
     st.markdown(f"**{tr('model.metrics_' + split)}**")
     st.dataframe(views.metrics_table({split: result.metrics[split]}, result.tasks, lang), hide_index=True,
                  key="model-result-metrics")
+    if result.config.tuned:
+        st.caption(tr("model.tuned", trials=result.config.tuned.get("trials", 0),
+                      score=f"{result.config.tuned.get('score', float('nan')):.4f}"))
+    if result.hybrid:
+        st.markdown(f"**{tr('model.hybrid_weights')}**")
+        st.dataframe(views.hybrid_table(result.hybrid, result.tasks, lang), hide_index=True, key="model-hybrid")
     if outcome.comparison is not None:
         st.markdown(f"**{tr('model.comparison')}**")
         st.dataframe(training.compact_metrics(outcome.comparison), hide_index=True, key="model-comparison-table")

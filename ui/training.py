@@ -111,9 +111,11 @@ class TrainingOutcome:
 
 
 def make_target(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines: bool, fit_fn=None,
-                baselines_fn=None, fingerprint: str | None = None, dataset: dict | None = None):
+                baselines_fn=None, fingerprint: str | None = None, dataset: dict | None = None, tune: float = 0.0):
     """``target(job)`` for :class:`ui.jobs.Job`: fit the multi-task model (epoch reports → ``job.report``,
-    ``job.cancel_event`` → stop after the epoch), then optionally the single-task baselines. ``fingerprint``
+    ``job.cancel_event`` → stop after the epoch), then optionally the single-task baselines. ``tune`` > 0: first
+    search the trainer's settings for that many seconds (``profile_core.tune``; the job's ``config`` becomes the
+    chosen one). ``fingerprint``
     (the dataset's feature-table fingerprint, recorded in a saved bundle) defaults to the frame's own."""
 
     dataset = dataset or {}
@@ -124,8 +126,15 @@ def make_target(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines
         fit = fit_fn
         if fit is None:
             from profile_core.train import fit
+        chosen = config
+        if tune > 0:
+            from profile_core.tune import tune as search
+
+            job.set_phase("tune")
+            chosen = search(frame, tasks, tune, base=config).config
+            job.meta["config"] = chosen
         job.set_phase("mtl")
-        result = fit(frame, tasks, config, callback=job.report, cancel=job.cancel_event)
+        result = fit(frame, tasks, chosen, callback=job.report, cancel=job.cancel_event)
         outcome = TrainingOutcome(result=result, fingerprint=fingerprint or data_fingerprint(frame),
                                   dataset=dataset.get("name", ""), version=dataset.get("version"),
                                   source_fingerprint=dataset.get("fingerprint", ""),
@@ -141,7 +150,7 @@ def make_target(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines
             part = report_split(result.split)
             try:
                 outcome.comparison = comparison_table({"MTL": result.metrics[part],
-                                                       **run(frame, tasks, config, result.split)})
+                                                       **run(frame, tasks, chosen, result.split)})
             except Exception as exc:  # noqa: BLE001 — the MTL model is still good; say what failed
                 outcome.baseline_error = f"{type(exc).__name__}: {exc}"
         job.set_phase("done")
@@ -151,13 +160,13 @@ def make_target(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines
 
 
 def start_job(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines: bool, fingerprint: str | None,
-              **fns) -> Job:
+              tune: float = 0.0, **fns) -> Job:
     """Start training in a worker thread and keep the job in this session (a running job is kept)."""
     current = current_job()
     if current is not None and current.running:
         return current
     meta = {"tasks": tasks, "config": config, "baselines": baselines, "dataset": state.active_dataset(),
-            "dataset_fingerprint": fingerprint}
+            "dataset_fingerprint": fingerprint, "tune": tune}
     dataset = {"name": state.active_dataset() or ""}
     try:
         from ui import cache
@@ -167,7 +176,7 @@ def start_job(frame: pd.DataFrame, tasks: list[TaskSpec], config, *, baselines: 
     except Exception:  # noqa: BLE001 — the bundle then records the name only
         pass
     job = Job(make_target(frame, tasks, config, baselines=baselines, fingerprint=fingerprint, dataset=dataset,
-                          **fns), name="train", meta=meta).start()
+                          tune=tune, **fns), name="train", meta=meta).start()
     st.session_state[keys.JOB] = job
     return job
 
