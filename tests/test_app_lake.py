@@ -122,6 +122,14 @@ def test_card_of_a_lake_customer_reads_only_that_customer(env, monkeypatch, tmp_
     sidebar = " ".join(c.value for c in at.sidebar.caption)
     assert "lake（数据湖，只读）" in sidebar and "**bundle**" in sidebar
     assert _views(tmp_path / "ws.duckdb") == [("analyst", "analyst", CID)]  # audited as view_card
+    assert [b.proto.label for b in at.get("download_button")] == [t("export.report_button", "zh")]  # as a report
+    import logging
+
+    from profile_core.audit import install_log_redaction
+
+    record = logging.makeLogRecord({"msg": f"looked at {row['name']}"})  # the name read is kept out of the logs
+    install_log_redaction().filter(record)
+    assert row["name"] not in record.getMessage()
     from profile_core.store import Workspace
 
     with Workspace(os.environ["PROFILE_WORKSPACE"]) as ws:  # no data set loaded into the workspace

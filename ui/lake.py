@@ -20,7 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from profile_core.privacy import AccessDenied
-from ui import card, state
+from ui import audit, card, state
 from ui.state import tr
 
 SEARCH = "lake-customer-id-text-input"
@@ -211,6 +211,21 @@ def _lookup(search_key: str, sample_key: str) -> str | None:
     return st.session_state.get(card.SELECTED) or (ids[0] if ids else None)
 
 
+_SHOWN: set[str] = set()  # names of the lake's customers whose rows this process has read (log redaction)
+
+
+def _redact(context) -> None:
+    """Keep the names of the customers read so far out of the logs (``audit.RedactingFilter``; on a workspace
+    data set the router gives it every name, which on a lake would mean reading the whole customers table)."""
+    from profile_core.audit import install_log_redaction
+
+    names = context.customers["name"].dropna().astype("str") if "name" in context.customers.columns else []
+    new = set(names) - _SHOWN
+    if new:
+        _SHOWN.update(new)
+        install_log_redaction().set_names(sorted(_SHOWN), key=f"lake:{len(_SHOWN)}")  # the newest set holds all
+
+
 def _not_found(customer_id: str) -> None:
     # the same sentence for an unknown ID and another RM's customer: the page never confirms who exists
     st.warning(tr("lake_app.not_found", customer=customer_id, lake=name()))
@@ -228,16 +243,26 @@ def customers_page() -> None:
         st.info(tr("lake_app.no_customer"))
         return
     try:
-        profile = lake_cards.card(customer_id, policy=state.policy(), lang=state.lang())
+        context = lake_cards.context(customer_id)  # this customer's rows, by key
+        _redact(context)
+        profile = context.card(str(customer_id), policy=state.policy(), lang=state.lang())
     except (KeyError, AccessDenied):
         _not_found(customer_id)
         return
-    st.session_state[card.SELECTED] = profile.customer_id
-    if not card.record_view(profile.customer_id):  # nothing about a customer is shown unaudited
+    cid = profile.customer_id
+    st.session_state[card.SELECTED] = cid
+    if not card.record_view(cid):  # nothing about a customer is shown unaudited
         st.error(tr("customers.audit_failed"))
         return
     card.render(profile, specs=getattr(lake_cards.explainer, "tasks", None), has_model=True)
     st.caption(tr("lake_app.card_caption", n=f"{len(lake_cards.reference):,}"))
+
+    def report() -> str:  # the card as shown (masked for this role), built only when downloaded
+        from profile_core.report import customer_report
+
+        return customer_report(profile)
+
+    audit.report_button(report, cid, key=f"lake-report-{cid}", file_name=f"{cid}.html")
 
 
 def explanations_page() -> None:
@@ -259,6 +284,7 @@ def explanations_page() -> None:
                         format_func=lambda k: card.task_label(k, specs, lang))
     try:
         context = lake_cards.context(customer_id)
+        _redact(context)
         state.policy().check(context.customers.loc[str(customer_id)])
     except (KeyError, AccessDenied):
         _not_found(customer_id)
