@@ -342,7 +342,7 @@ def _model_card(manifest: Mapping[str, Any], lang: str, *, current: Mapping[str,
     its download): model, data, tasks by role, the inputs left out and why, held-out metrics, and — when
     given — metrics on the active data (``current``, evaluated on the rows ``scope`` describes) and the worst
     population-stability rows."""
-    from profile_core.views import metrics_table
+    from profile_core.views import hybrid_table, metrics_table
 
     config = manifest.get("config", {}) or {}
     arch = (manifest.get("architecture") or {}).get("name", "")
@@ -385,6 +385,8 @@ def _model_card(manifest: Mapping[str, Any], lang: str, *, current: Mapping[str,
         "excluded_table": table_of(excluded, columns={"column": t("report.excluded_column", lang),
                                                       "why": t("report.excluded_why", lang)}),
         "metrics_table": table_of(metrics_table(held_out, specs, lang), digits=4),
+        "hybrid_table": table_of(hybrid_table(manifest["hybrid"], specs, lang)) if manifest.get("hybrid") else None,
+        "hybrid_title": t("model.hybrid_weights", lang),
         "current_table": table_of(metrics_table({t("report.on_active", lang): current}, specs, lang), digits=4)
         if current else None,
         "scope": scope,

@@ -152,3 +152,16 @@ def test_hybrid_with_missing_labels_and_a_regression_only_head(frame):
     result = fit(half, [task], TrainConfig(hybrid="blend", **SMALL))
     assert result.hybrid["credit_score"]["trees"] >= 1
     assert np.isfinite(result.metrics["test"]["credit_score"]["rmse"])
+
+
+def test_model_card_shows_each_heads_blend(hybrid, tmp_path):
+    from profile_core.report import model_card_page
+
+    path = save_bundle(hybrid, tmp_path / "card")
+    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    page = model_card_page(manifest, lang="en")
+    assert "Hybrid heads: the net&#39;s share per task" in page or "Hybrid heads: the net's share per task" in page
+    share = f"{hybrid.hybrid['default']['weight']:.0%}"
+    assert share in page and "LightGBM share" in page
+    plain = dict(manifest, hybrid={})
+    assert "LightGBM share" not in model_card_page(plain, lang="en")
