@@ -233,3 +233,23 @@ def test_settings_read_the_lake_variables():
     s = current({"PROFILE_LAKE": "/data/lake", "PROFILE_LAKE_FEATURES": "~/f.parquet", "PROFILE_LAKE_BUNDLE": ""})
     assert s.lake == Path("/data/lake") and s.lake_features == Path("~/f.parquet").expanduser()
     assert s.lake_bundle is None and current({}).lake is None
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_lake_pages_show_no_raw_message_key(env, lang):
+    from tests.test_app_i18n import _texts, raw_keys
+
+    found: dict[str, list[str]] = {}
+    for page in PagePath:  # the demo admin: every page, a fresh session each
+        at = _app("admin", lang)
+        at.run()
+        if page is PagePath.CUSTOMERS:
+            at.query_params["id"] = CID
+        at.switch_page(str(page)).run()
+        _ok(at)
+        texts = _texts(at)
+        assert len(texts) > 5, page
+        keys_ = sorted({k for text in texts for k in raw_keys(text)})
+        if keys_:
+            found[page.name] = keys_
+    assert found == {}, f"untranslated message keys on screen ({lang}): {found}"
