@@ -11,7 +11,8 @@ from ui import audit, cache, campaign, keys, lake, model_view, state, widgets
 from ui.state import tr
 
 widgets.page_header("portfolio.title", "portfolio.caption")
-if lake.unavailable("portfolio"):  # a read-only lake: this page needs every customer's scores
+if lake.active():  # a read-only lake: estimates from its seeded reference sample, said so on the page
+    lake.portfolio_page()
     st.stop()
 if not (widgets.need_data() and widgets.need_bundle()):
     st.stop()

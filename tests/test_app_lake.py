@@ -189,8 +189,8 @@ def test_local_explanation_of_a_lake_customer(env):
 def test_pages_that_need_the_portfolio_say_why(env, lang):
     at = _app(lang=lang).run()
     _ok(at)
-    for page, area in ((PagePath.PORTFOLIO, "portfolio"), (PagePath.COHORTS, "cohorts"),
-                       (PagePath.MONITORING, "monitoring"), (PagePath.MODEL, "training")):
+    for page, area in ((PagePath.COHORTS, "cohorts"), (PagePath.MONITORING, "monitoring"),
+                       (PagePath.MODEL, "training")):
         at.switch_page(str(page)).run()
         _ok(at)
         assert t(f"lake_app.unavailable.{area}", lang) in [i.value for i in at.info], page
@@ -201,6 +201,28 @@ def test_pages_that_need_the_portfolio_say_why(env, lang):
     assert [m.value for m in at.metric][:4] == [f"{n:,}" for n in _meta(env)["rows"].values()]
     facts = at.dataframe[0].value
     assert f"{N:,}" in facts.iloc[:, 1].tolist() and str(PARTS) in facts.iloc[:, 1].tolist()
+
+
+def test_portfolio_on_a_lake_is_estimated_from_the_reference_sample(env):
+    from profile_core.bundle import load_bundle
+    from profile_core.lake import read_feature_rows
+    from profile_core.views import portfolio_frame, portfolio_kpis
+
+    at = _app(lang="en").run()
+    at.switch_page(str(PagePath.PORTFOLIO)).run()
+    _ok(at)
+    # a 300-customer lake lies wholly inside the 10,000-customer reference sample
+    assert t("lake_app.portfolio_sample", "en", n=f"{N:,}", total=f"{N:,}") in [i.value for i in at.info]
+    bundle = load_bundle(env["bundle"])
+    sample = read_feature_rows(env["features"], [], sample=10_000, seed=0)
+    kpis = portfolio_kpis(portfolio_frame(bundle.predict(sample), sample, bundle.tasks), bundle.tasks, "en")
+    assert [m.value for m in at.metric] == [f"{N:,}"] + [k.value for k in kpis[1:]]
+    assert len(at.get("plotly_chart")) == 5  # score and PD histograms, grades, grades by group, default by grade
+    # an RM's own book is not estimated from a portfolio sample
+    rm = _app("rm", "en").run()
+    rm.switch_page(str(PagePath.PORTFOLIO)).run()
+    _ok(rm)
+    assert t("lake_app.unavailable.portfolio", "en") in [i.value for i in rm.info] and not rm.get("plotly_chart")
 
 
 def _meta(env) -> dict:

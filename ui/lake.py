@@ -20,7 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from profile_core.privacy import AccessDenied
-from ui import audit, card, state
+from ui import audit, card, state, widgets
 from ui.state import tr
 
 SEARCH = "lake-customer-id-text-input"
@@ -297,6 +297,58 @@ def explanations_page() -> None:
     explain_view.local_section(explainer, context, str(customer_id), task, specs, lang)
     st.info(tr("lake_app.unavailable.global"), icon=":material/database_off:")
     st.caption(tr("lake_app.cli_hint", lake=str(lake_path()), features=str(features_path() or "features.parquet"),
+                  bundle=str(bundle_path())))
+
+
+def portfolio_page() -> None:
+    """The portfolio as its seeded reference sample shows it (the 10,000 customers every card is compared with,
+    already read and scored): estimated KPIs, each head's distribution, grades by group, observed default rate
+    by grade — said to be a sample. An RM's own book is not estimated from a sample: the page says so."""
+    from profile_core import charts, views
+
+    banner()
+    if state.role() == "rm":
+        st.info(tr("lake_app.unavailable.portfolio"), icon=":material/database_off:")
+        st.caption(tr("lake_app.cli_hint", lake=str(lake_path()), features=str(features_path()),
+                      bundle=str(bundle_path())))
+        return
+    lake_cards = open_cards()
+    if lake_cards is None:
+        return
+    lang, tasks = state.lang(), lake_cards.bundle.tasks
+    scored = views.portfolio_frame(lake_cards.reference_predictions, lake_cards.reference, tasks)
+    total = int(lake_cards.meta["n_customers"])
+    st.info(tr("lake_app.portfolio_sample", n=f"{len(scored):,}", total=f"{total:,}"), icon=":material/science:")
+    kpis = views.portfolio_kpis(scored, tasks, lang)
+    for column, item in zip(st.columns(len(kpis)), kpis, strict=True):
+        column.metric(item.label, f"{total:,}" if item.key == "customers" else item.value,
+                      help=None if item.key == "customers" else tr("lake_app.estimate_help", n=f"{len(scored):,}"))
+    dists = [(c, tr("portfolio.score") if c == "score" else tr("portfolio.pd"))
+             for c in ("score", "pd") if scored[c].notna().any()]
+    for column, (col, title) in zip(st.columns(max(len(dists), 1)), dists, strict=False):
+        with column:
+            widgets.chart(charts.plot_histogram(scored, column=col, by="grade" if col == "score" else None,
+                                                title=tr("portfolio.head_dist", task=title), x_title=title,
+                                                lang=lang, color="#C0392B" if col == "pd" else None),
+                          key=f"lake-portfolio-hist-{col}")
+    st.subheader(tr("portfolio.grades"))
+    left, right = st.columns([1, 2])
+    with left:
+        widgets.chart(charts.plot_grade_counts(scored, title=tr("portfolio.grade_counts"), lang=lang),
+                      key="lake-portfolio-grades")
+    groups = [c for c in views.GROUP_COLUMNS if c in scored.columns]
+    with right:
+        if groups:
+            by = st.selectbox(tr("portfolio.group_by"), groups, key="lake-portfolio-group-by",
+                              format_func=state.labeller("portfolio.groups."))
+            widgets.chart(charts.plot_grade_counts(scored, by=by, x_title=tr(f"portfolio.groups.{by}"),
+                                                   title=tr("portfolio.grade_by", group=tr(f"portfolio.groups.{by}")),
+                                                   lang=lang), key="lake-portfolio-grade-by")
+    if views.OBSERVED in scored.columns and scored["pd"].notna().any():
+        st.subheader(tr("portfolio.default_by_grade"))
+        table = charts.default_rate_table(scored, target=views.OBSERVED, pd_column="pd")
+        widgets.chart(charts.plot_default_rate_by_grade(table, lang=lang), key="lake-portfolio-default-rate")
+    st.caption(tr("lake_app.cli_hint", lake=str(lake_path()), features=str(features_path()),
                   bundle=str(bundle_path())))
 
 
