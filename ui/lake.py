@@ -7,9 +7,9 @@ feature row, a seeded 10k-row reference sample for percentiles and the SHAP back
 loaded. Nothing here writes into the lake; the workspace keeps only what it always keeps (users, audit anchor).
 
 Pages: customers (look a customer up by ID, or pick from a sample of IDs the role may see) and the customer's
-local explanation work; the data page shows the lake's own description; pages that need every customer
-(portfolio, cohorts, monitoring, training, uploads) say why they are not available and which CLI command does
-the same work out of core.
+local explanation work; the portfolio page shows estimates from the reference sample (said so; not for an RM);
+the data page shows the lake's own description; pages that need every customer (cohorts, monitoring, training,
+uploads) say why they are not available and which CLI command does the same work out of core.
 """
 
 from __future__ import annotations
