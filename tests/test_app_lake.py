@@ -236,6 +236,18 @@ def test_a_lake_without_its_feature_file_says_how_to_make_one(env, monkeypatch):
     assert not _card_titles(at)
 
 
+def test_a_folder_that_is_not_a_lake_says_so_on_every_lake_page(env, monkeypatch, tmp_path):
+    monkeypatch.setenv("PROFILE_LAKE", str(tmp_path / "nolake"))
+    at = _open(_app(lang="en"), PagePath.CUSTOMERS)
+    reason = t("lake.not_a_lake", "en", path=str(tmp_path / "nolake"))
+    assert [e.value for e in at.error] == [t("lake_app.open_failed", "en", detail=reason)]
+    at.switch_page(str(PagePath.DATA)).run()
+    _ok(at)
+    assert [e.value for e in at.error] == [t("lake_app.open_failed", "en", detail=reason)]
+    assert not at.get("file_uploader")  # still the lake's page: no upload into some other data set
+    assert not (tmp_path / "nolake").exists()
+
+
 def test_nothing_is_written_into_the_lake(env):
     before = _snapshot(env["lake"], env["features"])
     at = _open(_app("admin"), PagePath.CUSTOMERS, CID)
