@@ -178,8 +178,15 @@ def test_local_explanation_of_a_lake_customer(env):
     at.switch_page(str(PagePath.EXPLANATIONS)).run()  # the same customer (card.SELECTED)
     _ok(at)
     assert [s.value for s in at.subheader][:1] == [t("explanations.local", "en")]
-    assert len(at.get("plotly_chart")) == 1  # the waterfall
-    assert t("lake_app.unavailable.global", "en") in [i.value for i in at.info]
+    subheaders = [s.value for s in at.subheader]
+    assert t("explanations.global", "en") in subheaders and t("explanations.beeswarm", "en") in subheaders
+    assert t("lake_app.global_sample", "en", n=f"{N:,}", total=f"{N:,}", seed=0) in [c.value for c in at.caption]
+    from profile_core.explain import global_importance
+
+    expl = lake_ui.sample_explanation(str(env["lake"]), str(env["features"]), str(env["bundle"]),
+                                      lake_ui._sha(env["bundle"]))
+    assert len(expl.customer_ids) == N  # a 300-customer lake: the whole lake is the sample
+    assert not global_importance(expl).empty
 
 
 # ------------------------------------------------------------------ what a lake cannot do, said

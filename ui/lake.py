@@ -7,7 +7,7 @@ feature row, a seeded 10k-row reference sample for percentiles and the SHAP back
 loaded. Nothing here writes into the lake; the workspace keeps only what it always keeps (users, audit anchor).
 
 Pages: customers (look a customer up by ID, or pick from a sample of IDs the role may see) and the customer's
-local explanation work; the portfolio page shows estimates from the reference sample (said so; not for an RM);
+explanation (its own waterfall, the global views over the reference sample) work; the portfolio page shows estimates from the reference sample (said so; not for an RM);
 the data page shows the lake's own description; pages that need every customer (cohorts, monitoring, training,
 uploads) say why they are not available and which CLI command does the same work out of core.
 """
@@ -116,6 +116,26 @@ def sample_ids(lake: str, rm_id: str | None, n: int = SAMPLE_IDS, seed: int = SA
     finally:
         con.close()
     return sorted(r[0] for r in rows)
+
+
+GLOBAL_SAMPLE = 1000  # customers of the reference sample whose SHAP values the global views use
+GLOBAL_SEED = 0
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def sample_explanation(lake: str, features: str, bundle: str, sha: str, n: int = GLOBAL_SAMPLE,
+                       seed: int = GLOBAL_SEED):
+    """Attribute-level SHAP of every head for a seeded draw of ``n`` customers of the cards' reference sample
+    (itself a seeded sample of the lake): the global views without reading anything more of the lake."""
+    import numpy as np
+
+    from profile_core.explain import to_attributes
+
+    lake_cards = cards(lake, features, bundle, sha)
+    reference = lake_cards.reference
+    rows = np.sort(np.random.default_rng(seed).choice(len(reference), min(n, len(reference)), replace=False))
+    sample = reference.iloc[rows].set_index(reference["customer_id"].astype("str").to_numpy()[rows])
+    return to_attributes(lake_cards.explainer.explain(sample), lake_cards.explainer.preprocessor, sample)
 
 
 def _sha(path: Path) -> str:
@@ -295,9 +315,19 @@ def explanations_page() -> None:
     st.caption(tr("explanations.method", method=tr(f"explain.method.{explainer.method}"),
                   background=len(explainer.background_ids), seed=0))
     explain_view.local_section(explainer, context, str(customer_id), task, specs, lang)
-    st.info(tr("lake_app.unavailable.global"), icon=":material/database_off:")
-    st.caption(tr("lake_app.cli_hint", lake=str(lake_path()), features=str(features_path() or "features.parquet"),
-                  bundle=str(bundle_path())))
+
+    n = min(GLOBAL_SAMPLE, len(lake_cards.reference))
+    with st.spinner(tr("explanations.computing", n=f"{n:,}")):
+        expl = sample_explanation(str(lake_path()), str(features_path()), str(bundle_path()), _sha(bundle_path()))
+    reference = lake_cards.reference
+    ids = reference["customer_id"].astype("str")
+    if state.role() == "rm":  # per-customer points only for the RM's own customers, as on a workspace data set
+        ids = ids[(reference["rm_id"].astype("str") == str(state.rm_id())).to_numpy()] \
+            if "rm_id" in reference.columns else ids.iloc[:0]
+        st.caption(tr("explanations.sample_rm", n=f"{n:,}", mine=f"{len(expl.customer_ids.intersection(ids)):,}"))
+    st.caption(tr("lake_app.global_sample", n=f"{n:,}", total=f"{int(lake_cards.meta['n_customers']):,}",
+                  seed=GLOBAL_SEED))
+    explain_view.global_section(expl, specs, pd.Index(ids), lang)
 
 
 def portfolio_page() -> None:
