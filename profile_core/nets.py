@@ -240,11 +240,14 @@ MAX_TREE_DEPTH = 64  # traversal steps per tree; LightGBM trees here are capped 
 
 class TreeEnsemble(nn.Module):
     """A gradient-boosted tree ensemble as tensors (``profile_core.hybrid.tree_arrays``): x (B, n_inputs) →
-    (B, out_dim) raw scores, the sum of each tree's leaf. Every tree walks ``depth`` steps of
-    ``x[feature] <= threshold`` (in float64, as LightGBM compares); a leaf points to itself. ``weight`` is the
-    net's share of the blended logits, ``1 - weight`` the trees'."""
+    (B, out_dim) raw scores, the sum of each tree's leaf. Nodes are stored tree by tree in pre-order (a leaf
+    points to itself); splits are ``x[feature] <= threshold`` in float64, as LightGBM compares. ``weight`` is
+    the net's share of the blended logits, ``1 - weight`` the trees'.
 
-    CHUNK_ROWS = 4096  # rows per traversal: (rows × trees) node indices at a time
+    Every (row, tree) pair walks down one level per step, and pairs that reached a leaf drop out: the work
+    follows the leaves' mean depth, not the deepest tree's (LightGBM's leaf-wise trees are lopsided)."""
+
+    CHUNK_PAIRS = 4_000_000  # (row, tree) pairs walked at a time
 
     def __init__(self, n_nodes: int, n_trees: int, depth: int, out_dim: int) -> None:
         super().__init__()
@@ -259,23 +262,48 @@ class TreeEnsemble(nn.Module):
         self.register_buffer("weight", torch.ones(1))
 
     def forward(self, x: Tensor) -> Tensor:
+        n_trees = len(self.roots)
+        if not len(x) or not n_trees:
+            return x.new_zeros((len(x), self.value.shape[1]))
+        split = self.left != torch.arange(len(self.left), device=self.left.device)
+        step = max(1, self.CHUNK_PAIRS // n_trees)
         parts = []
-        for start in range(0, len(x), self.CHUNK_ROWS):
-            xb = x[start:start + self.CHUNK_ROWS].to(torch.float64)
-            node = self.roots.expand(len(xb), -1)
+        for start in range(0, len(x), step):
+            xb = x[start:start + step].to(torch.float64)
+            node = self.roots.repeat(len(xb))
+            row = torch.arange(len(xb), device=x.device).repeat_interleave(n_trees)
+            walking = torch.arange(len(node), device=x.device)
             for _ in range(self.depth):
-                go_left = xb.gather(1, self.feature[node]) <= self.threshold[node]
-                node = torch.where(go_left, self.left[node], self.right[node])
-            parts.append(self.value[node].sum(1))
-        return torch.cat(parts) if parts else x.new_zeros((0, self.value.shape[1]))
+                at = node[walking]
+                going = split[at]
+                walking, at = walking[going], at[going]
+                if not len(walking):
+                    break
+                go_left = xb[row[walking], self.feature[at]] <= self.threshold[at]
+                node[walking] = torch.where(go_left, self.left[at], self.right[at])
+            parts.append(self.value[node].reshape(len(xb), n_trees, -1).sum(1))
+        return torch.cat(parts)
 
     def validate(self, input_dim: int) -> None:
-        """Refuse indices that point outside the inputs or the nodes (a bundle from elsewhere)."""
+        """Refuse a bundle's trees that point outside the inputs or their own tree, or back up it (the nodes
+        must be each tree's pre-order: a child after its parent)."""
         n = len(self.feature)
         for name, values, limit in (("feature", self.feature, input_dim), ("left", self.left, n),
                                     ("right", self.right, n), ("roots", self.roots, n)):
             if len(values) and (int(values.min()) < 0 or int(values.max()) >= limit):
                 raise ValueError(f"tree {name} index outside 0..{limit - 1}")
+        roots = self.roots.cpu()
+        if len(roots) and (int(roots[0]) != 0 or bool((roots[1:] <= roots[:-1]).any())):
+            raise ValueError("tree roots out of order")
+        idx = torch.arange(n)
+        tree_of = torch.searchsorted(roots, idx, right=True) - 1
+        left, right = self.left.cpu(), self.right.cpu()
+        split = left != idx
+        for child in (left, right):
+            if bool((child[split] <= idx[split]).any()) or bool((tree_of[child] != tree_of).any()):
+                raise ValueError("a tree node points back up or into another tree")
+        if bool((right[~split] != idx[~split]).any()):
+            raise ValueError("a tree leaf has a child")
         if not 0.0 <= float(self.weight) <= 1.0:
             raise ValueError(f"blend weight {float(self.weight)} outside 0..1")
 

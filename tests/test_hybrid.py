@@ -47,7 +47,8 @@ def test_tree_tensors_equal_lightgbm_raw_scores(objective, out_dim):
     arrays = tree_arrays(booster, out_dim, columns)
     module = TreeEnsemble(len(arrays["feature"]), len(arrays["roots"]), int(arrays["depth"]), out_dim)
     load_trees(module, arrays, 0.0)
-    module.CHUNK_ROWS = 64  # several traversal chunks
+    module.validate(6)
+    module.CHUNK_PAIRS = 1_000  # several chunks of rows
     got = module(torch.from_numpy(X[400:])).numpy()
     want = booster.predict(X[400:], raw_score=True).reshape(200, out_dim)
     assert len(arrays["roots"]) == 40 * out_dim
@@ -99,13 +100,15 @@ def test_bundle_round_trip_scores_and_embeds(frame, hybrid, tmp_path):
     np.testing.assert_array_equal(vectors, embed(hybrid, rows))
 
 
-def test_bundle_with_a_tree_index_outside_the_inputs_is_refused(hybrid, tmp_path):
+@pytest.mark.parametrize("suffix,position,value", [(".feature", 0, 10_000), (".left", 0, 0), (".right", 0, -1)])
+def test_bundle_with_bad_tree_indices_is_refused(hybrid, tmp_path, suffix, position, value):
+    """An input outside the matrix, a node pointing back up (a cycle), a node outside the tree."""
     from safetensors.torch import load_file, save_file
 
     path = save_bundle(hybrid, tmp_path / "bad")
     state = load_file(str(path / WEIGHTS))
-    key = next(k for k in state if k.endswith(".feature"))
-    state[key][0] = 10_000
+    key = next(k for k in state if k.endswith(suffix))
+    state[key][position] = value
     save_file(state, str(path / WEIGHTS))
     manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
     manifest["weights_sha256"] = sha256_file(path / WEIGHTS)
