@@ -171,6 +171,30 @@ def test_cli_train_prints_a_table_and_strict_json(taiwan_ws, tmp_path) -> None:
     assert [t["label"] for t in summary["tasks"]] == ["LIMIT_BAL"]
 
 
+def test_cli_hybrid_heads_on_the_banks_own_labels(taiwan_ws, tmp_path) -> None:
+    """`train --hybrid blend` on the Taiwan file's own label names: each head blends with its LightGBM, the
+    bundle loads, scores and explains additively; Ray training refuses the option in one sentence."""
+    from profile_core.explain import explain
+    from profile_core.features import build_features_from_frames
+    from profile_core.pipeline import load_source
+
+    out = _cli("train", "--data", "workspace:taiwan", "--workspace", str(taiwan_ws), "--epochs", "3", "--json",
+               "--hybrid", "blend", "--task", "default.payment.next.month", "--task", "LIMIT_BAL:regression",
+               "--out", str(tmp_path / "hyb"))
+    assert out.returncode == 0, out.stderr
+    bundle = load_bundle(tmp_path / "hyb")
+    shares = {t: v["weight"] for t, v in bundle.manifest["hybrid"].items()}
+    assert len(shares) == 2 and all(0.0 <= w <= 1.0 for w in shares.values())
+    frame = build_features_from_frames(load_source("workspace:taiwan", workspace=taiwan_ws).tables)
+    expl = explain(bundle, frame.iloc[:5], background=frame, n_background=30)
+    scale = {t.name: t.std if t.kind == "regression" else 1.0 for t in bundle.tasks}  # errors in label units
+    assert all(err < 1e-6 * max(1.0, scale[name]) for name, err in expl.additivity_error.items())
+    refused = _cli("train", "--data", "workspace:taiwan", "--workspace", str(taiwan_ws), "--engine", "ray",
+                   "--hybrid", "blend", "--out", str(tmp_path / "ray"))
+    assert refused.returncode == 2 and "Ray training does not support --hybrid blend" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 BAD_COMMANDS = [
     ("train", "--data", "workspace:nope", "--out", "x"),
     ("train", "--data", "no/such/folder", "--out", "x"),
