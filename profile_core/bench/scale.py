@@ -8,7 +8,9 @@ measured by wall time and the peak RSS of that process (``os.wait4`` → ``ru_ma
 2. ``features``: ``features --data <lake>``: DuckDB over the lake's Parquet files, partition by partition,
    straight to one Parquet file (memory limit 3 GB, 2 threads);
 3. ``train``: ``train --data features.parquet --epochs E`` (fixed epochs, CPU, one torch thread): the feature
-   table only, never the event tables;
+   table only, never the event tables, held in memory with its float32 model matrix;
+   ``train-stream``: the same with ``--stream`` (``profile_core.stream_train``: seeded samples for the
+   preprocessor and validation/test, the training rows streamed in 50k-row chunks);
 4. ``score``: ``score`` streams the feature file (``scoring.score_file``);
 5. ``explain``: ``explain --global --sample S``: global importance of a sample stratified by PD grade;
 6. ``card``: ``explain --data <lake> --features features.parquet --customer ID``: one customer's rows by key,
@@ -40,7 +42,7 @@ PARTITION_CUSTOMERS = 25_000
 EPOCHS = 2
 EXPLAIN_SAMPLE = 2_000
 MEMORY_TARGET_GB = 8.0
-STEPS = ("generate", "features", "train", "score", "explain", "card")
+STEPS = ("generate", "features", "train", "train-stream", "score", "explain", "card")
 
 
 def _run_step(argv: list[str], log: Path) -> dict[str, Any]:
@@ -77,7 +79,9 @@ def run_size(n: int, work: Path, *, epochs: int = EPOCHS, sample: int = EXPLAIN_
         "features": ["features", "--data", str(lake), "--out", str(feats), "--memory-limit", "3GB",
                      "--threads", "2"],
         "train": ["train", "--data", str(feats), "--epochs", str(epochs), "--device", "cpu", "--out", str(bundle),
-                  "--json"],
+                  "--json", "--no-stream"],
+        "train-stream": ["train", "--data", str(feats), "--stream", "--epochs", str(epochs), "--device", "cpu",
+                         "--out", str(work / "bundle-stream"), "--json"],
         "score": ["score", "--bundle", str(bundle), "--data", str(feats), "--out", str(work / "scores.parquet")],
         "explain": ["explain", "--bundle", str(bundle), "--data", str(feats), "--global", str(work / "global.csv"),
                     "--sample", str(sample)],
@@ -102,11 +106,13 @@ def run_size(n: int, work: Path, *, epochs: int = EPOCHS, sample: int = EXPLAIN_
         result["lake_mb"] = _du_mb(lake)
     if feats.is_file():
         result["features_mb"] = _du_mb(feats)
-    train_log = work / "train.log"
-    if "train" in result["steps"] and result["steps"]["train"]["exit"] == 0:
-        text = train_log.read_text(encoding="utf-8")
-        summary = json.loads(text[text.index("{"):])
-        result["test_metrics"] = summary["metrics"].get("test")
+    for step, key in (("train", "test_metrics"), ("train-stream", "stream_test_metrics")):
+        if step in result["steps"] and result["steps"][step]["exit"] == 0:
+            text = (work / f"{step}.log").read_text(encoding="utf-8")
+            summary = json.loads(text[text.index("{"):])
+            result[key] = summary["metrics"].get("test")
+            if "stream" in summary:
+                result["stream"] = summary["stream"]
     sample_file = work / "global.csv.sample.json"
     if sample_file.is_file():
         result["explain_sample_method"] = json.loads(sample_file.read_text(encoding="utf-8"))
@@ -134,24 +140,27 @@ def markdown(result: dict[str, Any]) -> str:
                          + ("" if m["exit"] == 0 else " (failed)"))
         lines.append(f"| {int(size):,} | {r['partitions']} | " + " | ".join(cells)
                      + f" | {r['peak_rss_mb_max'] / 1024:.2f} GB |")
-    lines += ["", "| customers | transactions | behaviors | lake on disk | feature file | test AUC (default) |",
-              "|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "| customers | transactions | behaviors | lake on disk | feature file | test AUC (default) | "
+              "test AUC (default), streamed |", "|---:|---:|---:|---:|---:|---:|---:|"]
     for size in sorted(result["sizes"], key=int):
         r = result["sizes"][size]
         rows = r.get("rows") or {}
-        auc = ((r.get("test_metrics") or {}).get("default") or {}).get("auc")
+        aucs = [((r.get(key) or {}).get("default") or {}).get("auc") for key in ("test_metrics", "stream_test_metrics")]
         lines.append(f"| {int(size):,} | {rows.get('transactions', 0):,} | {rows.get('behaviors', 0):,} | "
                      f"{r.get('lake_mb', 0):,.0f} MB | {r.get('features_mb', 0):,.0f} MB | "
-                     + (f"{auc:.3f}" if auc is not None else "—") + " |")
+                     + " | ".join(f"{auc:.3f}" if auc is not None else "—" for auc in aucs) + " |")
     if result.get("notes"):
         lines += ["", *result["notes"]]
     return "\n".join(lines) + "\n"
 
 
 def run(sizes: str | tuple[int, ...] | None = None, quick: bool = False, *, work_dir: str | Path = "/tmp/scale",
-        out: str | Path | None = RESULTS, epochs: int = EPOCHS, steps: tuple[str, ...] = STEPS) -> dict[str, Any]:
+        out: str | Path | None = RESULTS, epochs: int = EPOCHS, steps: tuple[str, ...] = STEPS,
+        keep: bool = False) -> dict[str, Any]:
     """Run the benchmark for ``sizes`` (``"100000,1000000"`` or a tuple) and merge the rows into ``out``
-    (JSON + markdown beside it). ``quick``: 2,000 customers in a scratch folder, nothing written."""
+    (JSON + markdown beside it). ``quick``: 2,000 customers in a scratch folder, nothing written. ``steps``:
+    some steps only (e.g. ``("train", "train-stream")`` on a kept ``work_dir/<n>`` from an earlier run, whose
+    other steps' figures stay); ``keep``: leave ``work_dir/<n>`` (lake, features) for such a later run."""
     if isinstance(sizes, str):
         sizes = tuple(int(s.replace("_", "")) for s in sizes.split(",") if s.strip())
     sizes = (2_000,) if quick else tuple(sizes or SIZES)
@@ -166,8 +175,13 @@ def run(sizes: str | tuple[int, ...] | None = None, quick: bool = False, *, work
     try:
         for n in sizes:
             r = run_size(n, work_root / str(n), epochs=epochs, partition_customers=1_000 if quick else
-                         PARTITION_CUSTOMERS, sample=200 if quick else EXPLAIN_SAMPLE, steps=steps)
+                         PARTITION_CUSTOMERS, sample=200 if quick else EXPLAIN_SAMPLE, steps=steps, keep=keep)
             r["date"] = time.strftime("%Y-%m-%d")
+            old = result["sizes"].get(str(n))
+            if old and "generate" not in steps:  # later steps only: keep the other steps' figures
+                r = {**old, **r, "steps": {**old["steps"], **r["steps"]}}
+                r["peak_rss_mb_max"] = max(m["peak_rss_mb"] for m in r["steps"].values())
+                r["within_target"] = r["peak_rss_mb_max"] <= MEMORY_TARGET_GB * 1024
             result["sizes"][str(n)] = r
     finally:
         if scratch:
