@@ -118,7 +118,7 @@ def sample_ids(lake: str, rm_id: str | None, n: int = SAMPLE_IDS, seed: int = SA
     return sorted(r[0] for r in rows)
 
 
-GLOBAL_SAMPLE = 1000  # customers of the reference sample whose SHAP values the global views use
+GLOBAL_SAMPLE = 500  # customers of the reference sample whose SHAP values the global views use
 GLOBAL_SEED = 0
 
 

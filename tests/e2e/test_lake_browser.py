@@ -1,12 +1,13 @@
 """The app on a read-only partitioned data set (``PROFILE_LAKE``, ``ui.lake``) in a real browser: a deep link opens
-one customer's card read by key, the search box opens another, the portfolio page shows its estimates from the
-cards' reference sample, and nothing is written into the lake.
+one customer's card read by key, the search box opens another, the portfolio and explanations pages show their
+estimates from the cards' reference sample, and nothing is written into the lake.
 
 The server process's memory is read from ``/proc/<pid>/status`` (VmRSS now, VmHWM the peak) before the first
-session, after the first card and after the second, and saved with the times to open each card in
-``artifacts/lake_app.json`` (measurements, not asserted); ``lake_card.png`` and ``lake_portfolio.png`` the pages. By default the lake is a
-300-customer one built here; ``PROFILE_E2E_LAKE`` and ``PROFILE_E2E_LAKE_FEATURES`` point the same test at a
-large lake (``demo-data --customers 50000 --partitions 5 --out LAKE`` and ``features --data LAKE --out F``).
+session, after the first card, the second, the portfolio and the explanations page, and saved with the times to
+open each card in ``artifacts/lake_app.json`` (measurements, not asserted); ``lake_card.png`` and
+``lake_portfolio.png`` are the pages. By default the lake is a 300-customer one built here;
+``PROFILE_E2E_LAKE`` and ``PROFILE_E2E_LAKE_FEATURES`` point the same test at a large lake
+(``demo-data --customers 50000 --partitions 5 --out LAKE`` and ``features --data LAKE --out F``).
 """
 
 from __future__ import annotations
@@ -107,6 +108,12 @@ def test_lake_card_in_the_browser(lake_server, page, artifacts):
     assert len(page.query_selector_all('[data-testid="stPlotlyChart"]')) >= 4  # from the reference sample
     memory["portfolio_page"] = _memory_mb(pid)
     shot(page, artifacts, "lake_portfolio")
+
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("模型解释", exact=True).click()
+    page.wait_for_function("() => document.body.innerText.includes('全局图基于数据湖')", timeout=180_000)
+    wait_idle(page, timeout=180_000)
+    assert not page.query_selector('[data-testid="stException"]')
+    memory["explanations_page"] = _memory_mb(pid)
 
     assert _snapshot(lake_server["lake"], lake_server["features"]) == before  # nothing written into the lake
     (artifacts / "lake_app.json").write_text(json.dumps({
