@@ -185,7 +185,7 @@ def sidebar_names() -> tuple[str, str]:
 
 
 def unavailable(area: str) -> bool:
-    """On a lake, say that the page ``area`` (portfolio, cohorts, monitoring) needs the whole portfolio and
+    """On a lake, say that the page ``area`` (cohorts, monitoring) needs the whole portfolio and
     which command does its work out of core; True then (the page stops). False without a lake."""
     if not active():
         return False
