@@ -7,26 +7,16 @@ from __future__ import annotations
 import streamlit as st
 
 from profile_core import cohorts, views
-from ui import cache, lake, model_view, state, widgets
+from ui import cache, state, widgets
 from ui import cohorts as editor
 from ui.state import tr
 
 widgets.page_header("cohorts.title", "cohorts.caption")
-if lake.unavailable("cohorts"):  # a read-only lake: cohorts are filtered from the whole portfolio
-    st.stop()
-if not (widgets.need_data() and widgets.need_bundle()):
-    st.stop()
+# a read-only lake: cohorts are filtered from the whole portfolio; an RM compares within own customers
+bundle, scored = widgets.need_portfolio("cohorts")
 lang = state.lang()
-try:
-    bundle, scored = cache.active_portfolio()
-    scored = cache.visible(scored)  # an RM sees only their own customers
+with widgets.stop_on_failure():
     frame = cohorts.cohort_frame(scored, cache.active_features())
-except Exception as exc:  # noqa: BLE001 — a bundle trained on other columns: say so, point to the model page
-    st.error(tr("portfolio.predict_failed", detail=model_view.error_text(exc)))
-    st.stop()
-if frame.empty:
-    st.info(tr("portfolio.no_customers"))
-    st.stop()
 
 columns = cohorts.filter_columns(frame)
 labels = cohorts.column_labels(columns, bundle.tasks, lang)

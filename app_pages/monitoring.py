@@ -11,7 +11,7 @@ from profile_core import charts, fairness, monitor, monitor_charts, report, view
 from profile_core.bundle import read_manifest
 from profile_core.schema import display_name
 from profile_core.tasks import role_task
-from ui import audit, cache, lake, model_view, state, widgets
+from ui import audit, cache, model_view, state, widgets
 from ui.state import tr
 
 REFERENCE_SELECT = "monitor-reference-selectbox"
@@ -19,17 +19,11 @@ CARD_BUTTON = "monitor-card-download-button"
 FAIRNESS_SELECT = "monitor-fairness-selectbox"
 
 widgets.page_header("monitor.title", "monitor.caption")
-if lake.unavailable("monitoring"):  # a read-only lake: metrics need every customer's predictions
-    st.stop()
-if not (widgets.need_data() and widgets.need_bundle()):
-    st.stop()
+# a read-only lake: metrics need every customer's predictions; aggregates over the whole data set, for every role
+bundle, scored = widgets.need_portfolio("monitoring", own_customers=False, failed_key="monitor.predict_failed")
 lang = state.lang()
-try:
-    bundle, scored = cache.active_portfolio()
+with widgets.stop_on_failure("monitor.predict_failed"):
     preds, features = cache.active_predictions(), cache.active_features()
-except Exception as exc:  # noqa: BLE001 - a bundle trained on other columns
-    st.error(tr("monitor.predict_failed", detail=model_view.error_text(exc)))
-    st.stop()
 
 # ------------------------------------------------------------------ which rows are evaluated
 rows_used, scope = monitor.evaluation_rows(bundle.manifest, features["customer_id"], dataset=state.active_dataset(),

@@ -7,26 +7,14 @@ import streamlit as st
 
 from profile_core import charts, views
 from profile_core.tasks import role_task
-from ui import audit, cache, campaign, keys, lake, model_view, state, widgets
+from ui import audit, campaign, keys, lake, state, widgets
 from ui.state import tr
 
 widgets.page_header("portfolio.title", "portfolio.caption")
-if lake.active():  # a read-only lake: estimates from its seeded reference sample, said so on the page
-    lake.portfolio_page()
-    st.stop()
-if not (widgets.need_data() and widgets.need_bundle()):
-    st.stop()
+# a read-only lake: estimates from its seeded reference sample, said so on the page; an RM sees own customers
+bundle, scored = widgets.need_portfolio(lake.portfolio_page)
 
 lang = state.lang()
-try:
-    bundle, scored = cache.active_portfolio()
-    scored = cache.visible(scored)  # an RM sees only their own customers
-except Exception as exc:  # noqa: BLE001 — a bundle trained on other columns: say so, point to the model page
-    st.error(tr("portfolio.predict_failed", detail=model_view.error_text(exc)))
-    st.stop()
-if scored.empty:
-    st.info(tr("portfolio.no_customers"))
-    st.stop()
 
 kpis = views.portfolio_kpis(scored, bundle.tasks, lang)
 for column, item in zip(st.columns(len(kpis)), kpis, strict=True):

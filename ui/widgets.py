@@ -3,6 +3,9 @@ the bundle manifest card. Each draws with Streamlit and takes plain data."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -45,6 +48,48 @@ def need_bundle() -> bool:
     if st.button(tr("common.go_model"), key=keys.GO_MODEL_BUTTON):
         st.switch_page(PagePath.MODEL)
     return False
+
+
+@contextmanager
+def stop_on_failure(message_key: str = "portfolio.predict_failed") -> Iterator[None]:
+    """Any exception inside (a bundle trained on other columns than the data set's) is said as ``message_key``
+    with the error's sentence as ``detail``, and the page stops there."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 — say so and point to the model page, never a traceback
+        from ui.model_view import error_text
+
+        st.error(tr(message_key, detail=error_text(exc)))
+        st.stop()
+
+
+def need_portfolio(on_lake: str | Callable[[], object], *, own_customers: bool = True,
+                   failed_key: str = "portfolio.predict_failed"):
+    """The preamble of a page over the whole active portfolio (portfolio, cohorts, monitoring): (bundle, scored
+    portfolio frame), or the page stops after saying why not —
+    on a read-only lake, ``on_lake()`` draws the page's lake version, or when ``on_lake`` is an area name
+    ``lake.unavailable(area)`` says that the page needs the whole portfolio and which command does its work;
+    without a data set or a model, the notice with its button (``need_data``, ``need_bundle``); a bundle that
+    cannot score the data, ``failed_key``; with ``own_customers`` the frame is limited to what the role may see
+    (an RM: their own customers) and an empty one says ``portfolio.no_customers``."""
+    from ui import cache, lake
+
+    if lake.active():
+        if isinstance(on_lake, str):
+            lake.unavailable(on_lake)
+        else:
+            on_lake()
+        st.stop()
+    if not (need_data() and need_bundle()):
+        st.stop()
+    with stop_on_failure(failed_key):
+        bundle, scored = cache.active_portfolio()
+        if own_customers:
+            scored = cache.visible(scored)
+    if own_customers and scored.empty:
+        st.info(tr("portfolio.no_customers"))
+        st.stop()
+    return bundle, scored
 
 
 def validation_report(outcome) -> None:
