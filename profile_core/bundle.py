@@ -188,7 +188,8 @@ def save_bundle(result: TrainResult, out_dir: str | Path, *, name: str | None = 
     tmp.mkdir(parents=True)
     try:
         state = {k: v.detach().to("cpu").contiguous() for k, v in result.model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS), metadata={"format": "profile_core", "version": str(FORMAT_VERSION)})
+        # one metadata key: safetensors writes several in hash-map order, so the same weights could hash apart
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": f"profile_core/{FORMAT_VERSION}"})
         manifest = {
             "format_version": FORMAT_VERSION,
             "name": name or f"{result.config.arch}-{created:%Y%m%d-%H%M%S}",

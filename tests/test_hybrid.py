@@ -168,3 +168,9 @@ def test_model_card_shows_each_heads_blend(hybrid, tmp_path):
     assert share in page and "LightGBM share" in page
     plain = dict(manifest, hybrid={})
     assert "LightGBM share" not in model_card_page(plain, lang="en")
+
+
+def test_the_same_weights_always_give_the_same_file(hybrid, tmp_path):
+    """The weights' sha256 is the bundle's identity (caches, the registry): saving twice must not differ."""
+    digests = {sha256_file(save_bundle(hybrid, tmp_path / f"s{i}") / WEIGHTS) for i in range(6)}
+    assert len(digests) == 1
