@@ -172,6 +172,40 @@ def action_of(attribute: str, declared: Mapping[str, Action] | None = None) -> A
     return FIXED if attribute in FEATURES and attribute.endswith("_12m") else Action()
 
 
+#: Units (``FeatureInfo.unit_en``) of quantities that cannot be negative: counts, devices, days, months, years,
+#: amounts and ratios of amounts.
+NON_NEGATIVE_UNITS = frozenset({"times", "devices", "days", "months", "years", "CNY", "×"})
+
+
+def input_bounds(attribute: str, declared: Mapping[str, Action] | None = None) -> tuple[float | None, float | None]:
+    """(low, high) that ``attribute`` can take at all, None for no bound — what a what-if input accepts. A share
+    (unit %, stored as a fraction) lies in 0–1, a utilisation (balance over limit) is at least 0 and exceeds 1 only
+    over the limit, a trend of shares (3-month minus 12-month) lies in −1–1; counts, amounts, days, months and
+    ratios are at least 0. The attribute's declared ``Action`` bounds narrow these; an attribute the catalogue does
+    not know (a bank's own column) has only those."""
+    from profile_core.features import FEATURES
+
+    info = FEATURES.get(attribute)
+    unit = info.unit_en if info is not None else ""
+    low: float | None = None
+    high: float | None = None
+    if unit == "%":
+        if "trend" in attribute:
+            low, high = -1.0, 1.0
+        elif attribute.startswith("util_"):
+            low = 0.0
+        else:
+            low, high = 0.0, 1.0
+    elif unit in NON_NEGATIVE_UNITS:
+        low = 0.0
+    action = action_of(attribute, declared)
+    if action.low is not None:
+        low = action.low if low is None else max(low, action.low)
+    if action.high is not None:
+        high = action.high if high is None else min(high, action.high)
+    return low, high
+
+
 @dataclass
 class Recourse:
     """The smallest change found (in population-spread units) that brings the pd head to ``target_grade`` or

@@ -85,6 +85,43 @@ def test_card_page_offers_the_what_if(env, monkeypatch):  # noqa: F811 — the f
     assert '"what_if"' in log.read_text(encoding="utf-8")
 
 
+def test_input_bounds_follow_the_unit_and_the_declared_action():
+    from profile_core.whatif import Action, input_bounds
+
+    assert input_bounds("mobile_share_12m") == (0.0, 1.0)  # a share, stored as a fraction
+    assert input_bounds("inquiries_12m") == (0.0, None)  # a count
+    assert input_bounds("txn_in_amount_3m") == (0.0, None)  # an amount
+    assert input_bounds("util_latest") == (0.0, None)  # over the limit a utilisation exceeds 100 %
+    assert input_bounds("util_trend_3m_12m") == (-1.0, 1.0)  # a difference of two shares
+    assert input_bounds("credit_score") == (None, None)  # no unit: no bound
+    assert input_bounds("bank_segment_score") == (None, None)  # a bank's own column
+    assert input_bounds("bank_segment_score", {"bank_segment_score": Action(low=1.0, high=5.0)}) == (1.0, 5.0)
+    assert input_bounds("mobile_share_12m", {"mobile_share_12m": Action(high=0.8)}) == (0.0, 0.8)  # narrowed
+
+
+def test_card_what_if_inputs_are_bounded(env, monkeypatch):  # noqa: F811 — the fixture imported above
+    """A share cannot be typed above 100 % nor below 0, a count not below 0."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_app import APP, TIMEOUT
+    from ui.keys import PagePath
+
+    monkeypatch.setenv("PROFILE_AUTOLOGIN", "analyst")
+    monkeypatch.setenv("PROFILE_DEMO", "1")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page(str(PagePath.CUSTOMERS)).run()
+    pick = next(m for m in at.multiselect if m.key and m.key.startswith("customers-whatif-pick"))
+    pick.set_value(["mobile_share_12m", "inquiries_12m"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    inputs = {n.key.rsplit("-", 1)[1]: n for n in at.number_input if n.key and n.key.startswith("whatif-")}
+    assert set(inputs) == {"mobile_share_12m", "inquiries_12m"}
+    share, count = inputs["mobile_share_12m"], inputs["inquiries_12m"]
+    assert (share.min, share.max) == (0.0, 1.0)
+    assert count.min == 0.0 and count.max is None
+    assert 0.0 <= share.value <= 1.0 and count.value >= 0.0  # the customer's values, inside
+
+
 def test_recourse_finds_the_smallest_change_to_a_better_grade(world):
     from profile_core.scorecard import pd_grade
     from profile_core.whatif import recourse, recourse_sentence

@@ -378,7 +378,7 @@ WHATIF_TOP = 12  # attributes offered first: the customer's strongest reasons ac
 def what_if_panel(card, context) -> None:
     """Change a few of this customer's attributes and see every head move (``profile_core.whatif``); audited,
     never written to the data."""
-    from profile_core.whatif import editable_attributes, heads_frame, what_if
+    from profile_core.whatif import editable_attributes, heads_frame, input_bounds, what_if
     from ui import audit, cache
 
     bundle = cache.active_bundle()
@@ -399,7 +399,11 @@ def what_if_panel(card, context) -> None:
             now = row[attribute].iloc[0]
             if attribute in bundle.preprocessor.numeric:
                 start = float(now) if now is not None and pd.notna(now) else 0.0
-                changes[attribute] = column.number_input(names[attribute], value=start, key=f"whatif-{cid}-{attribute}")
+                low, high = input_bounds(attribute)  # no share above 100 %, no negative count
+                low = None if low is None else min(low, start)  # a recorded value outside stays as it is
+                high = None if high is None else max(high, start)
+                changes[attribute] = column.number_input(names[attribute], value=start, min_value=low,
+                                                         max_value=high, key=f"whatif-{cid}-{attribute}")
             else:
                 options = list(bundle.preprocessor.categories.get(attribute, [])) or [str(now)]
                 current = str(now) if str(now) in options else options[0]
