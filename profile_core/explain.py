@@ -45,6 +45,7 @@ from profile_core.tasks import TaskSpec
 
 TOLERANCE = 1e-4  # additivity: |base + Σ SHAP − output| in output units
 PROBE_TOLERANCE = 1e-7  # float64 DeepLIFT with a rule for every op is exact to ~1e-12
+TREE_PROBE_TOLERANCE = 1e-5  # a hybrid head: shap's interventional TreeSHAP sums to ~1e-7 of its trees' output
 MAX_BACKGROUND = 200
 CHUNK_PAIRS = 32_768  # customer × background pairs per batched pass (for up to CHUNK_COLUMNS input columns)
 CHUNK_COLUMNS = 128
@@ -261,7 +262,9 @@ class HeadExplainer:
                 self.probe_error = {k: float(np.max(np.abs(base[k] + phi[k].sum(1) - out[k]))) for k in phi}
             except RuntimeError:  # e.g. a data-dependent forward pass that cannot be replayed
                 self.probe_error = {k: math.inf for k in self.tasks}
-            method = "deep" if max(self.probe_error.values()) <= PROBE_TOLERANCE else "permutation"
+            exact = all(err <= (TREE_PROBE_TOLERANCE if k in self.trees else PROBE_TOLERANCE)
+                        for k, err in self.probe_error.items())
+            method = "deep" if exact else "permutation"
         self.method = method
 
     def _matrix(self, frame: pd.DataFrame) -> Tensor:

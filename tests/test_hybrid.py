@@ -174,3 +174,22 @@ def test_the_same_weights_always_give_the_same_file(hybrid, tmp_path):
     """The weights' sha256 is the bundle's identity (caches, the registry): saving twice must not differ."""
     digests = {sha256_file(save_bundle(hybrid, tmp_path / f"s{i}") / WEIGHTS) for i in range(6)}
     assert len(digests) == 1
+
+
+def test_on_the_demo_portfolio_a_hybrid_is_explained_with_deepshap_and_treeshap():
+    """The five demo heads (many count-valued inputs, late trees with tiny leaves): the automatic choice keeps
+    the exact method, not the sampled permutation fallback, and every head adds up."""
+    from profile_core import synth
+    from profile_core.explain import TREE_PROBE_TOLERANCE, HeadExplainer
+    from profile_core.features import build_features_from_frames
+    from profile_core.tasks import default_tasks
+
+    frame = build_features_from_frames(synth.generate_portfolio(1500, seed=7).tables())
+    result = fit(frame, default_tasks(), TrainConfig(hybrid="blend", max_epochs=3, seed=1, num_threads=1))
+    assert any(v["weight"] < 1 for v in result.hybrid.values())  # the trees take part somewhere
+    explainer = HeadExplainer(result, frame, n_background=50)
+    assert explainer.method == "deep", explainer.probe_error
+    assert max(explainer.probe_error.values()) <= TREE_PROBE_TOLERANCE
+    expl = explainer.explain(frame.iloc[:20])
+    scale = {t.name: t.std if t.kind == "regression" else 1.0 for t in result.tasks}
+    assert all(err <= 1e-5 * scale[k] for k, err in expl.additivity_error.items())
