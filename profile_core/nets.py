@@ -8,8 +8,10 @@ DeepExplainer can hook them; ``net.head(task)`` wraps one head as a single-outpu
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -238,14 +240,35 @@ class MemberMean(MultiTaskNet):
 MAX_TREE_DEPTH = 64  # traversal steps per tree; LightGBM trees here are capped far below
 
 
+@lru_cache(maxsize=1)
+def _walk_trees():
+    """The compiled tree walk (imported and compiled on first use: numba costs ~1 s to start)."""
+    import numba
+
+    @numba.njit(nogil=True, cache=False)
+    def walk(x, feature, threshold, left, right, value, roots, depth, out):  # pragma: no cover - compiled
+        for i in range(x.shape[0]):
+            for root in roots:
+                node = root
+                for _ in range(depth):
+                    if left[node] == node:
+                        break
+                    node = left[node] if x[i, feature[node]] <= threshold[node] else right[node]
+                for k in range(value.shape[1]):
+                    out[i, k] += value[node, k]
+
+    return walk
+
+
 class TreeEnsemble(nn.Module):
     """A gradient-boosted tree ensemble as tensors (``profile_core.hybrid.tree_arrays``): x (B, n_inputs) →
     (B, out_dim) raw scores, the sum of each tree's leaf. Nodes are stored tree by tree in pre-order (a leaf
     points to itself); splits are ``x[feature] <= threshold`` in float64, as LightGBM compares. ``weight`` is
     the net's share of the blended logits, ``1 - weight`` the trees'.
 
-    Every (row, tree) pair walks down one level per step, and pairs that reached a leaf drop out: the work
-    follows the leaves' mean depth, not the deepest tree's (LightGBM's leaf-wise trees are lopsided)."""
+    On CPU each row walks each tree in compiled code (numba). On a GPU every (row, tree) pair walks down one
+    level per step as tensors, and pairs that reached a leaf drop out: the work follows the leaves' mean depth,
+    not the deepest tree's (LightGBM's leaf-wise trees are lopsided)."""
 
     CHUNK_PAIRS = 4_000_000  # (row, tree) pairs walked at a time
 
@@ -265,6 +288,12 @@ class TreeEnsemble(nn.Module):
         n_trees = len(self.roots)
         if not len(x) or not n_trees:
             return x.new_zeros((len(x), self.value.shape[1]))
+        if x.device.type == "cpu":  # trees have no gradient: the compiled walk; on a GPU the tensor walk
+            return self._walk_compiled(x)
+        return self._walk(x)
+
+    def _walk(self, x: Tensor) -> Tensor:
+        n_trees = len(self.roots)
         split = self.left != torch.arange(len(self.left), device=self.left.device)
         step = max(1, self.CHUNK_PAIRS // n_trees)
         parts = []
@@ -283,6 +312,15 @@ class TreeEnsemble(nn.Module):
                 node[walking] = torch.where(go_left, self.left[at], self.right[at])
             parts.append(self.value[node].reshape(len(xb), n_trees, -1).sum(1))
         return torch.cat(parts)
+
+    def _walk_compiled(self, x: Tensor) -> Tensor:
+        """The same walk, row by row and tree by tree in machine code (numba, which SHAP already brings):
+        ~40× faster than the tensor walk on CPU."""
+        out = np.zeros((len(x), self.value.shape[1]), np.float64)
+        _walk_trees()(x.detach().to(torch.float64).numpy(), self.feature.numpy(), self.threshold.numpy(),
+                      self.left.numpy(), self.right.numpy(), self.value.detach().to(torch.float64).numpy(),
+                      self.roots.numpy(), self.depth, out)
+        return torch.from_numpy(out).to(self.value.dtype)
 
     def validate(self, input_dim: int) -> None:
         """Refuse a bundle's trees that point outside the inputs or their own tree, or back up it (the nodes

@@ -48,11 +48,12 @@ def test_tree_tensors_equal_lightgbm_raw_scores(objective, out_dim):
     module = TreeEnsemble(len(arrays["feature"]), len(arrays["roots"]), int(arrays["depth"]), out_dim)
     load_trees(module, arrays, 0.0)
     module.validate(6)
-    module.CHUNK_PAIRS = 1_000  # several chunks of rows
+    module.CHUNK_PAIRS = 1_000  # several chunks of rows (the tensor walk, as on a GPU)
     got = module(torch.from_numpy(X[400:])).numpy()
     want = booster.predict(X[400:], raw_score=True).reshape(200, out_dim)
     assert len(arrays["roots"]) == 40 * out_dim
     np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(module._walk(torch.from_numpy(X[400:])).numpy(), want, atol=1e-5)
 
 
 def test_tree_inputs_leave_out_the_bin_columns():
