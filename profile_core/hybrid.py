@@ -28,6 +28,20 @@ GBDT_PARAMS = {"learning_rate": 0.05, "num_leaves": 31, "verbose": -1, "determin
                "force_row_wise": True}  # as the LightGBM baseline (profile_core.baselines)
 ROUNDS, EARLY_STOPPING = 500, 30
 WEIGHTS = np.round(np.linspace(1.0, 0.0, 21), 2)  # the net's share, tried from the net alone down
+# a share chosen on fewer labelled validation rows (or fewer of a class) would follow noise: the net stays alone
+MIN_VALIDATION_ROWS, MIN_CLASS_ROWS = 100, 10
+
+
+def too_few(task: TaskSpec, y_val: np.ndarray) -> str:
+    """Why the validation labels of ``task`` cannot choose a blend ("" when they can)."""
+    has = labelled(task, y_val)
+    if has.sum() < MIN_VALIDATION_ROWS:
+        return f"{int(has.sum())} labelled validation rows < {MIN_VALIDATION_ROWS}"
+    if task.kind != "regression":
+        counts = np.bincount(y_val[has].astype(int), minlength=task.n_classes if task.kind == "multiclass" else 2)
+        if counts.min() < MIN_CLASS_ROWS:
+            return f"a class has {int(counts.min())} labelled validation rows < {MIN_CLASS_ROWS}"
+    return ""
 
 
 def tree_inputs(names: list[str]) -> list[int]:
@@ -51,8 +65,6 @@ def fit_trees(X: np.ndarray, y: np.ndarray, task: TaskSpec, split: dict[str, np.
     train, val = (split[k][has[split[k]]] for k in ("train", "val"))
     params = {**GBDT_PARAMS, **_objective(task), "seed": seed, "num_threads": max(threads, 1)}
     data = lgb.Dataset(X[np.ix_(train, columns)], y[train], params={"verbose": -1})
-    if not len(val):
-        return lgb.train(params, data, num_boost_round=ROUNDS // 2)
     valid = lgb.Dataset(X[np.ix_(val, columns)], y[val], reference=data)
     return lgb.train(params, data, num_boost_round=ROUNDS, valid_sets=[valid],
                      callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)])
@@ -121,7 +133,8 @@ def blend(net: MultiTaskNet, arch: str, X: np.ndarray, encoded: dict[str, np.nda
           split: dict[str, np.ndarray], tasks: list[TaskSpec], names: list[str], *, seed: int, threads: int
           ) -> tuple[Blend, dict[str, dict]]:
     """``net`` with every head blended with its own LightGBM (see the module doc); and per head what was
-    chosen: ``weight`` (the net's share), ``trees``, ``rounds`` and the validation ``scores`` per share."""
+    chosen: ``weight`` (the net's share), ``trees``, ``rounds`` and the validation ``scores`` per share, or
+    why the head kept the net alone (``skipped``: too few validation labels to choose a share)."""
     columns = tree_inputs(names)
     val = split["val"]
     device = next(net.parameters()).device
@@ -129,15 +142,19 @@ def blend(net: MultiTaskNet, arch: str, X: np.ndarray, encoded: dict[str, np.nda
         net_val = {t: v.double().cpu().numpy() for t, v in net.eval()(torch.as_tensor(X[val]).to(device)).items()}
     arrays, weights, report = {}, {}, {}
     for task in tasks:
+        if why := too_few(task, encoded[task.name][val]):
+            report[task.name] = {"weight": 1.0, "trees": 0, "rounds": 0, "validation": {}, "skipped": why}
+            continue
         booster = fit_trees(X, encoded[task.name], task, split, columns, seed=seed, threads=threads)
         arrays[task.name] = tree_arrays(booster, task.out_dim, columns)
         tree_val = booster.predict(X[np.ix_(val, columns)], num_iteration=booster.best_iteration or None,
                                    raw_score=True).reshape(len(val), task.out_dim)
-        weights[task.name], scores = choose_weight(task, raw[task.name][val], net_val[task.name], tree_val) \
-            if len(val) else (0.5, {})
+        weights[task.name], scores = choose_weight(task, raw[task.name][val], net_val[task.name], tree_val)
         report[task.name] = {"weight": weights[task.name], "trees": len(arrays[task.name]["roots"]),
                              "rounds": int(booster.best_iteration or booster.current_iteration()),
                              "validation": scores}
+    if not arrays:  # no head could choose a blend
+        return net, report
     shapes = {t: (len(a["feature"]), len(a["roots"]), int(a["depth"])) for t, a in arrays.items()}
     out = build_net(arch, replace(net.config, trees=shapes))
     out.net.load_state_dict(net.state_dict())

@@ -250,7 +250,8 @@ def hybrid_table(hybrid: dict[str, dict], tasks: Sequence[TaskSpec] | Sequence[d
     rows = [{t("views.task", lang): spec.display(lang),
              t("views.hybrid_net", lang): f"{hybrid[spec.name]['weight']:.0%}",
              t("views.hybrid_trees", lang): f"{1 - hybrid[spec.name]['weight']:.0%}",
-             t("views.hybrid_tree_count", lang): int(hybrid[spec.name]["trees"])}
+             t("views.hybrid_tree_count", lang): int(hybrid[spec.name]["trees"]),
+             t("views.hybrid_note", lang): t("views.hybrid_skipped", lang) if hybrid[spec.name].get("skipped") else ""}
             for spec in specs if spec.name in hybrid]
     return pd.DataFrame(rows, dtype=object)
 

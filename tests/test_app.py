@@ -338,7 +338,10 @@ def test_train_with_hybrid_heads_after_a_tuning_search(env):
     at.run()
     _ok(at)
     shown = _frame_with(at, "LightGBM 权重")
-    assert len(shown) == 5 and shown["树的数量"].astype(int).min() >= 1
+    # 300 customers: ~45 validation rows per head, too few to choose a share, so every head keeps the net alone
+    assert all(chosen["skipped"] and chosen["trees"] == 0 for chosen in result.hybrid.values())
+    assert len(shown) == 5 and set(shown["网络权重"]) == {"100%"} and set(shown["树的数量"].astype(int)) == {0}
+    assert all("验证集中该任务的标签太少" in note for note in shown["说明"])
     assert any("调参" in c.value for c in at.caption)
 
 

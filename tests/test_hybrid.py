@@ -194,3 +194,12 @@ def test_on_the_demo_portfolio_a_hybrid_is_explained_with_deepshap_and_treeshap(
     expl = explainer.explain(frame.iloc[:20])
     scale = {t.name: t.std if t.kind == "regression" else 1.0 for t in result.tasks}
     assert all(err <= 1e-5 * scale[k] for k, err in expl.additivity_error.items())
+
+
+def test_a_validation_split_too_small_to_choose_keeps_the_net_alone():
+    small = synthetic_frame(400, n_features=6, seed=4, n_categorical=1)  # ~60 validation rows
+    result = fit(small, risk_tasks(), TrainConfig(hybrid="blend", **SMALL))
+    assert type(result.model).__name__ != "Blend"  # no head blended: the plain net, no trees in the bundle
+    for chosen in result.hybrid.values():
+        assert chosen["weight"] == 1.0 and chosen["trees"] == 0
+        assert "labelled validation rows < 100" in chosen["skipped"]

@@ -82,6 +82,8 @@ def test_train_with_live_curves(server, page, artifacts):
     wait_idle(page)
     page.get_by_text("同时训练基线").click()
     wait_idle(page)
+    page.get_by_text("每个任务再融合一个 LightGBM").click()  # hybrid heads
+    wait_idle(page)
     page.get_by_role("button", name="开始训练").click()
     page.get_by_text("取消训练").first.wait_for()  # the live panel polls while the worker runs
     page.screenshot(path=str(artifacts / "model_training_live.png"))
@@ -89,6 +91,10 @@ def test_train_with_live_curves(server, page, artifacts):
     wait_idle(page)
     page.get_by_text("多任务模型与单任务基线对比").first.wait_for()
     assert page.locator(".js-plotly-plot").count() >= 3  # loss, metric and comparison charts
+    hybrid = page.locator("h1, h2, h3, p, div").filter(has_text="混合头：各任务中网络的权重").last
+    hybrid.wait_for()
+    hybrid.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "model_hybrid.png"))
     shot(page, artifacts, "model_trained")
     page.get_by_role("button", name="保存模型包").click()
     page.get_by_text("并设为当前模型").first.wait_for(timeout=60_000)
