@@ -351,9 +351,8 @@ def _train_worker(cfg: dict) -> None:
         EpochReport,
         TrainResult,
         _Checkpoints,
-        _evaluate,
         _train_epoch,
-        _weighted_total,
+        close_epoch,
         ensemble_of,
         optimizer_groups,
         predict,
@@ -416,14 +415,9 @@ def _train_worker(cfg: dict) -> None:
             weighting.end_epoch(train_losses)
             t_train = time.perf_counter() - t0
             train_time += t_train
-            val_losses, val_metrics = _evaluate(model, X, Y, idx["val"], tasks, raw, split["val"])
-            val_total = _weighted_total(val_losses, tasks)
-            improved = checkpoints.update(epoch, val_losses, val_metrics, val_total, model)
-            history.append(EpochReport(
-                epoch=epoch, train_loss=_weighted_total(train_losses, tasks), val_loss=val_total,
-                train_losses=train_losses, val_losses=val_losses, val_metrics=val_metrics, weights=weights,
-                seconds=time.perf_counter() - t0, samples_per_second=len(shard) * world / max(t_train, 1e-9),
-                best=improved, member=member))
+            history.append(close_epoch(model, checkpoints, (X, Y, idx["val"], raw, split["val"]), tasks,
+                                       epoch=epoch, member=member, train_losses=train_losses, weights=weights,
+                                       started=t0, train_seconds=t_train, samples=len(shard) * world))
             stop = torch.tensor([int(checkpoints.stalled)])
             if world > 1:  # rank 0 decides, so the workers never disagree about the last epoch
                 dist.broadcast(stop, src=0, group=group)

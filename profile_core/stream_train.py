@@ -303,14 +303,9 @@ def fit_streamed(path: str | Path, tasks, config: T.TrainConfig, scan: _Scan, *,
                 t_train = time.perf_counter() - t0
                 train_time += t_train
 
-                val_losses, val_metrics = T._evaluate(model, X_val, Y_val, val_rows, tasks, raw_val, np.arange(n_val))
-                val_total = T._weighted_total(val_losses, tasks)
-                improved = checkpoints.update(epoch, val_losses, val_metrics, val_total, model)
-                report = T.EpochReport(
-                    epoch=epoch, train_loss=T._weighted_total(train_losses, tasks), val_loss=val_total,
-                    train_losses=train_losses, val_losses=val_losses, val_metrics=val_metrics, weights=weights,
-                    seconds=time.perf_counter() - t0, samples_per_second=n_train / max(t_train, 1e-9),
-                    best=improved, member=member)
+                report = T.close_epoch(model, checkpoints, (X_val, Y_val, val_rows, raw_val, np.arange(n_val)),
+                                       tasks, epoch=epoch, member=member, train_losses=train_losses,
+                                       weights=weights, started=t0, train_seconds=t_train, samples=n_train)
                 history.append(report)
                 if callback is not None:
                     callback(report)

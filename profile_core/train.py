@@ -453,14 +453,9 @@ def fit(
                 t_train = time.perf_counter() - t0
                 train_time += t_train
 
-                val_losses, val_metrics = _evaluate(model, X, Y, idx["val"], tasks, raw, split["val"])
-                val_total = _weighted_total(val_losses, tasks)
-                improved = checkpoints.update(epoch, val_losses, val_metrics, val_total, model)
-                report = EpochReport(
-                    epoch=epoch, train_loss=_weighted_total(train_losses, tasks), val_loss=val_total,
-                    train_losses=train_losses, val_losses=val_losses, val_metrics=val_metrics, weights=weights,
-                    seconds=time.perf_counter() - t0, samples_per_second=n_train / max(t_train, 1e-9),
-                    best=improved, member=member)
+                report = close_epoch(model, checkpoints, (X, Y, idx["val"], raw, split["val"]), tasks,
+                                     epoch=epoch, member=member, train_losses=train_losses, weights=weights,
+                                     started=t0, train_seconds=t_train, samples=n_train)
                 history.append(report)
                 if callback is not None:
                     callback(report)
@@ -606,6 +601,22 @@ def _train_epoch(model: MultiTaskNet, weighting: Weighting, optimizer: torch.opt
             weight_sums[t] += w
     train_losses = {t: float(sums[t]) / counts[t] for t in sums if counts[t]}
     return train_losses, {t: w / max(n_steps, 1) for t, w in weight_sums.items()}
+
+
+def close_epoch(model: MultiTaskNet, checkpoints: _Checkpoints, validation: tuple, tasks: list[TaskSpec], *,
+                epoch: int, member: int, train_losses: dict[str, float], weights: dict[str, float], started: float,
+                train_seconds: float, samples: int) -> EpochReport:
+    """The end of every trainer's epoch (``fit``, streamed, Ray): validate on ``validation`` (``_evaluate``'s
+    X, Y, rows, raw labels, positions), keep the weights where a criterion improved, and report the epoch
+    (``samples``: training rows seen in ``train_seconds``)."""
+    val_losses, val_metrics = _evaluate(model, *validation[:3], tasks, *validation[3:])
+    val_total = _weighted_total(val_losses, tasks)
+    improved = checkpoints.update(epoch, val_losses, val_metrics, val_total, model)
+    return EpochReport(
+        epoch=epoch, train_loss=_weighted_total(train_losses, tasks), val_loss=val_total,
+        train_losses=train_losses, val_losses=val_losses, val_metrics=val_metrics, weights=weights,
+        seconds=time.perf_counter() - started, samples_per_second=samples / max(train_seconds, 1e-9),
+        best=improved, member=member)
 
 
 @torch.no_grad()
