@@ -19,14 +19,15 @@ import lightgbm as lgb
 import numpy as np
 import torch
 
+from profile_core.baselines import LGBM_PARAMS
 from profile_core.features import PLE_SEP
 from profile_core.nets import Blend, MultiTaskNet, TreeEnsemble, build_net
 from profile_core.tasks import TaskSpec, labelled, task_metrics
 from profile_core.train import _output, _selection_score
 
-GBDT_PARAMS = {"learning_rate": 0.05, "num_leaves": 31, "verbose": -1, "deterministic": True,
-               "force_row_wise": True}  # as the LightGBM baseline (profile_core.baselines)
-ROUNDS, EARLY_STOPPING = 500, 30
+# the LightGBM baseline's settings (profile_core.baselines): the blend adds the net to that very model
+GBDT_PARAMS = {k: v for k, v in LGBM_PARAMS.items() if k != "n_estimators"}
+ROUNDS, EARLY_STOPPING = LGBM_PARAMS["n_estimators"], 30
 WEIGHTS = np.round(np.linspace(1.0, 0.0, 21), 2)  # the net's share, tried from the net alone down
 # a share chosen on fewer labelled validation rows (or fewer of a class) would follow noise: the net stays alone
 MIN_VALIDATION_ROWS, MIN_CLASS_ROWS = 100, 10
