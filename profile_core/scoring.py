@@ -174,7 +174,9 @@ def is_feature_table(bundle, data: str | Path) -> bool:
 def _parquet_chunks(path: Path, columns: list[str], chunk_rows: int) -> tuple[int | None, Iterator[pd.DataFrame]]:
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    # pre_buffer (pyarrow's default) keeps every range read until the file closes: RSS grew ~0.22 GB per
+    # million rows read, whatever the batch size; without it reading stays flat
+    pf = pq.ParquetFile(path, pre_buffer=False)
 
     def chunks() -> Iterator[pd.DataFrame]:
         try:

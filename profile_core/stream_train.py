@@ -126,7 +126,7 @@ def scan_file(path: str | Path, *, seed: int, val_fraction: float, test_fraction
     batch)."""
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(path, pre_buffer=False)  # see scoring._parquet_chunks
     n = pf.metadata.num_rows
     v = min(val_fraction, eval_rows / max(n, 1))
     t = min(test_fraction, eval_rows / max(n, 1))
@@ -166,7 +166,7 @@ def train_chunks(path: str | Path, columns: list[str], train_positions: np.ndarr
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(path, pre_buffer=False)  # see scoring._parquet_chunks
     meta = pf.metadata
     sizes = np.array([meta.row_group(g).num_rows for g in range(pf.num_row_groups)], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
