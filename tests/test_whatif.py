@@ -61,8 +61,8 @@ def test_every_head_moves_and_nothing_is_written(world):
     assert np.isfinite(heads["delta"].dropna().to_numpy(dtype=float)).all()
 
 
-def test_card_page_offers_the_what_if(env, monkeypatch):  # noqa: F811 — the fixture imported below
-    """The analyst opens the what-if, simulates, sees every head before and after; the use is audited."""
+def _card_page(monkeypatch):
+    """The customer card page as the analyst sees it on the demo data (an AppTest after its first run)."""
     from streamlit.testing.v1 import AppTest
 
     from tests.test_app import APP, TIMEOUT
@@ -73,6 +73,12 @@ def test_card_page_offers_the_what_if(env, monkeypatch):  # noqa: F811 — the f
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     at.switch_page(str(PagePath.CUSTOMERS)).run()
+    return at
+
+
+def test_card_page_offers_the_what_if(env, monkeypatch):  # noqa: F811 — the fixture imported below
+    """The analyst opens the what-if, simulates, sees every head before and after; the use is audited."""
+    at = _card_page(monkeypatch)
     button = next(b for b in at.button if b.key and b.key.startswith("customers-whatif-button"))
     button.click().run()
     assert not at.exception, [e.value for e in at.exception]
@@ -101,16 +107,7 @@ def test_input_bounds_follow_the_unit_and_the_declared_action():
 
 def test_card_what_if_inputs_are_bounded(env, monkeypatch):  # noqa: F811 — the fixture imported above
     """A share cannot be typed above 100 % nor below 0, a count not below 0."""
-    from streamlit.testing.v1 import AppTest
-
-    from tests.test_app import APP, TIMEOUT
-    from ui.keys import PagePath
-
-    monkeypatch.setenv("PROFILE_AUTOLOGIN", "analyst")
-    monkeypatch.setenv("PROFILE_DEMO", "1")
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page(str(PagePath.CUSTOMERS)).run()
+    at = _card_page(monkeypatch)
     pick = next(m for m in at.multiselect if m.key and m.key.startswith("customers-whatif-pick"))
     pick.set_value(["mobile_share_12m", "inquiries_12m"]).run()
     assert not at.exception, [e.value for e in at.exception]
