@@ -301,16 +301,17 @@ class HeadExplainer:
                 (grad,) = torch.autograd.grad(chosen.sum(), tiled, retain_graph=i < len(tasks) - 1)
                 phi[k][start:start + rows] = (grad * delta).reshape(rows, n_ref, n_cols).mean(1).numpy()
                 out[k][start:start + rows] = chosen.detach().reshape(rows, n_ref)[:, 0].numpy()
+        blended = self._raw_outputs(x) if any(k in self.trees for k in tasks) else {}  # one pass, every head
         for k in tasks:
             if k in self.trees:
-                phi[k], out[k] = self._blend_trees(k, x, pick[k], phi[k])
+                phi[k] = self._blend_trees(k, x, pick[k], phi[k])
+                out[k] = blended[k][np.arange(len(x)), pick[k]]
         base = {k: self._reference_out[k][:, pick[k]].mean(axis=0) for k in tasks}
         return phi, base, out
 
-    def _blend_trees(self, task: str, x: Tensor, pick: np.ndarray, net_phi: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray]:
+    def _blend_trees(self, task: str, x: Tensor, pick: np.ndarray, net_phi: np.ndarray) -> np.ndarray:
         """A hybrid head's SHAP values ``w·net + (1 − w)·trees`` (interventional TreeSHAP against the same
-        background, so the base value stays the background's mean output) and its blended output."""
+        background, so the base value stays the background's mean output)."""
         import shap
 
         from profile_core.hybrid import shap_trees
@@ -322,8 +323,7 @@ class HeadExplainer:
         values = np.asarray(self._tree_explainers[task].shap_values(x.numpy(), check_additivity=False))
         values = values.reshape(len(x), x.shape[1], -1)[np.arange(len(x)), :, pick]
         w = float(self.trees[task].weight)
-        out = self._raw_outputs(x)[task][np.arange(len(x)), pick]
-        return w * net_phi + (1 - w) * values, out
+        return w * net_phi + (1 - w) * values
 
     def _permutation(self, x: Tensor, pick: dict[str, np.ndarray], tasks: list[str]
                      ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
