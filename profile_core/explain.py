@@ -247,7 +247,7 @@ class HeadExplainer:
         # hybrid heads (nets.Blend): DeepSHAP runs on the net inside, TreeSHAP on each head's trees
         self.net = getattr(self.model, "net", self.model)
         self.trees = dict(getattr(self.model, "trees", {}))
-        self._tree_explainers: dict[str, Any] = {}
+        self._tree_explainers: dict[tuple[str, int], Any] = {}  # (task, output) → TreeSHAP
         with torch.no_grad():
             self.refs: list[tuple[Tensor, ...]] = []
             with _DeepLift(self.refs):
@@ -311,17 +311,20 @@ class HeadExplainer:
 
     def _blend_trees(self, task: str, x: Tensor, pick: np.ndarray, net_phi: np.ndarray) -> np.ndarray:
         """A hybrid head's SHAP values ``w·net + (1 − w)·trees`` (interventional TreeSHAP against the same
-        background, so the base value stays the background's mean output)."""
+        background, so the base value stays the background's mean output); per picked output, its trees only."""
         import shap
 
         from profile_core.hybrid import shap_trees
 
-        if task not in self._tree_explainers:
-            self._tree_explainers[task] = shap.TreeExplainer(
-                shap_trees(self.trees[task]), data=self.background.numpy(), feature_perturbation="interventional",
-                model_output="raw")
-        values = np.asarray(self._tree_explainers[task].shap_values(x.numpy(), check_additivity=False))
-        values = values.reshape(len(x), x.shape[1], -1)[np.arange(len(x)), :, pick]
+        values = np.zeros_like(net_phi)
+        for out in np.unique(pick):
+            if (task, out) not in self._tree_explainers:
+                self._tree_explainers[task, out] = shap.TreeExplainer(
+                    shap_trees(self.trees[task], int(out)), data=self.background.numpy(),
+                    feature_perturbation="interventional", model_output="raw")
+            rows = pick == out
+            values[rows] = np.asarray(self._tree_explainers[task, out].shap_values(
+                x[rows].numpy(), check_additivity=False)).reshape(int(rows.sum()), x.shape[1])
         w = float(self.trees[task].weight)
         return w * net_phi + (1 - w) * values
 

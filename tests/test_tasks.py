@@ -109,6 +109,30 @@ def test_metrics_perfect_constant_and_missing():
     assert far < off_by_one < 1
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_selection_score_is_task_metrics_selection_metric(seed):
+    """The hybrid's fast score equals RMSE, 1 − AUC and 1 − macro-F1 of task_metrics (missing labels, ties,
+    a class never predicted and one never labelled included)."""
+    from profile_core.tasks import selection_score
+
+    reg, binary, grade = risk_tasks()
+    rng = np.random.default_rng(seed)
+    n = 400
+    y_reg = np.where(rng.random(n) < 0.2, np.nan, rng.normal(650, 50, n))
+    p_reg = rng.normal(650, 50, n)
+    assert selection_score(reg, y_reg, p_reg) == pytest.approx(task_metrics(reg, y_reg, p_reg)["rmse"], rel=1e-12)
+    y_bin = np.where(rng.random(n) < 0.2, np.nan, rng.random(n) < 0.3)
+    p_bin = np.round(rng.random(n), 1)  # ties
+    assert selection_score(binary, y_bin, p_bin) == pytest.approx(1 - task_metrics(binary, y_bin, p_bin)["auc"])
+    y_grade = np.where(rng.random(n) < 0.2, -1, rng.integers(0, 4, n))  # grade 4 never labelled
+    p_grade = rng.dirichlet(np.ones(5), n)
+    p_grade[:, 3] = 0  # grade 3 never predicted
+    assert selection_score(grade, y_grade, p_grade) == pytest.approx(
+        1 - task_metrics(grade, y_grade, p_grade)["macro_f1"])
+    assert math.isnan(selection_score(binary, np.zeros(3), np.full(3, 0.1)))
+    assert math.isnan(selection_score(reg, np.full(3, np.nan), np.ones(3)))
+
+
 def test_marketing_roles_are_proposed_from_name_and_kind_and_round_trip():
     assert propose_role("wm_purchase_3m", "binary") == "propensity"
     assert propose_role("基金申购意向", "binary") == "propensity"
