@@ -338,17 +338,24 @@ class LakeCards:
     """Cards of a lake's customers one at a time, for a server or a page that must not load the portfolio:
     the reference sample (``sample`` feature rows: percentiles, SHAP background) and its predictions are read
     once; each :meth:`card` reads only its customer's rows by key (:func:`read_customer`) and its feature row.
-    ``card`` has ``profile.CardContext.card``'s signature (unknown id: ``KeyError``)."""
+    ``card`` has ``profile.CardContext.card``'s signature (unknown id: ``KeyError``).
 
-    def __init__(self, lake: str | Path, features: str | Path, bundle, *, sample: int = CARD_SAMPLE,
+    The card's what-if and recourse work on :meth:`context` (the customer's feature row first, the reference
+    sample as the population); :meth:`similar` searches the customers most like one customer within the
+    reference sample (embedded once, on first use), :meth:`customer_names` reads the names of those shown by
+    key and :meth:`with_names` adds them masked as a policy requires."""
+
+    def __init__(self, lake: str | Path, features: str | Path, bundle, *, sample: int | None = None,
                  seed: int = 0) -> None:
         from profile_core.explain import HeadExplainer
 
-        self.lake, self.features, self.bundle = Path(lake), Path(features), bundle
+        sample = CARD_SAMPLE if sample is None else sample  # read now: a test or a deployment may set it
+        self.lake, self.features, self.bundle, self.seed = Path(lake), Path(features), bundle, seed
         self.meta = read_lake_meta(lake)
         self.reference = read_feature_rows(features, [], sample=sample, seed=seed)
         self.reference_predictions = bundle.predict(self.reference)
         self.explainer = HeadExplainer(bundle, self.reference)
+        self._similar = None  # similar.SimilarIndex of the reference sample, built on the first search
 
     def context(self, customer_id: str):
         """A ``profile.CardContext`` of one customer: their rows of every table by key, their feature row and
@@ -369,3 +376,73 @@ class LakeCards:
 
     def card(self, customer_id: str, *, policy, lang: str = "zh", top_reasons: int = 4):
         return self.context(customer_id).card(str(customer_id), policy=policy, lang=lang, top_reasons=top_reasons)
+
+    def reference_index(self):
+        """``similar.SimilarIndex`` of the reference sample (its rows embedded once; what a neighbour list
+        shows: ``rm_id``, predictions, observed labels — no names: :meth:`customer_names` reads those shown)."""
+        if self._similar is None:
+            from profile_core.similar import build_index
+
+            self._similar = build_index(self.bundle, self.reference, self.reference_predictions)
+        return self._similar
+
+    def similar(self, customer_id: str, policy, k: int = 5, *, row: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The ``k`` customers of the reference sample most like ``customer_id`` in the model's shared
+        representation, among those ``policy`` may see (``similar.SimilarIndex.neighbours``: ``rank``,
+        ``similarity``, ``customer_id``, ``rm_id``, head predictions, observed labels). A customer outside the
+        sample is embedded from their feature row (``row``, else read by key) and searched against it; the lake
+        is not read beyond that row. Unknown id: ``KeyError``; another RM's customer: ``privacy.AccessDenied``."""
+        import numpy as np
+
+        from profile_core.similar import SimilarIndex, build_index
+
+        base, cid = self.reference_index(), str(customer_id)
+        if cid in base._row:
+            return base.neighbours(cid, policy, k=k)
+        if row is None:
+            row = read_feature_rows(self.features, [cid])
+        row = row[row["customer_id"].astype("str") == cid]
+        if not len(row):
+            from profile_core.i18n import t
+
+            raise KeyError(t("profile.unknown_customer", "en", customer=cid))
+        one = build_index(self.bundle, row.reset_index(drop=True), self.bundle.predict(row.reset_index(drop=True)))
+        joined = SimilarIndex(pd.concat([base.customers, one.customers[base.customers.columns]], ignore_index=True),
+                              np.concatenate([base.embeddings, one.embeddings]), base.tasks)
+        return joined.neighbours(cid, policy, k=k)
+
+    def customer_names(self, customer_ids: list[str]) -> pd.DataFrame:
+        """``customer_id``, ``rm_id`` and ``name`` of a few customers from the lake's customers table, read by key
+        (each from their own partition when the lake records id ranges); unknown ids are left out."""
+        ids = [str(c) for c in customer_ids]
+        by_part: dict[int | None, list[str]] = {}
+        for cid in ids:
+            by_part.setdefault(partition_of(self.meta, cid), []).append(cid)
+        con = connect("256MB", threads=1)
+        try:
+            parts = []
+            for k, wanted in by_part.items():
+                marks = ", ".join("?" for _ in wanted)
+                parts.append(con.sql(f"SELECT * FROM {_scan(self.lake, 'customers', k)} "
+                                     f"WHERE customer_id IN ({marks})", params=wanted)
+                             .to_arrow_table().to_pandas())
+        finally:
+            con.close()
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"customer_id": []})
+        keep = [c for c in ("customer_id", "rm_id", "name") if c in frame.columns]
+        return frame[keep].assign(customer_id=frame["customer_id"].astype("str")).reset_index(drop=True)
+
+    @staticmethod
+    def with_names(found: pd.DataFrame, names: pd.DataFrame, policy) -> pd.DataFrame:
+        """``found`` (a neighbour list) with a ``name`` column after ``customer_id`` from ``names``
+        (:meth:`customer_names`), masked as ``policy`` requires (``privacy.mask_frame``); "—" where unknown."""
+        from profile_core.privacy import mask_frame
+
+        out = found.copy()
+        if "name" not in names.columns or "name" in out.columns:
+            return out
+        masked = mask_frame(names, policy)
+        shown = dict(zip(masked["customer_id"].astype("str"), masked["name"], strict=True))
+        out.insert(int(out.columns.get_loc("customer_id")) + 1, "name",
+                   [shown.get(str(c), "—") for c in out["customer_id"]])
+        return out

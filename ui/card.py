@@ -375,13 +375,13 @@ WHATIF_BUTTON = "customers-whatif-button"
 WHATIF_TOP = 12  # attributes offered first: the customer's strongest reasons across heads
 
 
-def what_if_panel(card, context) -> None:
+def what_if_panel(card, context, bundle=None) -> None:
     """Change a few of this customer's attributes and see every head move (``profile_core.whatif``); audited,
-    never written to the data."""
+    never written to the data. ``bundle``: the model of ``context`` (default: the active data set's)."""
     from profile_core.whatif import editable_attributes, heads_frame, input_bounds, what_if
     from ui import audit, cache
 
-    bundle = cache.active_bundle()
+    bundle = bundle if bundle is not None else cache.active_bundle()
     if bundle is None or context.explainer is None:
         return
     lang, cid = card.lang, card.customer_id
@@ -421,15 +421,16 @@ def what_if_panel(card, context) -> None:
             st.markdown(f"*{html.escape(titles.get(task, task))}*: " + " · ".join(r.sentence for r in codes.up[:3]))
 
 
-def recourse_panel(card, context) -> None:
+def recourse_panel(card, context, bundle=None) -> None:
     """The smallest change of one to three actionable attributes that reaches a better grade
-    (``whatif.recourse``), with its effect on every head; audited like a what-if."""
+    (``whatif.recourse``), with its effect on every head; audited like a what-if. ``bundle``: as in
+    :func:`what_if_panel`."""
     from profile_core.scorecard import GRADES
     from profile_core.tasks import role_task
     from profile_core.whatif import heads_frame, recourse, recourse_sentence, recourse_side_effects
     from ui import audit, cache
 
-    bundle = cache.active_bundle()
+    bundle = bundle if bundle is not None else cache.active_bundle()
     grade = card.outputs.pd_grade
     if bundle is None or role_task(bundle.tasks, "pd") is None or grade in (None, GRADES[0]):
         return

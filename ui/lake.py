@@ -6,7 +6,8 @@ card is read by key (``lake.LakeCards``: the customer's rows of every table from
 feature row, a seeded 10k-row reference sample for percentiles and the SHAP background): the portfolio is never
 loaded. Nothing here writes into the lake; the workspace keeps only what it always keeps (users, audit anchor).
 
-Pages: customers (look a customer up by ID, or pick from a sample of IDs the role may see) and the customer's
+Pages: customers (look a customer up by ID, or pick from a sample of IDs the role may see; the card with its
+what-if, its path to a better grade and similar customers searched within the reference sample) and the customer's
 explanation (its own waterfall, the global views over the reference sample) work; the portfolio page shows estimates from the reference sample (said so; not for an RM);
 the data page shows the lake's own description; pages that need every customer (cohorts, monitoring, training,
 uploads) say why they are not available and which CLI command does the same work out of core.
@@ -237,9 +238,14 @@ _SHOWN: set[str] = set()  # names of the lake's customers whose rows this proces
 def _redact(context) -> None:
     """Keep the names of the customers read so far out of the logs (``audit.RedactingFilter``; on a workspace
     data set the router gives it every name, which on a lake would mean reading the whole customers table)."""
+    _redact_names(context.customers)
+
+
+def _redact_names(customers: pd.DataFrame) -> None:
+    """:func:`_redact` for the names in a frame of customers (its ``name`` column, if any)."""
     from profile_core.audit import install_log_redaction
 
-    names = context.customers["name"].dropna().astype("str") if "name" in context.customers.columns else []
+    names = customers["name"].dropna().astype("str") if "name" in customers.columns else []
     new = set(names) - _SHOWN
     if new:
         _SHOWN.update(new)
@@ -276,6 +282,12 @@ def customers_page() -> None:
         return
     card.render(profile, specs=getattr(lake_cards.explainer, "tasks", None), has_model=True)
     st.caption(tr("lake_app.card_caption", n=f"{len(lake_cards.reference):,}"))
+    # what-if and recourse: the in-memory card's panels on this customer's context (their feature row first, the
+    # reference sample as the population) and the lake's own model; similar customers within the sample
+    st.caption(tr("lake_card.whatif_population", n=f"{len(lake_cards.reference):,}"))
+    card.what_if_panel(profile, context, bundle=lake_cards.bundle)
+    card.recourse_panel(profile, context, bundle=lake_cards.bundle)
+    similar_panel(profile, lake_cards, context.features.loc[[cid]])
 
     def report() -> str:  # the card as shown (masked for this role), built only when downloaded
         from profile_core.report import customer_report
@@ -283,6 +295,44 @@ def customers_page() -> None:
         return customer_report(profile)
 
     audit.report_button(report, cid, key=f"lake-report-{cid}", file_name=f"{cid}.html")
+
+
+SIMILAR_K = "lake-similar-k-selectbox"
+
+
+def similar_panel(profile, lake_cards, row: pd.DataFrame) -> None:
+    """The card's similar customers on a lake: the nearest customers of the reference sample in the model's shared
+    representation (``LakeCards.similar``; the customer's own ``row`` embedded when the sample lacks them), in
+    this role's scope, names read by key for those shown and masked for the role; the page says the neighbours
+    come from the sample. Audited (``view_similar``) before anything is shown."""
+    from profile_core.similar import DEFAULT_K, neighbours_table, outcome_summary
+    from ui import model_view
+    from ui.similar import K_OPTIONS
+
+    lang, cid, policy = state.lang(), profile.customer_id, state.policy()
+    st.subheader(tr("similar.title"))
+    k = st.selectbox(tr("similar.k"), K_OPTIONS, index=K_OPTIONS.index(DEFAULT_K), key=f"{SIMILAR_K}-{cid}")
+    try:
+        found = lake_cards.similar(cid, policy, k=k, row=row)
+    except Exception as exc:  # noqa: BLE001 — a model that cannot embed these rows: say so, keep the card
+        st.warning(tr("similar.failed", detail=model_view.error_text(exc)))
+        return
+    st.caption(tr("similar.caption", k=k))
+    st.caption(tr("lake_card.similar_sample", n=f"{len(lake_cards.reference):,}",
+                  total=f"{int(lake_cards.meta['n_customers']):,}", seed=lake_cards.seed))
+    if found.empty:
+        st.info(tr("similar.none"))
+        return
+    if not audit.record("view_similar", cid, k=int(k), shown=len(found)):
+        st.error(tr("customers.audit_failed"))
+        return
+    names = lake_cards.customer_names(found["customer_id"].tolist())  # only those shown, by key
+    _redact_names(names)
+    found = lake_cards.with_names(found, names, policy)
+    for line in outcome_summary(found, lake_cards.bundle.tasks, lang):
+        st.markdown(line)
+    st.dataframe(neighbours_table(found, lake_cards.bundle.tasks, lang), hide_index=True,
+                 key=f"lake-similar-table-{cid}")
 
 
 def explanations_page() -> None:
