@@ -189,6 +189,152 @@ def test_local_explanation_of_a_lake_customer(env):
     assert not global_importance(expl).empty
 
 
+# ------------------------------------------------------------------ what-if, recourse, similar customers
+
+
+@pytest.fixture()
+def demo_env(env, monkeypatch):
+    """The lake with the shipped demo model (trained on the demo generator's data, as the lake is): its grades
+    spread from A to E, so a better grade is within reach for some customers."""
+    bundle = ROOT / "models" / "demo"
+    monkeypatch.setenv("PROFILE_LAKE_BUNDLE", str(bundle))
+    return {**env, "bundle": bundle}
+
+
+def _population(env) -> pd.DataFrame:
+    """Every feature row of the 300-customer lake: the population a card's what-if and recourse use there (the
+    customer's row and the 10,000-row reference sample, which holds the whole lake)."""
+    from profile_core.lake import read_feature_rows
+
+    return read_feature_rows(env["features"], [], sample=10_000, seed=0)
+
+
+def _audited(workspace: Path, action: str) -> list[tuple[str, dict]]:
+    log = Path(f"{workspace}.audit.jsonl")
+    entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(e["target"], e) for e in entries if e["action"] == action]
+
+
+def _table_with(at: AppTest, column: str) -> pd.DataFrame:
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(found) == 1, [list(d.value.columns) for d in at.dataframe]
+    return found[0]
+
+
+def test_what_if_on_a_lake_card_moves_the_shown_scores(demo_env, tmp_path):
+    from profile_core.bundle import load_bundle
+    from profile_core.tasks import role_task
+    from profile_core.whatif import heads_frame, input_bounds, what_if
+
+    at = _open(_app(lang="en"), PagePath.CUSTOMERS, CID)
+    at.multiselect(key=f"customers-whatif-pick-{CID}").set_value(["util_latest", "max_dpd_3m"]).run()
+    _ok(at)
+    inputs = {n.key.rsplit("-", 1)[1]: n for n in at.number_input if n.key and n.key.startswith("whatif-")}
+    assert set(inputs) == {"util_latest", "max_dpd_3m"}
+    row = _population(demo_env).pipe(lambda f: f[f["customer_id"] == CID])
+    for name, box in inputs.items():  # the customer's own values, bounded as on a workspace card
+        assert box.value == pytest.approx(float(row[name].iloc[0]))
+        assert (box.min, box.max) == input_bounds(name) == (0.0, None)
+    inputs["util_latest"].set_value(1.5)
+    inputs["max_dpd_3m"].set_value(90.0)
+    at.button(key=f"customers-whatif-button-{CID}").click().run()
+    _ok(at)
+    shown = _table_with(at, "What-if")
+    changes = {"util_latest": 1.5, "max_dpd_3m": 90.0}
+    bundle = load_bundle(demo_env["bundle"])
+    expected = heads_frame(what_if(bundle, row, changes, lang="en"), "en")
+    assert shown.astype(str).to_numpy().tolist() == expected.astype(str).to_numpy().tolist()
+    by_head = shown.set_index("Output")
+    for role in ("score", "pd"):  # the shown credit score and default probability moved
+        moved = by_head.loc[role_task(bundle.tasks, role).display("en")]
+        assert moved["Now"] != moved["What-if"] and moved["Changed"] == "●", role
+    assert [target for target, _ in _audited(tmp_path / "ws.duckdb", "what_if")] == [CID]
+
+
+def _recourse_customer(env) -> tuple[str, object]:
+    """A lake customer below grade A for whom a change of up to three attributes reaches the next grade."""
+    from profile_core.bundle import load_bundle
+    from profile_core.scoring import score_chunk
+    from profile_core.whatif import better_grade, recourse
+
+    bundle, frame = load_bundle(env["bundle"]), _population(env)
+    grades = score_chunk(bundle, frame).set_index(frame["customer_id"].astype("str"))["pd_grade"]
+    for cid in grades[grades.isin(["C", "D"])].index:
+        row = frame[frame["customer_id"] == cid]
+        result = recourse(bundle, row, frame, target_grade=better_grade(grades[cid]))
+        if result.found:
+            return cid, result
+    pytest.fail("no customer of the demo lake has a path to a better grade")
+
+
+def test_recourse_on_a_lake_card_lists_a_change(demo_env, tmp_path):
+    from profile_core.bundle import load_bundle
+    from profile_core.features import feature_info
+    from profile_core.whatif import recourse_sentence
+
+    cid, result = _recourse_customer(demo_env)
+    at = _open(_app(lang="en"), PagePath.CUSTOMERS, cid)
+    assert at.selectbox(key=f"recourse-target-{cid}").value == result.target_grade  # one grade better
+    at.button(key=f"recourse-button-{cid}").click().run()
+    _ok(at)
+    sentence = recourse_sentence(result, load_bundle(demo_env["bundle"]), "en")
+    assert sentence in [m.value for m in at.markdown]
+    assert all(feature_info(a).en in sentence for a in result.changes)  # each change named on the page
+    table = _table_with(at, "What-if")
+    assert table.set_index("Output").loc["PD grade", "What-if"] <= result.target_grade
+    assert [(t_, e["details"].get("recourse")) for t_, e in _audited(tmp_path / "ws.duckdb", "what_if")] == \
+        [(cid, result.target_grade)]
+
+
+@pytest.fixture()
+def small_sample(monkeypatch):
+    """Cards compared with a 120-customer reference sample (of the 300), so "from the sample" can be told
+    apart from "from the lake"; the app's cached cards are dropped before and after."""
+    import profile_core.lake as lake_module
+
+    monkeypatch.setattr(lake_module, "CARD_SAMPLE", 120)
+    lake_ui.cards.clear()
+    lake_ui.sample_explanation.clear()
+    yield 120
+    lake_ui.cards.clear()
+    lake_ui.sample_explanation.clear()
+
+
+def _similar_table(at: AppTest) -> pd.DataFrame:
+    return _table_with(at, t("similar.col.similarity", "en"))
+
+
+def test_similar_customers_on_a_lake_card_come_from_the_reference_sample(demo_env, small_sample, tmp_path):
+    from profile_core.bundle import load_bundle
+    from profile_core.lake import LakeCards, read_feature_rows
+
+    sample = set(read_feature_rows(demo_env["features"], [], sample=small_sample, seed=0)["customer_id"])
+    customers = demo_env["customers"]
+    outside = next(c for c in (CID, *customers.index) if c not in sample)  # a customer the sample lacks
+    expected = LakeCards(demo_env["lake"], demo_env["features"], load_bundle(demo_env["bundle"]),
+                         sample=small_sample).similar(outside, Policy("analyst"), 5)
+    at = _open(_app(lang="en"), PagePath.CUSTOMERS, outside)
+    assert t("lake_card.similar_sample", "en", n=f"{small_sample:,}", total=f"{N:,}", seed=0) in \
+        [c.value for c in at.caption]
+    table = _similar_table(at)
+    ids = table[t("similar.col.customer", "en")].tolist()
+    assert ids == expected["customer_id"].tolist() and len(ids) == 5
+    assert set(ids) <= sample and outside not in ids  # neighbours from the sample, never the customer
+    masked = [Policy("analyst").mask_identity(customers.loc[c])["name"] for c in ids]
+    assert table[t("similar.col.name", "en")].tolist() == masked  # names read by key, masked for the role
+    assert all(n != customers.loc[c, "name"] for n, c in zip(masked, ids, strict=True))
+    assert [(tg, e["details"]["shown"]) for tg, e in _audited(tmp_path / "ws.duckdb", "view_similar")] == [(outside, 5)]
+    # an RM: only their own customers of the sample, names in full
+    own = customers[customers["rm_id"] == "RM001"]
+    cid = own["customer_id"].iloc[0]
+    rm = _open(_app("rm", "en"), PagePath.CUSTOMERS, cid)
+    table = _similar_table(rm)
+    mine = (set(own["customer_id"]) & sample) - {cid}
+    ids = table[t("similar.col.customer", "en")].tolist()
+    assert 0 < len(ids) == min(5, len(mine)) and set(ids) <= mine
+    assert table[t("similar.col.name", "en")].tolist() == [customers.loc[c, "name"] for c in ids]
+
+
 # ------------------------------------------------------------------ what a lake cannot do, said
 
 
@@ -258,6 +404,12 @@ def test_a_folder_that_is_not_a_lake_says_so_on_every_lake_page(env, monkeypatch
 def test_nothing_is_written_into_the_lake(env):
     before = _snapshot(env["lake"], env["features"])
     at = _open(_app("admin"), PagePath.CUSTOMERS, CID)
+    at.button(key=f"customers-whatif-button-{CID}").click().run()  # what-if, recourse, similar: read only
+    _ok(at)
+    assert any("假设后" in d.value.columns for d in at.dataframe)
+    at.button(key=f"recourse-button-{CID}").click().run()
+    _ok(at)
+    assert any(t("similar.col.similarity", "zh") in d.value.columns for d in at.dataframe)
     for page in PagePath:
         at.switch_page(str(page)).run()
         _ok(at)
