@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+
+from profile_core.explain_sample import EXPLAIN_SAMPLE, explanation_sample  # noqa: F401  (re-exported)
 
 TABLE_SUFFIXES = (".parquet", ".csv", ".xlsx", ".xls")
 
@@ -299,39 +300,6 @@ def score(bundle_path: str | Path, data: str | Path, out: str | Path, *,
     return len(scores)
 
 
-EXPLAIN_SAMPLE = 10_000  # customers a global explanation covers at most by default (a stratified sample)
-
-
-def explanation_sample(bundle, frame: pd.DataFrame, n: int | None = EXPLAIN_SAMPLE, seed: int = 0
-                       ) -> tuple[pd.DataFrame, dict]:
-    """The customers a global explanation covers and how they were chosen: every row when ``n`` is None or
-    the frame is no larger, else ``n`` rows drawn with proportional stratification by the PD head's grade
-    (A–E, scored in chunks; by the first binary head's probability quintile when there is no PD head, by
-    nothing when there is neither), seeded. The dict (method, sample, population, seed, strata) is stated
-    next to the result."""
-    from sklearn.model_selection import train_test_split
-
-    if n is None or len(frame) <= n:
-        return frame, {"method": "all", "sample": len(frame), "population": len(frame)}
-    scores = scored_frame(bundle, frame, chunk_size=50_000)
-    if "pd_grade" in scores.columns:
-        strata, by = scores["pd_grade"].astype("str").to_numpy(), "pd_grade"
-    else:
-        prob = next((c for c in scores.columns if c.endswith("_prob")), None)
-        strata = None if prob is None else pd.qcut(scores[prob], 5, labels=False, duplicates="drop").to_numpy()
-        by = f"{prob} quintile" if prob else None
-    try:
-        rows, _ = train_test_split(np.arange(len(frame)), train_size=n, random_state=seed, stratify=strata)
-    except ValueError:  # a stratum with a single customer
-        rows, _ = train_test_split(np.arange(len(frame)), train_size=n, random_state=seed)
-        by = None
-    info = {"method": f"stratified by {by} (proportional)" if by else "simple random", "sample": int(n),
-            "population": len(frame), "seed": seed}
-    if by:
-        info["strata"] = {str(k): int(v) for k, v in pd.Series(strata[rows]).value_counts().sort_index().items()}
-    return frame.iloc[np.sort(rows)], info
-
-
 def explain_cli(bundle_path: str | Path, data: str | Path, *, customer: str | None, global_out: str | None,
                 workspace: str | Path | None = None, lang: str = "zh", role: str = "analyst",
                 sample: int | None = EXPLAIN_SAMPLE, features: str | Path | None = None) -> int:
@@ -341,14 +309,15 @@ def explain_cli(bundle_path: str | Path, data: str | Path, *, customer: str | No
     the feature table ``features`` (never the portfolio); a global explanation reads ``features`` (or builds
     the lake's). A feature file as ``data`` is read as it is. Global importance covers ``sample`` customers
     at most (:func:`explanation_sample`); how they were chosen is printed and written beside ``global_out``
-    (``<global_out>.sample.json``)."""
-    import json
+    (``<global_out>.sample.json``). A global explanation alone of a feature file (or of a lake) streams the
+    file (``explain_sample.stream_explanation_sample``): the same customers and numbers in bounded memory."""
+    import tempfile
 
     from profile_core.bundle import load_bundle, require_inputs
-    from profile_core.explain import HeadExplainer, global_importance, to_attributes
-    from profile_core.exports import safe_frame
-    from profile_core.features import build_features_from_frames
-    from profile_core.lake import is_lake, lake_card
+    from profile_core.explain import HeadExplainer
+    from profile_core.explain_sample import file_input_check, stream_explanation_sample
+    from profile_core.features import build_features_from_frames, feature_file_meta
+    from profile_core.lake import is_lake, lake_card, lake_features
     from profile_core.privacy import Policy
     from profile_core.profile import CardContext
 
@@ -359,6 +328,16 @@ def explain_cli(bundle_path: str | Path, data: str | Path, *, customer: str | No
         customer = None
         if not global_out:
             return 0
+    path = features if lake and features else data
+    if global_out and not customer and ((lake and not features) or feature_file_meta(path) is not None):
+        with tempfile.TemporaryDirectory(prefix="features-") as tmp:
+            if lake and not features:  # the lake's feature table into a scratch file first
+                path = Path(tmp) / "features.parquet"
+                lake_features(data, path)
+            file_input_check(bundle, path)
+            drawn = stream_explanation_sample(bundle, path, sample)
+            _write_global(HeadExplainer(bundle, drawn.background), drawn.rows, drawn.info, global_out)
+        return 0
     tables = None
     loaded = feature_source(features if lake and features else data)
     if loaded is not None:
@@ -369,14 +348,7 @@ def explain_cli(bundle_path: str | Path, data: str | Path, *, customer: str | No
     require_inputs(bundle, frame)
     explainer = HeadExplainer(bundle, frame)
     if global_out:
-        rows, how = explanation_sample(bundle, frame, sample)
-        expl = to_attributes(explainer.explain(rows), bundle.preprocessor, rows)
-        table = global_importance(expl)
-        Path(global_out).parent.mkdir(parents=True, exist_ok=True)
-        safe_frame(table).to_csv(global_out, index=False, encoding="utf-8-sig")
-        Path(f"{global_out}.sample.json").write_text(json.dumps(how, ensure_ascii=False, indent=2), encoding="utf-8")
-        print(f"customers explained: {how['sample']} of {how['population']} ({how['method']})")
-        print(table.head(15).to_string(index=False))
+        _write_global(explainer, *explanation_sample(bundle, frame, sample), global_out)
     if customer:
         if tables is None:  # a feature file: the card without event tables
             tables = {"customers": frame}
@@ -384,6 +356,21 @@ def explain_cli(bundle_path: str | Path, data: str | Path, *, customer: str | No
         card = context.card(customer, policy=Policy(role), lang=lang)
         print(format_card(card))
     return 0
+
+
+def _write_global(explainer, rows: pd.DataFrame, how: dict, global_out: str | Path) -> None:
+    """Per-task global importance of ``rows`` to ``global_out`` (CSV) and how they were chosen beside it."""
+    import json
+
+    from profile_core.explain import global_importance, to_attributes
+    from profile_core.exports import safe_frame
+
+    table = global_importance(to_attributes(explainer.explain(rows), explainer.preprocessor, rows))
+    Path(global_out).parent.mkdir(parents=True, exist_ok=True)
+    safe_frame(table).to_csv(global_out, index=False, encoding="utf-8-sig")
+    Path(f"{global_out}.sample.json").write_text(json.dumps(how, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(f"customers explained: {how['sample']} of {how['population']} ({how['method']})")
+    print(table.head(15).to_string(index=False))
 
 
 def format_card(card) -> str:
