@@ -397,7 +397,7 @@ class LakeCards:
         from profile_core.similar import SimilarIndex, build_index
 
         base, cid = self.reference_index(), str(customer_id)
-        if cid in base._row:
+        if base.customers["customer_id"].eq(cid).any():
             return base.neighbours(cid, policy, k=k)
         if row is None:
             row = read_feature_rows(self.features, [cid])

@@ -313,7 +313,8 @@ def similar_panel(profile, lake_cards, row: pd.DataFrame) -> None:
     st.subheader(tr("similar.title"))
     k = st.selectbox(tr("similar.k"), K_OPTIONS, index=K_OPTIONS.index(DEFAULT_K), key=f"{SIMILAR_K}-{cid}")
     try:
-        found = lake_cards.similar(cid, policy, k=k, row=row)
+        with st.spinner(tr("lake_card.similar_indexing", n=f"{len(lake_cards.reference):,}")):
+            found = lake_cards.similar(cid, policy, k=k, row=row)  # the sample is embedded on the first search
     except Exception as exc:  # noqa: BLE001 — a model that cannot embed these rows: say so, keep the card
         st.warning(tr("similar.failed", detail=model_view.error_text(exc)))
         return
