@@ -64,7 +64,8 @@ def run_baselines(frame: pd.DataFrame, tasks: list[TaskSpec], config: TrainConfi
     part = report_split(split)
     results: dict[str, dict[str, dict[str, float]]] = {}
     if "single-mlp" in models:
-        single = config.model_copy(update={"arch": "shared-bottom", "weighting": "fixed", "task_weights": {}})
+        single = config.model_copy(update={"arch": "shared-bottom", "weighting": "fixed", "task_weights": {},
+                                           "hybrid": "none", "ensemble": 1})  # one net, no trees
         results["single-mlp"] = {
             t.name: fit(frame, [t], single, numeric=numeric, categorical=categorical, split=split).metrics[part][t.name]
             for t in tasks}

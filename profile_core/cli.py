@@ -123,19 +123,17 @@ def cmd_train(a: argparse.Namespace) -> int:
     from profile_core.views import metrics_table
 
     roles = dict(r.split("=", 1) for r in a.role or [] if "=" in r)
+    hybrid = {"hybrid": a.hybrid} if getattr(a, "hybrid", None) else None  # None: the engine's default
     if getattr(a, "engine", "local") == "ray":  # Ray Train, a.workers CPU workers (profile_core.distributed)
         from profile_core.distributed import train_ray
-        from profile_core.tasks import EngineError
-
-        if a.hybrid != "none":  # the trees are fitted on one machine's copy of the rows
-            raise EngineError("engine.hybrid_ray")
 
         summary = train_ray(a.data, a.out, workers=a.workers, tasks=a.task, roles=roles, use_age=a.use_age,
-                            arch=a.arch, weighting=a.weighting, epochs=a.epochs, seed=a.seed, workspace=a.workspace)
+                            arch=a.arch, weighting=a.weighting, epochs=a.epochs, seed=a.seed, workspace=a.workspace,
+                            settings=hybrid)
     elif a.stream or (a.stream is None and _stream_wanted(a.data)):  # bounded memory (profile_core.stream_train)
         from profile_core.stream_train import train_streamed, unsupported
 
-        unsupported(baselines=a.baselines, tune=a.tune, hybrid=getattr(a, "hybrid", "none"))
+        unsupported(baselines=a.baselines, tune=a.tune, hybrid=getattr(a, "hybrid", None) or "none")
         summary = train_streamed(a.data, a.out, tasks=a.task, roles=roles, use_age=a.use_age, arch=a.arch,
                                  weighting=a.weighting, epochs=a.epochs, seed=a.seed, device=a.device,
                                  chunk_rows=a.chunk_rows, progress=not a.json)
@@ -143,7 +141,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         summary = train_and_save(
             a.data, a.out, tasks=a.task, roles=roles, use_age=a.use_age, arch=a.arch, weighting=a.weighting,
             epochs=a.epochs, seed=a.seed, device=a.device, baselines=a.baselines, workspace=a.workspace,
-            progress=not a.json, tune=a.tune, settings={"hybrid": a.hybrid} if a.hybrid != "none" else None,
+            progress=not a.json, tune=a.tune, settings=hybrid,
         )
     if a.json:  # strict JSON: NaN and infinities become null
         print(json.dumps(jsonable(summary), ensure_ascii=False, indent=2, allow_nan=False))
@@ -287,8 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--role", action="append", metavar="NAME=ROLE",
                    help="the role of a label: pd | score | grade | generic (default: proposed from its name)")
     s.add_argument("--use-age", action="store_true", help="let age be a model input (off by default)")
-    s.add_argument("--hybrid", default="none", choices=["none", "blend"],
-                   help="blend: each head blends the net with its own LightGBM, weighted on the validation split")
+    s.add_argument("--hybrid", choices=["none", "blend"],
+                   help="blend (default; the net alone with --stream or --engine ray): each head blends the net "
+                        "with its own LightGBM, weighted on the validation split; none: the net alone")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.add_argument("--engine", default="local", choices=["local", "ray"],
                    help="ray: Ray Train with --workers CPU workers (extra scale; $RAY_ADDRESS joins a cluster)")

@@ -523,6 +523,11 @@ def train_ray(data: str | Path, out: str | Path, *, workers: int = 2, tasks=None
 
     if weighting == "gradnorm":
         raise ScaleError("scale.weighting_unsupported", weighting=weighting)
+    if (settings or {}).get("hybrid", "none") != "none":  # the trees are fitted on one machine's copy of the rows
+        from profile_core.tasks import EngineError
+
+        raise EngineError("engine.hybrid_ray")
+    settings = {**(settings or {}), "hybrid": "none"}  # the net alone, as the manifest then says
     init_ray()
     if frame is None:
         source, frame = training_frame(data, workspace=workspace)

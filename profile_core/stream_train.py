@@ -381,8 +381,9 @@ def _train_file(path: Path, out: str | Path, name: str, *, tasks, roles, use_age
     from profile_core.monitor import reference_snapshot
     from profile_core.pipeline import DataSource, training_plan
 
-    base = T.TrainConfig(seed=seed, **(settings or {}))
-    unsupported(hybrid=getattr(base, "hybrid", "none"))
+    unsupported(hybrid=(settings or {}).get("hybrid", "none"))
+    settings = {**(settings or {}), "hybrid": "none"}  # LightGBM needs every training row in memory: the net alone
+    base = T.TrainConfig(seed=seed, **settings)
     scan = scan_file(path, seed=seed, val_fraction=base.val_fraction, test_fraction=base.test_fraction,
                      fit_rows=fit_rows, eval_rows=eval_rows, chunk_rows=chunk_rows)
     if not len(scan.val):

@@ -83,8 +83,9 @@ class TrainConfig(BaseModel):
     # nets trained (seeds seed, seed+1, …) and averaged per head: one MemberMean in the bundle
     ensemble: int = 1
     # "blend": each head's logits blend the net's with a per-task LightGBM's, weighted on the validation split
-    # (profile_core.hybrid); "none": the net alone
-    hybrid: str = "none"
+    # (profile_core.hybrid; a head with too few validation labels keeps the net alone); "none": the net alone.
+    # The default: on Taiwan and census it lifts every head to LightGBM's level or above (issue 17)
+    hybrid: str = "blend"
     # filled by profile_core.tune: budget, trials, validation score and search space of the search that chose
     # this configuration (empty when nobody tuned it)
     tuned: dict[str, Any] = {}

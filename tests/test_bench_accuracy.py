@@ -20,7 +20,7 @@ def quick(tmp_path_factory):
 def test_quick_run_covers_every_model_and_task(quick):
     result, out = quick
     data = json.loads((out / "accuracy_taiwan_quick.json").read_text(encoding="utf-8"))
-    assert set(data["models"]) == {accuracy.DEFAULT_MTL, accuracy.DEFAULT_HYBRID, accuracy.BEST_MTL,
+    assert set(data["models"]) == {accuracy.DEFAULT_MTL, accuracy.NET_ONLY, accuracy.BEST_MTL,
                                    "Single-task MLP", "LightGBM"}
     for model in data["models"]:
         for task, metrics in accuracy.REPORTED["taiwan"].items():

@@ -176,8 +176,8 @@ def test_train_engine_ray_one_worker_is_fit_and_two_workers_reach_its_metrics(la
     from profile_core.train import fit
 
     source = DataSource({}, dict(LABELS), name="lake")
-    tasks, config = training_plan(source, train_frame, seed=42, device="cpu", max_epochs=6)
-    local = fit(train_frame, tasks, config)
+    tasks, config = training_plan(source, train_frame, seed=42, device="cpu", max_epochs=6, hybrid="none")
+    local = fit(train_frame, tasks, config)  # Ray trains the net alone
     # one worker: the same shard (every training row), batches, seed and steps as fit: the same numbers
     one = D.train_ray(None, tmp_path / "one", workers=1, epochs=6, frame=train_frame, source=source)
     assert one["workers"] == 1 and one["epochs"] == len(local.history) == 6

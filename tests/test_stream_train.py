@@ -67,6 +67,7 @@ def test_streamed_training_reaches_fit_on_customers_neither_saw(files, tmp_path)
     assert manifest["metrics"]["test"]["default"]["n"] == stats["test_rows"]
     assert len(manifest["data"]["holdout_ids"]) == stats["test_rows"]
     assert manifest["data"]["reference"]["rows"] == stats["fit_rows"]
+    assert manifest["config"]["hybrid"] == "none" and not manifest["hybrid"]  # streamed: the net alone
     # the fingerprint is the in-memory path's, computed batch by batch
     assert manifest["data_fingerprint"] == data_fingerprint(read_feature_file(feats))
     scored = score_chunk(load_bundle(tmp_path / "streamed"), other.head(50))

@@ -24,7 +24,9 @@ from profile_core.train import (
 from profile_core.weighting import WEIGHTINGS, build_weighting
 
 TASKS = risk_tasks()
-SMALL = dict(hidden=(32, 16), head_hidden=(8,), n_experts=2, batch_size=128, lr=3e-3, device="cpu", num_threads=1)
+# the net's trainer alone: hybrid heads (the default) are tested in test_hybrid.py
+SMALL = dict(hidden=(32, 16), head_hidden=(8,), n_experts=2, batch_size=128, lr=3e-3, device="cpu", num_threads=1,
+             hybrid="none")
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +209,7 @@ def test_per_head_selection_keeps_each_heads_best_epoch(frame):
 
 def test_total_selection_restores_the_best_total_and_checks_names(frame):
     assert TrainConfig().selection == "per-head-metric" and TrainConfig().numeric_encoding == "ple"
+    assert TrainConfig().hybrid == "blend"  # hybrid heads by default (issue 17)
     with pytest.raises(ValueError, match="model selection"):
         TrainConfig(selection="best")
     with pytest.raises(ValueError, match="numeric encoding"):

@@ -84,7 +84,7 @@ def training_form(frame: pd.DataFrame, fingerprint: str | None, running: bool) -
     lr = e3.number_input(tr("model.lr"), 1e-5, 1.0, 2e-3, step=5e-4, format="%.4f", key=keys.LR)
     seed = e4.number_input(tr("model.seed"), 0, 2**31 - 1, 42, key=keys.SEED)
     h1, h2 = st.columns(2)
-    hybrid = h1.checkbox(tr("model.hybrid"), value=False, key=keys.HYBRID, help=tr("model.hybrid_help"))
+    hybrid = h1.checkbox(tr("model.hybrid"), value=True, key=keys.HYBRID, help=tr("model.hybrid_help"))
     tune = h2.number_input(tr("model.tune"), 0, 3600, 0, step=30, key=keys.TUNE, help=tr("model.tune_help"))
     baselines = st.checkbox(tr("model.baselines"), value=False, key=keys.BASELINES, help=tr("model.baselines_help"))
     st.caption(f"{tr('model.device')}: {device_label()}")
@@ -110,7 +110,7 @@ def _label_display(lang: str):
 
 
 def _start(frame, fingerprint, kinds, weights, *, roles, protected, orders, arch, weighting, epochs, batch, lr,
-           seed, baselines, hybrid="none", tune=0.0) -> None:
+           seed, baselines, hybrid="blend", tune=0.0) -> None:
     from pydantic import ValidationError
 
     from profile_core.train import TrainConfig

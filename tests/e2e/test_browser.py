@@ -82,8 +82,7 @@ def test_train_with_live_curves(server, page, artifacts):
     wait_idle(page)
     page.get_by_text("同时训练基线").click()
     wait_idle(page)
-    page.get_by_text("每个任务再融合一个 LightGBM").click()  # hybrid heads
-    wait_idle(page)
+    assert page.get_by_role("checkbox", name="每个任务再融合一个 LightGBM（混合头）").is_checked()  # on by default
     page.get_by_role("button", name="开始训练").click()
     page.get_by_text("取消训练").first.wait_for()  # the live panel polls while the worker runs
     page.screenshot(path=str(artifacts / "model_training_live.png"))
