@@ -83,7 +83,8 @@ class Bundle:
 
     @property
     def config(self) -> TrainConfig:
-        return TrainConfig(**self.manifest["config"])
+        # a bundle from before hybrid heads (no "hybrid" in its config) is a net alone, whatever today's default
+        return TrainConfig(**{"hybrid": "none", **self.manifest["config"]})
 
     @property
     def metrics(self) -> dict[str, dict[str, dict[str, float | None]]]:

@@ -126,3 +126,12 @@ def test_loads_onto_the_requested_device(frame, bundle_dir):
         on_cpu = load_bundle(path, device="cpu")
         assert all(p.device.type == "cpu" for p in on_cpu.model.parameters())
         pd.testing.assert_frame_equal(on_cpu.predict(frame), gpu.predict(frame), check_exact=False, atol=1e-4)
+
+
+def test_the_shipped_demo_bundle_from_before_hybrid_heads_reads_as_a_net_alone():
+    """models/demo's config has no "hybrid" key: it was trained as a net alone, whatever today's default."""
+    from pathlib import Path
+
+    demo = load_bundle(Path(__file__).resolve().parents[1] / "models" / "demo")
+    assert "hybrid" not in demo.manifest["config"] and not hasattr(demo.model, "trees")
+    assert demo.config.hybrid == "none"
