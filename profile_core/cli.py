@@ -20,8 +20,8 @@ def cmd_demo_data(a: argparse.Namespace) -> int:
     if a.partitions:  # a partitioned Parquet lake, one partition in memory at a time (profile_core.lake)
         from profile_core.lake import write_demo_lake
 
-        meta = write_demo_lake(a.out, a.customers, a.partitions, seed=a.seed,
-                               progress=lambda k, n: print(f"partition {k}/{n}", file=sys.stderr))
+        meta = write_demo_lake(a.out, a.customers, a.partitions, seed=a.seed, jobs=a.jobs, resume=a.resume,
+                               engine=a.engine, progress=lambda k, n: print(f"partition {k}/{n}", file=sys.stderr))
         print(f"{meta['n_customers']} customers in {meta['partitions']} partitions → {a.out}: "
               + ", ".join(f"{t}={n}" for t, n in meta["rows"].items()))
         return 0
@@ -245,6 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", default="parquet", choices=["parquet", "csv"])
     s.add_argument("--partitions", type=int, help="write a partitioned Parquet lake (<out>/<table>/part=k/) "
                                                   "generated one partition at a time; ≤ 50k customers each")
+    s.add_argument("--jobs", type=int, default=1,
+                   help="with --partitions: worker processes (Ray CPUs with --engine ray), one partition in "
+                        "memory each; the files are the same bytes for any number")
+    s.add_argument("--resume", action="store_true",
+                   help="with --partitions: continue an interrupted run of the same arguments in --out, keeping "
+                        "its complete partitions")
+    s.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="with --partitions: ray generates partitions as Ray tasks ($RAY_ADDRESS joins a cluster "
+                        "whose nodes share --out; extra scale)")
     s.set_defaults(func=cmd_demo_data)
 
     data_help = "a folder of table files, one flat file, or workspace:NAME"

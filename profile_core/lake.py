@@ -13,7 +13,8 @@ Every row of one customer, in every table, lies in the same partition ``k``, so 
 
 Interfaces:
 
-- :func:`write_demo_lake` streams the demo generator into a lake, one partition in memory at a time.
+- :func:`write_demo_lake` streams the demo generator into a lake, one partition in memory per worker
+  (``jobs`` processes or Ray tasks), resumable (``resume``); the bytes do not depend on either.
 - :func:`is_lake`, :func:`read_lake_meta`, :func:`partition_files`, :func:`partition_of`.
 - :func:`read_customer` reads one customer's rows from every table by key (DuckDB over the Parquet files,
   only the customer's own partition when the id ranges are known), for a card without the portfolio.
@@ -85,56 +86,243 @@ def read_lake_meta(path: str | Path) -> dict:
     return meta
 
 
-def write_demo_lake(out: str | Path, n_customers: int, partitions: int, seed: int = 7, months: int = 12, *,
-                    end: str = "2026-10-31", row_group_rows: int = ROW_GROUP_ROWS,
-                    progress: Callable[[int, int], None] | None = None) -> dict:
-    """Generate the demo portfolio of ``n_customers`` into a lake at ``out`` (a new or empty folder),
-    one partition in memory at a time: partition ``k`` is ``generate_portfolio(n_k, seed=seed + k,
-    first_id=...)`` with consecutive id ranges, written as zstd Parquet (``row_group_rows`` per row group)
-    through a temporary file. ``_lake.json`` is written last, so a folder with it is complete. Memory: one
-    partition's tables (≈ 35 kB per customer) plus the generator's working set; keep partitions at ≤ 50k
-    customers. ``progress(k, partitions)`` is called after each partition. Returns the meta."""
+class LakeGenError(LakeError):
+    """A demo lake that cannot be generated or resumed as asked (``lake_gen.*`` messages)."""
+
+
+PARTS_DIR = "_parts"  # per-partition markers of a run in progress (removed once _lake.json is written)
+RUN_FILE = "_run.json"
+_SPEC_FIELDS = ("format", "n_customers", "partitions", "seed", "months", "end")
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _wait_schema(shared, table: str):
+    """Partition 0's schema of ``table``, published by the worker that generates partition 0."""
+    while True:
+        if shared.get("_failed"):  # the run stopped before partition 0 was written: nothing to wait for
+            raise RuntimeError("partition 0 was not generated")
+        schema = shared.get(table)
+        if schema is not None:
+            return schema
+        time.sleep(0.05)
+
+
+def _generate_partition(out: str, k: int, n_k: int, first: int, spec: dict, row_group_rows: int,
+                        schemas: dict | None = None, shared=None) -> dict:
+    """Generate and write partition ``k`` (one worker's unit): every table through a temporary file and
+    ``os.replace``, then the marker ``_parts/<k>.json`` (spec, id range, rows per table) last, so a partition
+    without its marker is incomplete. Every table is cast to partition 0's schema: ``schemas`` when known,
+    else (``k > 0``) waited for in ``shared`` (a manager dict partition 0's worker fills), else (``k == 0``)
+    taken from this partition and published to ``shared``. Returns the marker."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from profile_core.synth import generate_portfolio
 
+    out_path = Path(out)
+    portfolio = generate_portfolio(n_k, seed=spec["seed"] + k, months=spec["months"], end=spec["end"],
+                                   first_id=first)
+    rows = {}
+    for table, frame in portfolio.tables().items():
+        data = pa.Table.from_pandas(frame, preserve_index=False)
+        schema = (schemas or {}).get(table)
+        if schema is None and k > 0 and shared is not None:
+            schema = _wait_schema(shared, table)
+        if schema is None:  # partition 0 fixes the schema of every partition
+            if shared is not None:
+                shared[table] = data.schema
+        else:  # one schema for every partition (a column all-null in one part stays typed)
+            data = data.cast(schema)
+        target = partition_dir(out_path, table, k)
+        target.mkdir(parents=True, exist_ok=True)
+        tmp = target / f".{DATA_FILE}.tmp"
+        pq.write_table(data, tmp, compression="zstd", row_group_size=row_group_rows)
+        os.replace(tmp, target / DATA_FILE)
+        rows[table] = data.num_rows
+        del data
+    del portfolio
+    gc.collect()
+    marker = {"spec": spec, "k": k, "range": [first, first + n_k - 1], "rows": rows}
+    _write_json(out_path / PARTS_DIR / f"{k}.json", marker)
+    return marker
+
+
+def _check_spec(out: Path, found: dict, spec: dict) -> None:
+    for field in _SPEC_FIELDS:
+        if found.get(field) != spec[field]:
+            raise LakeGenError("lake_gen.mismatch", path=str(out), field=field, found=found.get(field),
+                               wanted=spec[field])
+
+
+def _done_partitions(out: Path, spec: dict, partitions: int) -> dict[int, dict]:
+    """The complete partitions of an interrupted run at ``out``: marker present, readable and of the same
+    spec, every table's data file present. A marker of another spec refuses the folder."""
+    allowed = {*LAKE_TABLES, PARTS_DIR, META_FILE, f".{META_FILE}.tmp"}
+    for entry in sorted(out.iterdir()):
+        if entry.name not in allowed:
+            raise LakeGenError("lake_gen.foreign", path=str(out), name=entry.name)
+    try:
+        run = json.loads((out / PARTS_DIR / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        run = None  # stopped before the run was recorded: the markers (if any) still say
+    if isinstance(run, dict):
+        _check_spec(out, run, spec)
+    done = {}
+    for k in range(partitions):
+        try:
+            marker = json.loads((out / PARTS_DIR / f"{k}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # never finished (or unreadable): generated again
+        if not isinstance(marker, dict) or not isinstance(marker.get("spec"), dict):
+            continue
+        _check_spec(out, marker["spec"], spec)
+        if all((partition_dir(out, table, k) / DATA_FILE).is_file() for table in LAKE_TABLES):
+            done[k] = marker
+    return done
+
+
+def write_demo_lake(out: str | Path, n_customers: int, partitions: int, seed: int = 7, months: int = 12, *,
+                    end: str = "2026-10-31", row_group_rows: int = ROW_GROUP_ROWS,
+                    progress: Callable[[int, int], None] | None = None, jobs: int = 1, resume: bool = False,
+                    engine: str = "local", ray_address: str | None = None) -> dict:
+    """Generate the demo portfolio of ``n_customers`` into a lake at ``out`` (a new or empty folder):
+    partition ``k`` is ``generate_portfolio(n_k, seed=seed + k, first_id=...)`` with consecutive id ranges,
+    written as zstd Parquet (``row_group_rows`` per row group) through a temporary file, then its marker
+    ``_parts/<k>.json`` (row counts). Every table of every partition has partition 0's schema. ``_lake.json``
+    is written last (rows summed from the markers; ``_parts`` is then removed), so a folder with it is
+    complete. The files do not depend on ``jobs``, ``engine`` or on interruptions: byte for byte the same.
+
+    ``jobs``: partitions generated by that many worker processes (``spawn``); partition 0 is dispatched
+    first and the others cast to its schema once it is known. ``engine="ray"``: partitions as Ray tasks
+    (``profile_core.distributed.init_ray``, ``ray_address`` or ``$RAY_ADDRESS`` joins a cluster whose nodes
+    share ``out``; without one a local Ray with ``jobs`` CPUs). ``resume=True``: a folder holding an
+    interrupted run of the same arguments keeps its complete partitions (marker and every table's file) and
+    generates the rest; a folder whose ``_lake.json`` or markers name other arguments is refused
+    (:class:`LakeGenError`); a complete lake of the same arguments is returned as it is.
+
+    Memory: at most ``jobs`` partitions at once, one in each worker (≈ 35 kB per customer plus the
+    generator's working set), nothing of them in the calling process beyond the markers; keep partitions at
+    ≤ 50k customers. ``progress(done, partitions)`` is called after each partition (``done`` counts complete
+    ones, resumed ones included; in completion order). Returns the meta."""
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise LakeError("lake.not_empty", path=str(out))
+    if engine not in ("local", "ray"):
+        raise LakeGenError("lake_gen.bad_engine", engine=engine)
+    if int(jobs) < 1:
+        raise LakeGenError("lake_gen.bad_jobs", jobs=jobs)
     sizes = partition_sizes(n_customers, partitions)
-    out.mkdir(parents=True, exist_ok=True)
-    schemas: dict[str, pa.Schema] = {}
-    rows = dict.fromkeys(LAKE_TABLES, 0)
-    ranges = []
-    first = 1
-    for k, n_k in enumerate(sizes):
-        portfolio = generate_portfolio(n_k, seed=seed + k, months=months, end=end, first_id=first)
-        for table, frame in portfolio.tables().items():
-            data = pa.Table.from_pandas(frame, preserve_index=False)
-            if table in schemas:  # one schema for every partition (a column all-null in one part stays typed)
-                data = data.cast(schemas[table])
-            else:
-                schemas[table] = data.schema
-            target = partition_dir(out, table, k)
-            target.mkdir(parents=True, exist_ok=True)
-            tmp = target / f".{DATA_FILE}.tmp"
-            pq.write_table(data, tmp, compression="zstd", row_group_size=row_group_rows)
-            os.replace(tmp, target / DATA_FILE)
-            rows[table] += data.num_rows
-            del data
-        ranges.append([first, first + n_k - 1])
-        first += n_k
-        del portfolio
-        gc.collect()
+    spec = {"format": LAKE_FORMAT, "n_customers": n_customers, "partitions": len(sizes), "seed": seed,
+            "months": months, "end": end}
+    done: dict[int, dict] = {}
+    if out.exists() and any(out.iterdir()):
+        if not resume:
+            raise LakeGenError("lake_gen.not_empty", path=str(out))
+        if is_lake(out):  # already complete: the same arguments or a refusal
+            meta = read_lake_meta(out)
+            _check_spec(out, meta, spec)
+            shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
+            return meta
+        done = _done_partitions(out, spec, len(sizes))
+    (out / PARTS_DIR).mkdir(parents=True, exist_ok=True)
+    _write_json(out / PARTS_DIR / RUN_FILE, spec)
+    firsts = [1 + sum(sizes[:k]) for k in range(len(sizes))]
+    todo = [k for k in range(len(sizes)) if k not in done]
+    schemas = None
+    if todo and 0 in done:  # partition 0 fixed the schemas in the earlier run
+        import pyarrow.parquet as pq
+
+        schemas = {table: pq.read_schema(partition_dir(out, table, 0) / DATA_FILE) for table in LAKE_TABLES}
+    args = {k: (str(out), k, sizes[k], firsts[k], spec, row_group_rows) for k in todo}
+
+    def finished(marker: dict) -> None:
+        done[marker["k"]] = marker
         if progress is not None:
-            progress(k + 1, len(sizes))
+            progress(len(done), len(sizes))
+
+    if engine == "ray":
+        _run_ray(args, todo, schemas, finished, jobs=int(jobs), address=ray_address)
+    elif int(jobs) == 1 or len(todo) <= 1:
+        for k in todo:
+            marker = _generate_partition(*args[k], schemas=schemas)
+            if k == 0:
+                schemas = _file_schemas(out)
+            finished(marker)
+    else:
+        _run_processes(args, todo, schemas, finished, jobs=int(jobs))
+
+    rows = dict.fromkeys(LAKE_TABLES, 0)
+    for k in range(len(sizes)):
+        for table in LAKE_TABLES:
+            rows[table] += int(done[k]["rows"][table])
     meta = {"format": LAKE_FORMAT, "n_customers": n_customers, "partitions": len(sizes), "seed": seed,
-            "months": months, "end": end, "tables": list(LAKE_TABLES), "ranges": ranges, "rows": rows}
-    tmp = out / f".{META_FILE}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    os.replace(tmp, out / META_FILE)
+            "months": months, "end": end, "tables": list(LAKE_TABLES),
+            "ranges": [[firsts[k], firsts[k] + sizes[k] - 1] for k in range(len(sizes))], "rows": rows}
+    _write_json(out / META_FILE, meta)
+    shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
     return meta
+
+
+def _file_schemas(out: Path) -> dict:
+    import pyarrow.parquet as pq
+
+    return {table: pq.read_schema(partition_dir(out, table, 0) / DATA_FILE) for table in LAKE_TABLES}
+
+
+def _run_processes(args: dict, todo: list[int], schemas: dict | None, finished: Callable[[dict], None], *,
+                   jobs: int) -> None:
+    """``todo`` partitions in ``jobs`` spawned worker processes; partition 0 (when in ``todo``) first, the
+    others wait for its schemas through a manager dict after generating their rows."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")
+    manager = ctx.Manager() if schemas is None else None
+    shared = manager.dict() if manager is not None else None
+    try:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
+            pending = {pool.submit(_generate_partition, *args[k], schemas=schemas, shared=shared)
+                       for k in sorted(todo)}  # FIFO: partition 0 is taken first
+            try:
+                while pending:
+                    complete, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in complete:
+                        finished(future.result())
+            except BaseException:
+                if shared is not None:
+                    shared["_failed"] = True
+                for future in pending:
+                    future.cancel()
+                raise
+    finally:
+        if manager is not None:
+            manager.shutdown()
+
+
+def _run_ray(args: dict, todo: list[int], schemas: dict | None, finished: Callable[[dict], None], *,
+             jobs: int, address: str | None) -> None:
+    """``todo`` partitions as Ray tasks (one CPU each); partition 0 first when its schemas are not known."""
+    from profile_core.distributed import init_ray, require_ray
+
+    ray = require_ray()
+    started = init_ray(address, num_cpus=jobs)
+    try:
+        task = ray.remote(num_cpus=1)(_generate_partition)
+        todo = sorted(todo)
+        if schemas is None and todo and todo[0] == 0:
+            finished(ray.get(task.remote(*args[0])))
+            schemas = _file_schemas(Path(args[0][0]))
+            todo = todo[1:]
+        pending = [task.remote(*args[k], schemas=schemas) for k in todo]
+        while pending:
+            complete, pending = ray.wait(pending, num_returns=1)
+            finished(ray.get(complete[0]))
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def partition_files(lake: str | Path, table: str, k: int | None = None) -> str:
