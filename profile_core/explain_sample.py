@@ -250,10 +250,11 @@ def stream_explanation_sample(bundle, path: str | Path, n: int | None = EXPLAIN_
         population, names = pf.metadata.num_rows, set(pf.schema_arrow.names)
     finally:
         pf.close()
-    background = read_positions(path, background_positions(population, n_background, background_seed))
+    back = background_positions(population, n_background, background_seed)
     if n is None or population <= n:
         rows = read_positions(path, np.arange(population, dtype=np.int64))
-        return StreamedSample(rows, {"method": "all", "sample": population, "population": population}, background)
+        return StreamedSample(rows, {"method": "all", "sample": population, "population": population},
+                              rows.loc[back])
     columns = [c for c in input_columns(bundle) if c in names]
     largest = 0
 
@@ -264,4 +265,5 @@ def stream_explanation_sample(bundle, path: str | Path, n: int | None = EXPLAIN_
             yield batch
 
     positions, info = draw(bundle, batches(), n, seed)
-    return StreamedSample(read_positions(path, positions), info, background, largest)
+    both = read_positions(path, np.union1d(positions, back))  # one more pass over the row groups, not two
+    return StreamedSample(both.loc[positions], info, both.loc[back], largest)

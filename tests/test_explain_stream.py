@@ -140,3 +140,10 @@ def test_cli_global_explanation_streams_a_feature_file(bundle, feature_file, fra
     assert how == explanation_sample(bundle, frame, SAMPLE, seed=0)[1]
     table = pd.read_csv(out)
     assert len(table) > 10 and set(table.columns) >= {"attribute", "default", "default_raw"}
+
+
+def test_a_file_no_larger_than_the_sample_is_explained_whole(bundle, feature_file, frame):
+    drawn = stream_explanation_sample(bundle, feature_file, N, batch_rows=BATCH)
+    assert drawn.info == {"method": "all", "sample": N, "population": N} == explanation_sample(bundle, frame, N)[1]
+    pd.testing.assert_frame_equal(drawn.rows, frame)
+    pd.testing.assert_frame_equal(drawn.background, HeadExplainer_background(frame))
