@@ -46,6 +46,11 @@ def feature_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def lake(feature_file):
+    return feature_file.parent / "lake"
+
+
+@pytest.fixture(scope="module")
 def frame(feature_file):
     return read_feature_file(feature_file)
 
@@ -147,3 +152,13 @@ def test_a_file_no_larger_than_the_sample_is_explained_whole(bundle, feature_fil
     assert drawn.info == {"method": "all", "sample": N, "population": N} == explanation_sample(bundle, frame, N)[1]
     pd.testing.assert_frame_equal(drawn.rows, frame)
     pd.testing.assert_frame_equal(drawn.background, HeadExplainer_background(frame))
+
+
+def test_cli_global_explanation_of_a_lake_streams_its_features(lake, bundle, frame, tmp_path, capsys):
+    out = tmp_path / "global.csv"
+    assert main(["explain", "--bundle", str(BUNDLE), "--data", str(lake), "--global", str(out),
+                 "--sample", str(SAMPLE)]) == 0
+    assert f"customers explained: {SAMPLE} of {N}" in capsys.readouterr().out
+    how = json.loads(Path(f"{out}.sample.json").read_text(encoding="utf-8"))
+    assert how == explanation_sample(bundle, frame, SAMPLE, seed=0)[1]
+    assert len(pd.read_csv(out)) > 10
