@@ -208,7 +208,8 @@ def write_demo_lake(out: str | Path, n_customers: int, partitions: int, seed: in
     Memory: at most ``jobs`` partitions at once, one in each worker (≈ 35 kB per customer plus the
     generator's working set), nothing of them in the calling process beyond the markers; keep partitions at
     ≤ 50k customers. ``progress(done, partitions)`` is called after each partition (``done`` counts complete
-    ones, resumed ones included; in completion order). Returns the meta."""
+    ones, resumed ones included; in completion order). A script calling it with ``jobs > 1`` needs the
+    ``if __name__ == "__main__":`` guard that spawned workers require. Returns the meta."""
     out = Path(out)
     if engine not in ("local", "ray"):
         raise LakeGenError("lake_gen.bad_engine", engine=engine)

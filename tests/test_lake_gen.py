@@ -144,3 +144,16 @@ def test_cli_jobs_and_resume(serial, tmp_path, capsys):
     assert digests(out) == digests(tmp_path / "ref")
     assert cli_main([*args, "--resume"]) == 0
     assert digests(out) == digests(tmp_path / "ref")
+
+
+def test_ray_tasks_write_the_same_bytes(serial, tmp_path):
+    pytest.importorskip("ray")
+    path, meta = serial
+    out = tmp_path / "ray"
+    calls = []
+    assert write_demo_lake(out, N, PARTS, seed=SEED, months=MONTHS, engine="ray", jobs=2,
+                           progress=lambda d, n: calls.append((d, n))) == meta
+    assert sorted(calls) == [(1, 3), (2, 3), (3, 3)]
+    assert digests(out) == digests(path)
+    with pytest.raises(LakeGenError, match="engine spark is unknown"):
+        write_demo_lake(tmp_path / "x", N, PARTS, engine="spark")
