@@ -152,8 +152,8 @@ def _generate_partition(out: str, k: int, n_k: int, first: int, spec: dict, row_
     return marker
 
 
-def _check_spec(out: Path, found: dict, spec: dict) -> None:
-    for field in _SPEC_FIELDS:
+def _check_spec(out: Path, found: dict, spec: dict, fields: tuple[str, ...] = _SPEC_FIELDS) -> None:
+    for field in fields:
         if found.get(field) != spec[field]:
             raise LakeGenError("lake_gen.mismatch", path=str(out), field=field, found=found.get(field),
                                wanted=spec[field])
@@ -171,7 +171,7 @@ def _done_partitions(out: Path, spec: dict, partitions: int) -> dict[int, dict]:
     except (OSError, ValueError):
         run = None  # stopped before the run was recorded: the markers (if any) still say
     if isinstance(run, dict):
-        _check_spec(out, run, spec)
+        _check_spec(out, run, spec, tuple(spec))
     done = {}
     for k in range(partitions):
         try:
@@ -180,7 +180,7 @@ def _done_partitions(out: Path, spec: dict, partitions: int) -> dict[int, dict]:
             continue  # never finished (or unreadable): generated again
         if not isinstance(marker, dict) or not isinstance(marker.get("spec"), dict):
             continue
-        _check_spec(out, marker["spec"], spec)
+        _check_spec(out, marker["spec"], spec, tuple(spec))
         if all((partition_dir(out, table, k) / DATA_FILE).is_file() for table in LAKE_TABLES):
             done[k] = marker
     return done
@@ -217,7 +217,7 @@ def write_demo_lake(out: str | Path, n_customers: int, partitions: int, seed: in
         raise LakeGenError("lake_gen.bad_jobs", jobs=jobs)
     sizes = partition_sizes(n_customers, partitions)
     spec = {"format": LAKE_FORMAT, "n_customers": n_customers, "partitions": len(sizes), "seed": seed,
-            "months": months, "end": end}
+            "months": months, "end": end, "row_group_rows": row_group_rows}
     done: dict[int, dict] = {}
     if out.exists() and any(out.iterdir()):
         if not resume:
@@ -232,6 +232,8 @@ def write_demo_lake(out: str | Path, n_customers: int, partitions: int, seed: in
     _write_json(out / PARTS_DIR / RUN_FILE, spec)
     firsts = [1 + sum(sizes[:k]) for k in range(len(sizes))]
     todo = [k for k in range(len(sizes)) if k not in done]
+    for k in todo:  # a stale marker of a partition whose files are incomplete: gone before it is rewritten
+        (out / PARTS_DIR / f"{k}.json").unlink(missing_ok=True)
     schemas = None
     if todo and 0 in done:  # partition 0 fixed the schemas in the earlier run
         import pyarrow.parquet as pq

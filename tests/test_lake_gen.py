@@ -103,7 +103,11 @@ def test_resume_regenerates_partition_zero_in_a_worker_pool(serial, tmp_path):
     (out / PARTS_DIR / "2.json").unlink()
     (partition_dir(out, "customers", 0) / DATA_FILE).write_bytes(b"half")
     (partition_dir(out, "credit_records", 2) / f".{DATA_FILE}.tmp").write_bytes(b"half")
-    assert write_demo_lake(out, N, PARTS, seed=SEED, months=MONTHS, resume=True, jobs=2) == meta
+    (partition_dir(out, "transactions", 1) / DATA_FILE).unlink()  # a marker whose partition lost a file
+    calls = []
+    assert write_demo_lake(out, N, PARTS, seed=SEED, months=MONTHS, resume=True, jobs=2,
+                           progress=lambda d, n: calls.append((d, n))) == meta
+    assert sorted(calls) == [(1, 3), (2, 3), (3, 3)]  # all three generated again
     assert digests(out) == digests(path)
 
 
@@ -144,6 +148,9 @@ def test_cli_jobs_and_resume(serial, tmp_path, capsys):
     assert digests(out) == digests(tmp_path / "ref")
     assert cli_main([*args, "--resume"]) == 0
     assert digests(out) == digests(tmp_path / "ref")
+    capsys.readouterr()
+    assert cli_main(["--lang", "en", *args[:-2], "--out", str(path), "--resume"]) == 2  # months 12, not 6
+    assert "was generated with months=6, not the 12 asked for" in capsys.readouterr().err
 
 
 def test_ray_tasks_write_the_same_bytes(serial, tmp_path):
