@@ -72,8 +72,13 @@ def ray_local():
     ray = pytest.importorskip("ray")
     pytest.importorskip("ray.data")
     pytest.importorskip("ray.train.torch")
+    from threadpoolctl import threadpool_limits
+
     started = D.init_ray(num_cpus=2, object_store_memory=250 * 2**20)
-    yield ray
+    # one BLAS thread in this process beside the Ray workers: a run once stalled for 25 min inside OpenBLAS's
+    # thread pool (a matmul with every thread idle) while the workers ran on the same 2 cores
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield ray
     if started:
         ray.shutdown()
 
