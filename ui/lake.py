@@ -305,11 +305,11 @@ def similar_panel(profile, lake_cards, row: pd.DataFrame) -> None:
     representation (``LakeCards.similar``; the customer's own ``row`` embedded when the sample lacks them), in
     this role's scope, names read by key for those shown and masked for the role; the page says the neighbours
     come from the sample. Audited (``view_similar``) before anything is shown."""
-    from profile_core.similar import DEFAULT_K, neighbours_table, outcome_summary
+    from profile_core.similar import DEFAULT_K
     from ui import model_view
-    from ui.similar import K_OPTIONS
+    from ui.similar import K_OPTIONS, show
 
-    lang, cid, policy = state.lang(), profile.customer_id, state.policy()
+    cid, policy = profile.customer_id, state.policy()
     st.subheader(tr("similar.title"))
     k = st.selectbox(tr("similar.k"), K_OPTIONS, index=K_OPTIONS.index(DEFAULT_K), key=f"{SIMILAR_K}-{cid}")
     try:
@@ -318,22 +318,15 @@ def similar_panel(profile, lake_cards, row: pd.DataFrame) -> None:
     except Exception as exc:  # noqa: BLE001 — a model that cannot embed these rows: say so, keep the card
         st.warning(tr("similar.failed", detail=model_view.error_text(exc)))
         return
-    st.caption(tr("similar.caption", k=k))
-    st.caption(tr("lake_card.similar_sample", n=f"{len(lake_cards.reference):,}",
-                  total=f"{int(lake_cards.meta['n_customers']):,}", seed=lake_cards.seed))
-    if found.empty:
-        st.info(tr("similar.none"))
-        return
-    if not audit.record("view_similar", cid, k=int(k), shown=len(found)):
-        st.error(tr("customers.audit_failed"))
-        return
-    names = lake_cards.customer_names(found["customer_id"].tolist())  # only those shown, by key
-    _redact_names(names)
-    found = lake_cards.with_names(found, names, policy)
-    for line in outcome_summary(found, lake_cards.bundle.tasks, lang):
-        st.markdown(line)
-    st.dataframe(neighbours_table(found, lake_cards.bundle.tasks, lang), hide_index=True,
-                 key=f"lake-similar-table-{cid}")
+
+    def named(rows: pd.DataFrame) -> pd.DataFrame:
+        names = lake_cards.customer_names(rows["customer_id"].tolist())  # only those shown, by key
+        _redact_names(names)
+        return lake_cards.with_names(rows, names, policy)
+
+    note = tr("lake_card.similar_sample", n=f"{len(lake_cards.reference):,}",
+              total=f"{int(lake_cards.meta['n_customers']):,}", seed=lake_cards.seed)
+    show(found, lake_cards.bundle.tasks, cid, k, table_key=f"lake-similar-table-{cid}", note=note, named=named)
 
 
 def explanations_page() -> None:

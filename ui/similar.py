@@ -32,9 +32,9 @@ def active_index():
 def panel(card) -> None:
     """The section under the card: a table of the nearest customers and, per binary head with labels, how many
     of them had the outcome. Audited (``view_similar``) before anything is shown."""
-    from profile_core.similar import DEFAULT_K, neighbours_table, outcome_summary
+    from profile_core.similar import DEFAULT_K
 
-    lang, cid = state.lang(), card.customer_id
+    cid = card.customer_id
     st.subheader(tr("similar.title"))
     try:
         index = active_index()
@@ -47,13 +47,27 @@ def panel(card) -> None:
         return
     k = st.selectbox(tr("similar.k"), K_OPTIONS, index=K_OPTIONS.index(DEFAULT_K), key=f"{K_SELECT}-{cid}")
     found = index.neighbours(cid, state.policy(), k=k)  # the card was allowed: the customer is in scope
+    show(found, index.tasks, cid, k, table_key=f"customers-similar-table-{cid}")
+
+
+def show(found, tasks, cid: str, k: int, *, table_key: str, note: str = "", named=None) -> None:
+    """The neighbours ``found`` under customer ``cid``'s card: captions (``note`` after the standard one), then,
+    once the view is audited (``view_similar``), the outcome lines and the table. ``named(found)`` adds the
+    neighbours' names just before they are shown (a lake reads them by key for these rows only)."""
+    from profile_core.similar import neighbours_table, outcome_summary
+
+    lang = state.lang()
     st.caption(tr("similar.caption", k=k))
+    if note:
+        st.caption(note)
     if found.empty:
         st.info(tr("similar.none"))
         return
     if not audit.record("view_similar", cid, k=int(k), shown=len(found)):
         st.error(tr("customers.audit_failed"))
         return
-    for line in outcome_summary(found, index.tasks, lang):
+    if named is not None:
+        found = named(found)
+    for line in outcome_summary(found, tasks, lang):
         st.markdown(line)
-    st.dataframe(neighbours_table(found, index.tasks, lang), hide_index=True, key=f"customers-similar-table-{cid}")
+    st.dataframe(neighbours_table(found, tasks, lang), hide_index=True, key=table_key)
