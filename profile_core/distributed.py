@@ -350,6 +350,7 @@ def _train_worker(cfg: dict) -> None:
     from profile_core.train import (
         EpochReport,
         TrainResult,
+        Validation,
         _Checkpoints,
         _train_epoch,
         close_epoch,
@@ -415,7 +416,7 @@ def _train_worker(cfg: dict) -> None:
             weighting.end_epoch(train_losses)
             t_train = time.perf_counter() - t0
             train_time += t_train
-            history.append(close_epoch(model, checkpoints, (X, Y, idx["val"], raw, split["val"]), tasks,
+            history.append(close_epoch(model, checkpoints, Validation(X, Y, idx["val"], raw, split["val"]), tasks,
                                        epoch=epoch, member=member, train_losses=train_losses, weights=weights,
                                        started=t0, train_seconds=t_train, samples=len(shard) * world))
             stop = torch.tensor([int(checkpoints.stalled)])

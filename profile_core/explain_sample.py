@@ -148,13 +148,11 @@ def _open(path: str | Path):
 
 def _batches(path: str | Path, columns: list[str], batch_rows: int) -> Iterator[pd.DataFrame]:
     from profile_core.features import _plain_dtypes
+    from profile_core.scoring import _parquet_chunks
 
-    pf = _open(path)
-    try:
-        for batch in pf.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False):
-            yield _plain_dtypes(batch.to_pandas())
-    finally:
-        pf.close()
+    _, chunks = _parquet_chunks(Path(path), columns, batch_rows)  # scoring's reader: no pre_buffer
+    for chunk in chunks:
+        yield _plain_dtypes(chunk)
 
 
 def _null_counts(pf) -> dict[str, int | None]:

@@ -236,9 +236,7 @@ def write_demo_lake(out: str | Path, n_customers: int, partitions: int, seed: in
         (out / PARTS_DIR / f"{k}.json").unlink(missing_ok=True)
     schemas = None
     if todo and 0 in done:  # partition 0 fixed the schemas in the earlier run
-        import pyarrow.parquet as pq
-
-        schemas = {table: pq.read_schema(partition_dir(out, table, 0) / DATA_FILE) for table in LAKE_TABLES}
+        schemas = _file_schemas(out)
     args = {k: (str(out), k, sizes[k], firsts[k], spec, row_group_rows) for k in todo}
 
     def finished(marker: dict) -> None:

@@ -303,7 +303,8 @@ def fit_streamed(path: str | Path, tasks, config: T.TrainConfig, scan: _Scan, *,
                 t_train = time.perf_counter() - t0
                 train_time += t_train
 
-                report = T.close_epoch(model, checkpoints, (X_val, Y_val, val_rows, raw_val, np.arange(n_val)),
+                report = T.close_epoch(model, checkpoints,
+                                       T.Validation(X_val, Y_val, val_rows, raw_val, np.arange(n_val)),
                                        tasks, epoch=epoch, member=member, train_losses=train_losses,
                                        weights=weights, started=t0, train_seconds=t_train, samples=n_train)
                 history.append(report)

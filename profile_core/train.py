@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -454,7 +454,7 @@ def fit(
                 t_train = time.perf_counter() - t0
                 train_time += t_train
 
-                report = close_epoch(model, checkpoints, (X, Y, idx["val"], raw, split["val"]), tasks,
+                report = close_epoch(model, checkpoints, Validation(X, Y, idx["val"], raw, split["val"]), tasks,
                                      epoch=epoch, member=member, train_losses=train_losses, weights=weights,
                                      started=t0, train_seconds=t_train, samples=n_train)
                 history.append(report)
@@ -604,13 +604,24 @@ def _train_epoch(model: MultiTaskNet, weighting: Weighting, optimizer: torch.opt
     return train_losses, {t: w / max(n_steps, 1) for t, w in weight_sums.items()}
 
 
-def close_epoch(model: MultiTaskNet, checkpoints: _Checkpoints, validation: tuple, tasks: list[TaskSpec], *,
+class Validation(NamedTuple):
+    """What an epoch is validated on: the inputs and standardised labels, the validation rows of them (a
+    tensor of indices), the raw labels and those rows' positions in them (metrics in original units)."""
+
+    X: Tensor
+    Y: dict[str, Tensor]
+    rows: Tensor
+    raw: dict[str, np.ndarray]
+    positions: np.ndarray
+
+
+def close_epoch(model: MultiTaskNet, checkpoints: _Checkpoints, validation: Validation, tasks: list[TaskSpec], *,
                 epoch: int, member: int, train_losses: dict[str, float], weights: dict[str, float], started: float,
                 train_seconds: float, samples: int) -> EpochReport:
-    """The end of every trainer's epoch (``fit``, streamed, Ray): validate on ``validation`` (``_evaluate``'s
-    X, Y, rows, raw labels, positions), keep the weights where a criterion improved, and report the epoch
-    (``samples``: training rows seen in ``train_seconds``)."""
-    val_losses, val_metrics = _evaluate(model, *validation[:3], tasks, *validation[3:])
+    """The end of every trainer's epoch (``fit``, streamed, Ray): validate on ``validation``, keep the weights
+    where a criterion improved, and report the epoch (``samples``: training rows seen in ``train_seconds``)."""
+    v = validation
+    val_losses, val_metrics = _evaluate(model, v.X, v.Y, v.rows, tasks, v.raw, v.positions)
     val_total = _weighted_total(val_losses, tasks)
     improved = checkpoints.update(epoch, val_losses, val_metrics, val_total, model)
     return EpochReport(

@@ -130,6 +130,16 @@ def test_quintile_strata_without_a_pd_head(bundle, feature_file, frame, monkeypa
     pd.testing.assert_frame_equal(drawn.rows, rows)
 
 
+def _cli_global(data, tmp_path, capsys) -> tuple[pd.DataFrame, dict, str]:
+    """``explain --global`` of ``data`` with ``--sample SAMPLE``: the importance table, the sample statement
+    written beside it and what the command printed."""
+    out = tmp_path / "global.csv"
+    assert main(["explain", "--bundle", str(BUNDLE), "--data", str(data), "--global", str(out),
+                 "--sample", str(SAMPLE)]) == 0
+    how = json.loads(Path(f"{out}.sample.json").read_text(encoding="utf-8"))
+    return pd.read_csv(out), how, capsys.readouterr().out
+
+
 def test_cli_global_explanation_streams_a_feature_file(bundle, feature_file, frame, tmp_path, capsys, monkeypatch):
     import profile_core.pipeline as pipeline
 
@@ -137,13 +147,9 @@ def test_cli_global_explanation_streams_a_feature_file(bundle, feature_file, fra
         raise AssertionError("the global explanation of a feature file read the whole frame")
 
     monkeypatch.setattr(pipeline, "feature_source", no_frame)
-    out = tmp_path / "global.csv"
-    assert main(["explain", "--bundle", str(BUNDLE), "--data", str(feature_file), "--global", str(out),
-                 "--sample", str(SAMPLE)]) == 0
-    assert f"customers explained: {SAMPLE} of {N} (stratified by pd_grade (proportional))" in capsys.readouterr().out
-    how = json.loads(Path(f"{out}.sample.json").read_text(encoding="utf-8"))
+    table, how, printed = _cli_global(feature_file, tmp_path, capsys)
+    assert f"customers explained: {SAMPLE} of {N} (stratified by pd_grade (proportional))" in printed
     assert how == explanation_sample(bundle, frame, SAMPLE, seed=0)[1]
-    table = pd.read_csv(out)
     assert len(table) > 10 and set(table.columns) >= {"attribute", "default", "default_raw"}
 
 
@@ -155,10 +161,7 @@ def test_a_file_no_larger_than_the_sample_is_explained_whole(bundle, feature_fil
 
 
 def test_cli_global_explanation_of_a_lake_streams_its_features(lake, bundle, frame, tmp_path, capsys):
-    out = tmp_path / "global.csv"
-    assert main(["explain", "--bundle", str(BUNDLE), "--data", str(lake), "--global", str(out),
-                 "--sample", str(SAMPLE)]) == 0
-    assert f"customers explained: {SAMPLE} of {N}" in capsys.readouterr().out
-    how = json.loads(Path(f"{out}.sample.json").read_text(encoding="utf-8"))
+    table, how, printed = _cli_global(lake, tmp_path, capsys)
+    assert f"customers explained: {SAMPLE} of {N}" in printed
     assert how == explanation_sample(bundle, frame, SAMPLE, seed=0)[1]
-    assert len(pd.read_csv(out)) > 10
+    assert len(table) > 10
